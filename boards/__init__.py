@@ -1,0 +1,1 @@
+"""spikelut.boards: board tops, host-link protocol, host runtime and flashing."""

@@ -1,0 +1,1 @@
+"""spikelut.compiler: IR, model files, training, quantisation, backend, toolchain and CLI."""

@@ -1,0 +1,1 @@
+"""spikelut.sim: golden models, cocotb testbenches and runners, simulated peripherals."""
