@@ -17,7 +17,7 @@ import sys
 from .errors import UserError
 
 # Subcommands in the order ``spikelut --help`` lists them.
-COMMANDS = ["doctor", "quantize"]
+COMMANDS = ["doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:
