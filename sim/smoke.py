@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import io, wiring
 from amaranth.sim import Simulator
+
 from spikelut.compiler import toolchain
 from spikelut.hdl.counter import Counter
 
@@ -147,50 +147,29 @@ class _Blinky(wiring.Component):
         return m
 
 
-BOARDS = {
-    "icebreaker": ("amaranth_boards.icebreaker", "ICEBreakerPlatform", "bin"),
-    "ulx3s-85f": ("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "bit"),
-}
-
-
-def parse_nextpnr_fmax(log: str) -> dict[str, float]:
-    """Per clock: achieved Fmax in MHz from a nextpnr log (the last report in the log)."""
-    fmax = {}
-    for clk, mhz in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log):
-        fmax[clk] = float(mhz)
-    return fmax
-
-
-def nextpnr_timing_passed(log: str) -> bool:
-    """True when every clock in the last timing report of a nextpnr log says PASS."""
-    verdicts = re.findall(r"Max frequency for clock.*\((PASS|FAIL) at", log)
-    return bool(verdicts) and all(v == "PASS" for v in verdicts)
-
-
 def check_bitstream(board: str, build_dir: str | os.PathLike | None = None) -> CheckResult:
     """Synthesise, place, route and pack the counter for ``board``; timing must pass."""
 
     def run():
-        import importlib
+        from spikelut.boards.platforms import board as board_spec
+        from spikelut.compiler.build import run_build
 
-        module, cls, ext = BOARDS[board]
-        platform = getattr(importlib.import_module(module), cls)()
+        spec = board_spec(board)
         root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikelut-smoke-"))
-        plan = platform.prepare(_Blinky(24), name="top")
-        env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
-        plan.execute_local(str(root), env=env)
-        bitstream = root / f"top.{ext}"
-        if not bitstream.exists() or bitstream.stat().st_size == 0:
-            raise AssertionError(f"no bitstream at {bitstream}")
-        log = (root / "top.tim").read_text()
-        if not nextpnr_timing_passed(log):
+        report = run_build(
+            _Blinky(24), spec, root, target_mhz=spec.clock_hz / 1e6, progress=lambda msg: None
+        )
+        if report.bitstream is None:
+            raise AssertionError(f"no bitstream: {report.suggestion}")
+        if not report.timing_met:
             raise AssertionError("nextpnr reports timing failed")
-        fmax = parse_nextpnr_fmax(log)
-        summary = ", ".join(f"{mhz:.1f} MHz" for mhz in fmax.values())
+        bitstream = Path(report.bitstream)
+        summary = ", ".join(f"{mhz:.1f} MHz" for mhz in report.fmax_mhz.values())
         return f"{bitstream.name} {bitstream.stat().st_size} bytes, Fmax {summary}", {
             "bitstream": str(bitstream),
             "bytes": bitstream.stat().st_size,
-            "fmax_mhz": fmax,
+            "fmax_mhz": report.fmax_mhz,
+            "logic_cells": report.used("logic_cells"),
         }
 
     return _timed(f"bitstream:{board}", run)

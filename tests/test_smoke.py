@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from spikelut.compiler import build
 from spikelut.compiler.cli import main
 from spikelut.sim import smoke
 
@@ -35,21 +37,21 @@ def test_counter_bitstream(board, ext, smoke_dir):
     assert result.ok, result.detail
     bitstream = Path(result.figures["bitstream"])
     assert bitstream.suffix == f".{ext}" and bitstream.stat().st_size > 10_000
-    assert smoke.nextpnr_timing_passed((smoke_dir / board / "top.tim").read_text())
+    assert build.timing_passed((smoke_dir / board / "top.tim").read_text())
     assert all(mhz > 12 for mhz in result.figures["fmax_mhz"].values())
 
 
-def test_nextpnr_log_parsing():
+def test_nextpnr_timing_parsing():
     log = (
         "Info: Max frequency for clock 'clk': 50.00 MHz (PASS at 12.00 MHz)\n"
         "Info: Max frequency for clock 'clk': 80.25 MHz (PASS at 12.00 MHz)\n"
     )
-    assert smoke.parse_nextpnr_fmax(log) == {"clk": 80.25}
-    assert smoke.nextpnr_timing_passed(log)
-    assert not smoke.nextpnr_timing_passed(
+    assert build.parse_fmax(log) == {"clk": 80.25}
+    assert build.timing_passed(log)
+    assert not build.timing_passed(
         log + "Info: Max frequency for clock 'x': 5.00 MHz (FAIL at 12.00 MHz)\n"
     )
-    assert not smoke.nextpnr_timing_passed("no report")
+    assert not build.timing_passed("no report")
 
 
 @pytest.mark.slow

@@ -1,0 +1,170 @@
+"""The build driver: an Amaranth board top to a packed bitstream, with a parsed report.
+
+Synthesis, place-and-route and packing run through Amaranth's build plan with the tools the
+toolchain module locates (never a programmer). nextpnr runs with a fixed seed, so identical
+inputs give an identical bitstream. The report (:class:`BuildReport`) counts logic cells,
+flip-flops, block RAMs, SPRAMs and DSPs from the tools' logs and states the achieved Fmax
+against the requested clock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import toolchain
+from .fileio import write_text_atomic
+
+# nextpnr's utilisation names per family -> spikelut's resource names
+_RESOURCES = {
+    "ice40": {
+        "ICESTORM_LC": "logic_cells",
+        "ICESTORM_RAM": "block_rams",
+        "ICESTORM_SPRAM": "sprams",
+        "ICESTORM_DSP": "dsps",
+        "ICESTORM_PLL": "plls",
+        "SB_IO": "io",
+    },
+    "ecp5": {
+        "TRELLIS_COMB": "logic_cells",
+        "TRELLIS_FF": "flip_flops",
+        "DP16KD": "block_rams",
+        "MULT18X18D": "dsps",
+        "EHXPLLL": "plls",
+        "TRELLIS_IO": "io",
+    },
+}
+
+
+@dataclass
+class BuildReport:
+    """What a build produced and measured.
+
+    ``resources``: name -> {"used", "available"}; ``fmax_mhz``: clock -> achieved MHz;
+    ``target_mhz``: the requested clock; ``timing_met``/``fits``/``ok`` the verdicts.
+    """
+
+    board: str
+    family: str
+    bitstream: str | None
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)
+    fmax_mhz: dict[str, float] = field(default_factory=dict)
+    target_mhz: float = 0.0
+    timing_met: bool = False
+    fits: bool = True
+    ok: bool = False
+    seconds: float = 0.0
+    suggestion: str = ""
+    log: str = ""
+
+    def used(self, name: str) -> int:
+        """Used count of resource ``name`` (0 when the design has none)."""
+        return self.resources.get(name, {}).get("used", 0)
+
+    def to_json(self) -> dict:
+        """The report as a JSON-able dict."""
+        return asdict(self)
+
+
+def parse_utilisation(log: str, family: str) -> dict[str, dict[str, int]]:
+    """Resource use from nextpnr's "Device utilisation" block (the last one in the log)."""
+    blocks = log.split("Device utilisation:")
+    if len(blocks) < 2:
+        return {}
+    out = {}
+    for bel, used, avail in re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", blocks[-1], re.M):
+        name = _RESOURCES[family].get(bel)
+        if name is not None:
+            out[name] = {"used": int(used), "available": int(avail)}
+    return out
+
+
+def parse_yosys_flip_flops(report: str) -> int:
+    """Flip-flop cells (``SB_DFF*``, ``TRELLIS_FF``) in Yosys's last ``stat`` of a log."""
+    text = report.rsplit("Printing statistics.", 1)[-1]
+    text = text.rsplit("Count including submodules.", 1)[-1]
+    cells = re.findall(r"^\s+(\d+)\s+(SB_DFF\w*|TRELLIS_FF)\s*$", text, re.M)
+    return sum(int(count) for count, _ in cells)
+
+
+def parse_fmax(log: str) -> dict[str, float]:
+    """Achieved Fmax per clock (MHz) from the last timing report of a nextpnr log."""
+    return {
+        clk: float(mhz)
+        for clk, mhz in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log)
+    }
+
+
+def timing_passed(log: str) -> bool:
+    """True when every clock in the nextpnr log's timing reports says PASS."""
+    verdicts = re.findall(r"Max frequency for clock.*\((PASS|FAIL) at", log)
+    return bool(verdicts) and all(v == "PASS" for v in verdicts)
+
+
+def run_build(
+    top,
+    spec,
+    out_dir: str | Path,
+    *,
+    target_mhz: float,
+    seed: int = 1,
+    name: str = "top",
+    progress=print,
+) -> BuildReport:
+    """Build ``top`` (an Elaboratable using the board's resources) for board ``spec``.
+
+    Returns a :class:`BuildReport`; a design that does not fit or misses timing gives
+    ``ok=False`` with a suggestion, never an exception. Tool crashes raise ToolFailed.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    platform = spec.platform()
+    start = time.monotonic()
+    progress(f"build: synthesising and placing for {spec.name} ({spec.device}), seed {seed}")
+    plan = platform.prepare(top, name=name, nextpnr_opts=f"--seed {seed}")
+    env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
+    failed = None
+    try:
+        plan.execute_local(str(out), env=env)
+    except Exception as e:  # the build script failed; the logs say why
+        failed = e
+    log_path = out / f"{name}.tim"
+    log = log_path.read_text() if log_path.exists() else ""
+    report = BuildReport(
+        board=spec.name,
+        family=spec.family,
+        bitstream=None,
+        target_mhz=target_mhz,
+        log=str(log_path),
+    )
+    report.resources = parse_utilisation(log, spec.family)
+    if spec.family == "ice40" and (out / f"{name}.rpt").exists():
+        ffs = parse_yosys_flip_flops((out / f"{name}.rpt").read_text())
+        report.resources["flip_flops"] = {"used": ffs, "available": spec.capacity.logic_cells}
+    report.fmax_mhz = parse_fmax(log)
+    report.timing_met = timing_passed(log)
+    report.seconds = time.monotonic() - start
+    bitstream = out / f"{name}.{spec.bitstream_ext}"
+    if failed is not None or not bitstream.exists():
+        report.fits = "Unable to place" not in log and "not enough" not in log.lower()
+        tail = "\n".join(log.strip().splitlines()[-5:]) or str(failed)
+        report.suggestion = (
+            "the design does not fit: use fewer tables per cycle (--tables-per-cycle) or "
+            "fewer lanes (--lanes), move tables to block RAM/SPRAM, or pick a larger device"
+            if not report.fits
+            else f"the tools failed; see {log_path}: {tail}"
+        )
+        return report
+    report.bitstream = str(bitstream)
+    report.ok = report.timing_met
+    if not report.timing_met:
+        worst = min(report.fmax_mhz.values(), default=0.0)
+        report.suggestion = (
+            f"timing missed: achieved {worst:.1f} MHz against {target_mhz:.1f} MHz; "
+            f"ask for --freq {int(worst * 0.9)} or fewer lanes per cycle"
+        )
+    write_text_atomic(out / "build-report.json", json.dumps(report.to_json(), indent=1))
+    return report
