@@ -1,6 +1,7 @@
 """Locating the tools: overrides, clear errors for missing tools, no programmer required."""
 
 import pytest
+
 from spikelut.compiler import toolchain
 
 
