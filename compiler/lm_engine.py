@@ -1,0 +1,696 @@
+"""Compiled (numba) forward and backward passes of the sequence models.
+
+The kernels follow DESIGN.md section 1 and the C reference (``izhikevich/SNN``) operation
+for operation, in float32 with the reference's order of additions and updates:
+
+- index: ``u = x[a] - x[b]``; bit set iff ``u > 0``; the least certain pair is the first
+  with the smallest ``|u|`` (strict ``<``, starting from ``+inf``; pair 0 if none is finite).
+- backward per table: ``g = sum_k gy[k] * (S[jbar][k] - S[j][k])`` (float32, k ascending),
+  ``v = float32(g * U'(u))`` with ``U'`` in double and ``sign(0) = -1``, then
+  ``gx[a] += v``, ``gx[b] -= v``, and only then ``S[j] -= lr * gy``.
+- attention: see :mod:`spikelut.compiler.seqmodels` for the row layout; backward visits
+  ``pos = 1..C-1``, ``pos1 = 0..pos-1``, tables in order, flips the Q bit when
+  ``|uQ| < |uK|`` and the K bit otherwise, adds the PE gradient when ``|uPE|`` is strictly
+  smaller than both, updates the row, and updates the head's positional encodings after
+  all pairs.
+
+``fast=True`` kernels run the heads of a layer in parallel (numba ``prange``): each head
+adds into its own buffer and the buffers are summed into the stream in head order, so the
+results equal the faithful ones up to float32 summation order. Everything else is the
+same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .seqmodels import SpikingRNN, TransformerLM
+
+_F32_INF = np.float32(np.inf)
+
+
+# ---------------------------------------------------------------------------------------
+# LUT primitives
+
+
+@njit(cache=True, inline="always")
+def _up(u):
+    """U'(u) = -0.5 sign(u) / (1 + |u|)^2 in double, sign(0) = -1 (as the reference)."""
+    s = 1.0 if u > 0 else -1.0
+    d = 1.0 + abs(np.float64(u))
+    return (-0.5 * s) / d / d
+
+
+@njit(cache=True)
+def _index(x, a, b, cj, cr, cu):
+    """Index, least certain pair and its u of every table of a LUT for input ``x``."""
+    n_t, n_c = a.shape
+    for i in range(n_t):
+        j = 0
+        rmin = 0
+        umin = _F32_INF
+        for r in range(n_c):
+            u = x[a[i, r]] - x[b[i, r]]
+            if u > 0:
+                j |= 1 << r
+            if abs(u) < abs(umin):
+                rmin = r
+                umin = u
+        cj[i] = j
+        cr[i] = rmin
+        cu[i] = umin
+
+
+@njit(cache=True)
+def _pe_index(pe, cj, cr, cu):
+    """Positional index of every table: bit r set iff ``pe[i][r] > 0`` (no anchors)."""
+    n_t, n_p = pe.shape
+    for i in range(n_t):
+        j = 0
+        rmin = 0
+        umin = _F32_INF
+        for r in range(n_p):
+            u = pe[i, r]
+            if u > 0:
+                j |= 1 << r
+            if abs(u) < abs(umin):
+                rmin = r
+                umin = u
+        cj[i] = j
+        cr[i] = rmin
+        cu[i] = umin
+
+
+@njit(cache=True)
+def _lut_add(S, cj, y):
+    """``y += sum_i S[i][cj[i]]`` (tables in order)."""
+    n_t, _, n_y = S.shape
+    for i in range(n_t):
+        row = cj[i]
+        for k in range(n_y):
+            y[k] += S[i, row, k]
+
+
+@njit(cache=True)
+def _gdiff(S, i, jb, j, gy):
+    g = np.float32(0.0)
+    for k in range(gy.shape[0]):
+        g += gy[k] * (S[i, jb, k] - S[i, j, k])
+    return g
+
+
+@njit(cache=True)
+def _row_update(S, i, j, gy, lr):
+    for k in range(gy.shape[0]):
+        S[i, j, k] -= lr * gy[k]
+
+
+@njit(cache=True)
+def _lut_backward(S, a, b, cj, cr, cu, gx, gy, lr):
+    """Backward of one LUT evaluation: adds into ``gx``, updates the selected rows."""
+    for i in range(S.shape[0]):
+        j = cj[i]
+        r = cr[i]
+        g = _gdiff(S, i, j ^ (1 << r), j, gy)
+        v = np.float32(g * _up(cu[i]))
+        gx[a[i, r]] += v
+        gx[b[i, r]] -= v
+        _row_update(S, i, j, gy, lr)
+
+
+# ---------------------------------------------------------------------------------------
+# attention head
+
+
+@njit(cache=True)
+def _attn_index(x, a, b, pe, qj, qr, qu, pj, pr, pu):
+    for pos in range(x.shape[0]):
+        _index(x[pos], a, b, qj[pos], qr[pos], qu[pos])
+    for d in range(pe.shape[0]):
+        _pe_index(pe[d], pj[d], pr[d], pu[d])
+
+
+@njit(cache=True)
+def _attn_add(S, qj, pj, n_c, n_p, y, pos_from):
+    """``y[pos] += sum_{pos1<pos} sum_i S[i][row]`` for ``pos >= pos_from``."""
+    n_t = S.shape[0]
+    n_y = S.shape[2]
+    for pos in range(max(pos_from, 1), y.shape[0]):
+        for pos1 in range(pos):
+            d = pos - pos1
+            for i in range(n_t):
+                row = (qj[pos, i] << (n_c + n_p)) | (qj[pos1, i] << n_p) | pj[d, i]
+                for k in range(n_y):
+                    y[pos, k] += S[i, row, k]
+
+
+@njit(cache=True)
+def _attn_backward(S, a, b, pe, qj, qr, qu, pj, pr, pu, gx, gy, pe_grad, lr):
+    """Backward of one head (reference order); updates its rows and positional codes."""
+    n_t = S.shape[0]
+    n_c = a.shape[1]
+    n_p = pe.shape[2]
+    ctx = gy.shape[0]
+    pe_grad[:] = 0
+    for pos in range(1, ctx):
+        gyp = gy[pos]
+        for pos1 in range(pos):
+            d = pos - pos1
+            for i in range(n_t):
+                jq = qj[pos, i]
+                jk = qj[pos1, i]
+                jp = pj[d, i]
+                j = (jq << (n_c + n_p)) | (jk << n_p) | jp
+                uq = qu[pos, i]
+                uk = qu[pos1, i]
+                if abs(uq) < abs(uk):
+                    r = qr[pos, i]
+                    jb = ((jq ^ (1 << r)) << (n_c + n_p)) | (jk << n_p) | jp
+                    v = np.float32(_gdiff(S, i, jb, j, gyp) * _up(uq))
+                    gx[pos, a[i, r]] += v
+                    gx[pos, b[i, r]] -= v
+                else:
+                    r = qr[pos1, i]
+                    jb = (jq << (n_c + n_p)) | ((jk ^ (1 << r)) << n_p) | jp
+                    v = np.float32(_gdiff(S, i, jb, j, gyp) * _up(uk))
+                    gx[pos1, a[i, r]] += v
+                    gx[pos1, b[i, r]] -= v
+                up = pu[d, i]
+                if abs(up) < abs(uq) and abs(up) < abs(uk):
+                    rp = pr[d, i]
+                    dpe = np.float32(_gdiff(S, i, j ^ (1 << rp), j, gyp) * _up(up))
+                    pe_grad[d, i, rp] += dpe
+                _row_update(S, i, j, gyp, lr)
+    for d in range(ctx):
+        for i in range(n_t):
+            for k in range(n_p):
+                pe[d, i, k] -= lr * pe_grad[d, i, k]
+
+
+# ---------------------------------------------------------------------------------------
+# transformer
+
+
+@njit(cache=True)
+def _softmax_(x, temperature):
+    """In-place float32 softmax (max-shifted, as the reference)."""
+    m = x[0]
+    for k in range(1, x.shape[0]):
+        if x[k] > m:
+            m = x[k]
+    s = np.float32(0.0)
+    for k in range(x.shape[0]):
+        x[k] = np.exp((x[k] - m) / temperature)
+        s += x[k]
+    for k in range(x.shape[0]):
+        x[k] /= s
+
+
+@njit(cache=True, parallel=True)
+def _heads_forward_par(layer, P, W, pos_from):
+    """Fast mode: the heads of layer ``layer`` in parallel, each into its own buffer."""
+    (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
+    (
+        z,
+        x,
+        qj,
+        qr,
+        qu,
+        pj,
+        pr,
+        pu,
+        _fj,
+        _fr,
+        _fu,
+        _uj,
+        _ur,
+        _uu,
+        _out,
+        ybuf,
+        _gx,
+        _gy,
+        _gxh,
+        _pe_grad,
+    ) = W
+    n_h, _, n_c = attn_a.shape[1:]
+    n_p = pe.shape[4]
+    for h in prange(n_h):
+        _attn_index(
+            x,
+            attn_a[layer, h],
+            attn_b[layer, h],
+            pe[layer, h],
+            qj[layer, h],
+            qr[layer, h],
+            qu[layer, h],
+            pj[layer, h],
+            pr[layer, h],
+            pu[layer, h],
+        )
+        ybuf[h] = 0
+        _attn_add(attn_S[layer, h], qj[layer, h], pj[layer, h], n_c, n_p, ybuf[h], pos_from)
+    for h in range(n_h):
+        for pos in range(pos_from, z.shape[0]):
+            for k in range(z.shape[1]):
+                z[pos, k] += ybuf[h, pos, k]
+
+
+@njit(cache=True, parallel=True)
+def _heads_backward_par(layer, P, W, lr):
+    """Fast mode: backward of the heads of layer ``layer`` in parallel, own gradient buffers."""
+    (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
+    (
+        _z,
+        _x,
+        qj,
+        qr,
+        qu,
+        pj,
+        pr,
+        pu,
+        _fj,
+        _fr,
+        _fu,
+        _uj,
+        _ur,
+        _uu,
+        _out,
+        _ybuf,
+        gx,
+        gy,
+        gxh,
+        pe_grad,
+    ) = W
+    n_h = attn_a.shape[1]
+    for h in prange(n_h):
+        gxh[h] = 0
+        _attn_backward(
+            attn_S[layer, h],
+            attn_a[layer, h],
+            attn_b[layer, h],
+            pe[layer, h],
+            qj[layer, h],
+            qr[layer, h],
+            qu[layer, h],
+            pj[layer, h],
+            pr[layer, h],
+            pu[layer, h],
+            gxh[h],
+            gy,
+            pe_grad[h],
+            lr,
+        )
+    for h in range(n_h):
+        for pos in range(gx.shape[0]):
+            for k in range(gx.shape[1]):
+                gx[pos, k] += gxh[h, pos, k]
+
+
+@njit(cache=True)
+def _tf_forward(tokens, P, W, last_only, fast):
+    """Forward of one window; logits in ``W.out``; caches in ``W`` for the backward."""
+    (emb, attn_a, attn_b, attn_S, pe, ffn_a, ffn_b, ffn_S, un_a, un_b, un_S) = P
+    (z, x, qj, qr, qu, pj, pr, pu, fj, fr, fu, uj, ur, uu, out, _ybuf, _gx, _gy, _gxh, _pe_grad) = W
+    ctx = z.shape[0]
+    n_l, n_h, _, n_c = attn_a.shape
+    n_p = pe.shape[4]
+    for pos in range(ctx):
+        z[pos, :] = emb[tokens[pos]]
+    for layer in range(n_l):
+        x[:, :] = z
+        pos_from = ctx - 1 if (last_only and layer == n_l - 1) else 0
+        if fast:
+            _heads_forward_par(layer, P, W, pos_from)
+        else:
+            for h in range(n_h):
+                _attn_index(
+                    x,
+                    attn_a[layer, h],
+                    attn_b[layer, h],
+                    pe[layer, h],
+                    qj[layer, h],
+                    qr[layer, h],
+                    qu[layer, h],
+                    pj[layer, h],
+                    pr[layer, h],
+                    pu[layer, h],
+                )
+                _attn_add(attn_S[layer, h], qj[layer, h], pj[layer, h], n_c, n_p, z, pos_from)
+        for pos in range(pos_from, ctx):
+            _index(
+                z[pos], ffn_a[layer], ffn_b[layer], fj[layer, pos], fr[layer, pos], fu[layer, pos]
+            )
+            _lut_add(ffn_S[layer], fj[layer, pos], z[pos])
+    pos_from = ctx - 1 if last_only else 0
+    for pos in range(pos_from, ctx):
+        out[pos, :] = 0
+        _index(z[pos], un_a, un_b, uj[pos], ur[pos], uu[pos])
+        _lut_add(un_S, uj[pos], out[pos])
+
+
+@njit(cache=True)
+def _tf_backward(P, W, lr, fast):
+    """Backward of the last forward; ``W.out`` holds dL/dlogits. Updates ``P`` in place."""
+    (_emb, attn_a, attn_b, attn_S, pe, ffn_a, ffn_b, ffn_S, un_a, un_b, un_S) = P
+    (z, _x, qj, qr, qu, pj, pr, pu, fj, fr, fu, uj, ur, uu, out, _ybuf, gx, gy, _gxh, pe_grad) = W
+    ctx = z.shape[0]
+    n_l, n_h = attn_a.shape[:2]
+    gx[:, :] = 0
+    for pos in range(ctx):
+        _lut_backward(un_S, un_a, un_b, uj[pos], ur[pos], uu[pos], gx[pos], out[pos], lr)
+    for layer in range(n_l - 1, -1, -1):
+        gy[:, :] = gx
+        for pos in range(ctx):
+            _lut_backward(
+                ffn_S[layer],
+                ffn_a[layer],
+                ffn_b[layer],
+                fj[layer, pos],
+                fr[layer, pos],
+                fu[layer, pos],
+                gx[pos],
+                gy[pos],
+                lr,
+            )
+        gy[:, :] = gx
+        if fast:
+            _heads_backward_par(layer, P, W, lr)
+        else:
+            for h in range(n_h):
+                _attn_backward(
+                    attn_S[layer, h],
+                    attn_a[layer, h],
+                    attn_b[layer, h],
+                    pe[layer, h],
+                    qj[layer, h],
+                    qr[layer, h],
+                    qu[layer, h],
+                    pj[layer, h],
+                    pr[layer, h],
+                    pu[layer, h],
+                    gx,
+                    gy,
+                    pe_grad[h],
+                    lr,
+                )
+
+
+@njit(cache=True)
+def _xent_grad(out, targets):
+    """Turn logits into dL/dlogits (softmax - onehot), in place; returns the summed loss."""
+    loss = 0.0
+    for pos in range(out.shape[0]):
+        _softmax_(out[pos], np.float32(1.0))
+        loss -= np.log(max(np.float64(out[pos, targets[pos]]), 1e-30))
+        out[pos, targets[pos]] -= np.float32(1.0)
+    return loss
+
+
+@njit(cache=True)
+def _tf_train_steps(data, starts, lrs, P, W, fast):
+    """Train on the windows ``data[s : s + C + 1]`` for ``s`` in ``starts``, one step each."""
+    ctx = W[0].shape[0]
+    loss = 0.0
+    for n in range(starts.shape[0]):
+        s = starts[n]
+        tokens = data[s : s + ctx]
+        _tf_forward(tokens, P, W, False, fast)
+        loss += _xent_grad(W[14], data[s + 1 : s + ctx + 1]) / ctx
+        _tf_backward(P, W, lrs[n], fast)
+    return loss
+
+
+@njit(cache=True)
+def _tf_validate(data, starts, P, W, fast):
+    """Sum (float32, in order, as the reference) of -ln p(byte after the window)."""
+    ctx = W[0].shape[0]
+    out = W[14]
+    total = np.float32(0.0)
+    for n in range(starts.shape[0]):
+        s = starts[n]
+        _tf_forward(data[s : s + ctx], P, W, True, fast)
+        _softmax_(out[ctx - 1], np.float32(1.0))
+        total = np.float32(total - np.log(np.float64(out[ctx - 1, data[s + ctx]])))
+    return total
+
+
+class TransformerEngine:
+    """Training and inference of a :class:`TransformerLM` with the compiled kernels.
+
+    The engine trains the model's arrays in place. ``fast`` selects the head-parallel
+    kernels (see the module docstring).
+    """
+
+    def __init__(self, model: TransformerLM, *, fast: bool = False) -> None:
+        self.model = model
+        self.fast = bool(fast)
+        m = model
+        for name in ("attn_tables", "pe", "ffn_tables", "unemb_tables", "embedding"):
+            arr = getattr(m, name)
+            if arr.dtype != np.float32 or not arr.flags.c_contiguous or not arr.flags.writeable:
+                setattr(m, name, np.ascontiguousarray(arr, np.float32))
+        for name in ("attn_a", "attn_b", "ffn_a", "ffn_b", "unemb_a", "unemb_b"):
+            setattr(m, name, np.ascontiguousarray(getattr(m, name), np.int32))
+        C, E, V = m.context, m.dim, m.vocab
+        L, H, NT = m.n_layers, m.n_heads, m.n_tables
+        i32, f32 = np.int32, np.float32
+        self._params = (
+            m.embedding,
+            m.attn_a,
+            m.attn_b,
+            m.attn_tables,
+            m.pe,
+            m.ffn_a,
+            m.ffn_b,
+            m.ffn_tables,
+            m.unemb_a,
+            m.unemb_b,
+            m.unemb_tables,
+        )
+        self._work = (
+            np.zeros((C, E), f32),  # z
+            np.zeros((C, E), f32),  # x
+            np.zeros((L, H, C, NT), i32),  # qj
+            np.zeros((L, H, C, NT), i32),  # qr
+            np.zeros((L, H, C, NT), f32),  # qu
+            np.zeros((L, H, C, NT), i32),  # pj
+            np.zeros((L, H, C, NT), i32),  # pr
+            np.zeros((L, H, C, NT), f32),  # pu
+            np.zeros((L, C, NT), i32),  # fj
+            np.zeros((L, C, NT), i32),  # fr
+            np.zeros((L, C, NT), f32),  # fu
+            np.zeros((C, NT), i32),  # uj
+            np.zeros((C, NT), i32),  # ur
+            np.zeros((C, NT), f32),  # uu
+            np.zeros((C, V), f32),  # out
+            np.zeros((H, C, E), f32),  # ybuf (fast)
+            np.zeros((C, E), f32),  # gx
+            np.zeros((C, E), f32),  # gy
+            np.zeros((H, C, E), f32),  # gxh (fast)
+            np.zeros((H, C, NT, m.n_pe), f32),  # pe_grad
+        )
+
+    def train(self, data: np.ndarray, starts: np.ndarray, lrs: np.ndarray) -> float:
+        """One SGD step per window start; returns the summed mean-per-window training loss."""
+        return float(
+            _tf_train_steps(
+                _as_u8(data),
+                np.asarray(starts, np.int64),
+                np.asarray(lrs, np.float32),
+                self._params,
+                self._work,
+                self.fast,
+            )
+        )
+
+    def validate(self, data: np.ndarray, starts: np.ndarray) -> float:
+        """Mean -ln p of the byte after each window (float32 accumulation as the reference)."""
+        starts = np.asarray(starts, np.int64)
+        total = _tf_validate(_as_u8(data), starts, self._params, self._work, self.fast)
+        return float(np.float32(total) / np.float32(len(starts)))
+
+    def logits(self, tokens: np.ndarray, *, last_only: bool = False) -> np.ndarray:
+        """Logits (C, V) for a window of C tokens (only the last row when ``last_only``)."""
+        tokens = _as_u8(tokens)
+        if tokens.shape != (self.model.context,):
+            raise ValueError(f"need {self.model.context} tokens, not {tokens.shape!r}")
+        _tf_forward(tokens, self._params, self._work, last_only, self.fast)
+        out = self._work[14]
+        return out[-1:].copy() if last_only else out.copy()
+
+    def next_logits(self, history: np.ndarray) -> np.ndarray:
+        """Logits for the byte after ``history`` (left-padded with spaces to C bytes)."""
+        C = self.model.context
+        h = np.asarray(history, np.uint8)[-C:]
+        window = np.full(C, ord(" "), np.uint8)
+        window[C - len(h) :] = h
+        return self.logits(window, last_only=True)[0]
+
+
+# ---------------------------------------------------------------------------------------
+# spiking RNN
+
+
+@njit(cache=True)
+def _rnn_forward(tokens, emb, ca, cb, cS, ua, ub, uS, h, cj, cr, cu, uj, ur, uu, out, h0):
+    """h[t] = emb[tok] + cell(h[t-1]) from h[-1] = h0; out[t] = unembedder(h[t])."""
+    prev = h0
+    for t in range(tokens.shape[0]):
+        _index(prev, ca, cb, cj[t], cr[t], cu[t])
+        h[t, :] = emb[tokens[t]]
+        _lut_add(cS, cj[t], h[t])
+        out[t, :] = 0
+        _index(h[t], ua, ub, uj[t], ur[t], uu[t])
+        _lut_add(uS, uj[t], out[t])
+        prev = h[t]
+
+
+@njit(cache=True)
+def _rnn_train_steps(data, starts, lrs, emb, ca, cb, cS, ua, ub, uS, W):
+    (h, cj, cr, cu, uj, ur, uu, out, gh, h0, gdrop) = W
+    T = h.shape[0]
+    loss = 0.0
+    for n in range(starts.shape[0]):
+        s = starts[n]
+        lr = lrs[n]
+        _rnn_forward(
+            data[s : s + T], emb, ca, cb, cS, ua, ub, uS, h, cj, cr, cu, uj, ur, uu, out, h0
+        )
+        loss += _xent_grad(out, data[s + 1 : s + T + 1]) / T
+        gh[:, :] = 0
+        for t in range(T):
+            _lut_backward(uS, ua, ub, uj[t], ur[t], uu[t], gh[t], out[t], lr)
+        for t in range(T - 1, -1, -1):
+            gdrop[:] = 0
+            gx = gh[t - 1] if t > 0 else gdrop
+            _lut_backward(cS, ca, cb, cj[t], cr[t], cu[t], gx, gh[t], lr)
+    return loss
+
+
+@njit(cache=True)
+def _rnn_validate(data, starts, emb, ca, cb, cS, ua, ub, uS, W):
+    (h, cj, cr, cu, uj, ur, uu, out, _gh, h0, _gdrop) = W
+    T = h.shape[0]
+    total = np.float32(0.0)
+    for n in range(starts.shape[0]):
+        s = starts[n]
+        _rnn_forward(
+            data[s : s + T], emb, ca, cb, cS, ua, ub, uS, h, cj, cr, cu, uj, ur, uu, out, h0
+        )
+        _softmax_(out[T - 1], np.float32(1.0))
+        total = np.float32(total - np.log(np.float64(out[T - 1, data[s + T]])))
+    return total
+
+
+class RNNEngine:
+    """Training and inference of a :class:`SpikingRNN` (semantics in its docstring)."""
+
+    def __init__(self, model: SpikingRNN, *, fast: bool = False) -> None:
+        self.model = model
+        self.fast = bool(fast)  # the RNN has no parallel variant; accepted for symmetry
+        self._gen: tuple[np.ndarray, np.ndarray] | None = None  # (history, its last state)
+        m = model
+        self._emb = np.ascontiguousarray(m.embedding, np.float32)
+        self._cell = self._lut(m.cell)
+        self._unemb = self._lut(m.unembedder)
+        T, D, V = m.context, m.dim, m.vocab
+        NT_c, NT_u = m.cell.n_tables, m.unembedder.n_tables
+        i32, f32 = np.int32, np.float32
+        self._work = (
+            np.zeros((T, D), f32),
+            np.zeros((T, NT_c), i32),
+            np.zeros((T, NT_c), i32),
+            np.zeros((T, NT_c), f32),
+            np.zeros((T, NT_u), i32),
+            np.zeros((T, NT_u), i32),
+            np.zeros((T, NT_u), f32),
+            np.zeros((T, V), f32),
+            np.zeros((T, D), f32),
+            np.zeros(D, f32),  # h0
+            np.zeros(D, f32),
+        )
+
+    @staticmethod
+    def _lut(lut):
+        if lut.tables.dtype != np.float32 or not lut.tables.flags.c_contiguous:
+            raise ValueError("RNN tables must be C-contiguous float32")
+        return (
+            np.ascontiguousarray(lut.a, np.int32),
+            np.ascontiguousarray(lut.b, np.int32),
+            lut.tables,
+        )
+
+    def train(self, data: np.ndarray, starts: np.ndarray, lrs: np.ndarray) -> float:
+        """One SGD step per window start; returns the summed mean-per-window training loss."""
+        self._gen = None
+        return float(
+            _rnn_train_steps(
+                _as_u8(data),
+                np.asarray(starts, np.int64),
+                np.asarray(lrs, np.float32),
+                self._emb,
+                *self._cell,
+                *self._unemb,
+                self._work,
+            )
+        )
+
+    def validate(self, data: np.ndarray, starts: np.ndarray) -> float:
+        """Mean -ln p of the byte after each window (float32 accumulation)."""
+        starts = np.asarray(starts, np.int64)
+        total = _rnn_validate(
+            _as_u8(data), starts, self._emb, *self._cell, *self._unemb, self._work
+        )
+        return float(np.float32(total) / np.float32(len(starts)))
+
+    def logits(
+        self, tokens: np.ndarray, h0: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (T, V) and hidden states (T, D) for ``tokens`` from state ``h0`` (zeros)."""
+        tokens = _as_u8(tokens)
+        T = len(tokens)
+        D, V = self.model.dim, self.model.vocab
+        NT_c, NT_u = self.model.cell.n_tables, self.model.unembedder.n_tables
+        h = np.zeros((T, D), np.float32)
+        out = np.zeros((T, V), np.float32)
+        start = np.zeros(D, np.float32) if h0 is None else np.asarray(h0, np.float32)
+        c = [np.zeros((T, NT_c), t) for t in (np.int32, np.int32, np.float32)]
+        u = [np.zeros((T, NT_u), t) for t in (np.int32, np.int32, np.float32)]
+        _rnn_forward(tokens, self._emb, *self._cell, *self._unemb, h, *c, *u, out, start)
+        return out, h
+
+    def next_logits(self, history: np.ndarray) -> np.ndarray:
+        """Logits for the byte after ``history``, run from h = 0 (an empty one reads a space).
+
+        When ``history`` extends the previous call's by bytes, only the new bytes are run.
+        """
+        hist = np.asarray(history, np.uint8)
+        if len(hist) == 0:
+            hist = np.array([ord(" ")], np.uint8)
+        prev = self._gen
+        if (
+            prev is not None
+            and len(prev[0]) < len(hist)
+            and np.array_equal(hist[: len(prev[0])], prev[0])
+        ):
+            out, h = self.logits(hist[len(prev[0]) :], prev[1])
+        else:
+            out, h = self.logits(hist)
+        self._gen = (hist.copy(), h[-1].copy())
+        return out[-1]
+
+
+def _as_u8(data: np.ndarray) -> np.ndarray:
+    """``data`` as a writable C-contiguous uint8 array (one compiled signature for all)."""
+    data = np.ascontiguousarray(data, np.uint8)
+    return data if data.flags.writeable else data.copy()
+
+
+def make_engine(model, *, fast: bool = False):
+    """The engine for a sequence model (:class:`TransformerEngine` or :class:`RNNEngine`)."""
+    if isinstance(model, TransformerLM):
+        return TransformerEngine(model, fast=fast)
+    if isinstance(model, SpikingRNN):
+        return RNNEngine(model, fast=fast)
+    raise TypeError(f"not a sequence model: {type(model).__name__}")

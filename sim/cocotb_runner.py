@@ -1,0 +1,280 @@
+"""Run a cocotb test module on an Amaranth design (or Verilog) with Verilator, cached.
+
+:func:`run_cocotb` converts the design to Verilog, builds it with
+``cocotb_tools.runner`` into a directory named by a hash of the Verilog, the top-level name,
+the build options and the Verilator and cocotb versions (so an unchanged design is never
+rebuilt), runs the test module, reads the xUnit results and raises :class:`CocotbFailure`
+when any test failed or none ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spikelut.compiler import toolchain
+from spikelut.compiler.fileio import write_text_atomic
+
+DEFAULT_CACHE_ENV = "SPIKELUT_COCOTB_CACHE"
+
+
+class CocotbFailure(AssertionError):
+    """A cocotb run failed: some test failed, none ran, or the simulator crashed."""
+
+
+@dataclass
+class TestOutcome:
+    """One cocotb test: name, pass/fail, failure message, simulated ns and wall seconds."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    sim_time_ns: float = 0.0
+    wall_seconds: float = 0.0
+
+    __test__ = False  # not a pytest test class
+
+
+@dataclass
+class CocotbResults:
+    """Outcome of :func:`run_cocotb`: every test, where things are, and whether the build was cached."""
+
+    tests: list[TestOutcome]
+    results_xml: Path
+    build_dir: Path
+    test_dir: Path
+    cached: bool
+    build_seconds: float
+    run_seconds: float
+    waves: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when at least one test ran and all passed."""
+        return bool(self.tests) and all(t.passed for t in self.tests)
+
+
+def default_cache_dir() -> Path:
+    """``$SPIKELUT_COCOTB_CACHE``, else ``$XDG_CACHE_HOME/spikelut/cocotb`` (or ~/.cache/...)."""
+    if os.environ.get(DEFAULT_CACHE_ENV):
+        return Path(os.environ[DEFAULT_CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "spikelut" / "cocotb"
+
+
+def to_verilog(design, toplevel: str) -> str:
+    """Verilog text of ``design``: an Amaranth component/elaboratable, Verilog text, or a path."""
+    if isinstance(design, os.PathLike):
+        return Path(design).read_text()
+    if isinstance(design, str):
+        if "module" not in design:
+            raise ValueError(
+                "design string is not Verilog (no 'module'); pass a component, Verilog text or a Path"
+            )
+        return design
+    from amaranth.back import verilog
+
+    return verilog.convert(design, name=toplevel, emit_src=False)
+
+
+_TIME_UNITS_NS = {"fs": 1e-6, "ps": 1e-3, "ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def _have_lz4_header() -> bool:
+    dirs = [*os.environ.get("CPATH", "").split(os.pathsep), "/usr/include", "/usr/local/include"]
+    return any(d and Path(d, "lz4.h").exists() for d in dirs)
+
+
+def parse_results(xml_path: str | os.PathLike) -> list[TestOutcome]:
+    """The test cases of a cocotb xUnit results file."""
+    root = ET.parse(xml_path).getroot()
+    out = []
+    for case in root.iter("testcase"):
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        message = ""
+        if failure is not None:
+            message = (failure.get("message") or "") + (
+                ("\n" + failure.text) if failure.text else ""
+            )
+        props = {q.get("name"): q.get("value") for q in case.iter("property")}
+        scale = _TIME_UNITS_NS.get(props.get("sim_time_unit", "ns"), 1.0)
+        out.append(
+            TestOutcome(
+                name=case.get("name", "?"),
+                passed=failure is None and case.find("skipped") is None,
+                message=message.strip(),
+                sim_time_ns=float(props.get("sim_time_duration", 0) or 0) * scale,
+                wall_seconds=float(case.get("time", 0) or 0),
+            )
+        )
+    return out
+
+
+def build_key(
+    verilog: str, toplevel: str, *, parameters: Mapping, waves: str | None, build_args: list[str]
+) -> str:
+    """Hash naming a Verilator build: design, top, options, and the tool versions."""
+    import cocotb
+
+    blob = json.dumps(
+        {
+            "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
+            "top": toplevel,
+            "parameters": {k: str(v) for k, v in sorted(parameters.items())},
+            "waves": waves,
+            "build_args": build_args,
+            "verilator": toolchain.tool_version("verilator"),
+            "cocotb": cocotb.__version__,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _build(runner, verilog, toplevel, bdir, parameters, build_args, waves) -> None:
+    """Build into a private directory, then rename it to ``bdir`` (concurrent builds are safe)."""
+    tmp = bdir.with_name(f".{bdir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    src = tmp / f"{toplevel}.v"
+    write_text_atomic(src, verilog)
+    log = tmp / "build.log"
+    try:
+        runner.build(
+            sources=[src],
+            hdl_toplevel=toplevel,
+            build_dir=tmp,
+            parameters=parameters,
+            build_args=["-Wno-fatal", *build_args],
+            waves=waves,
+            log_file=log,
+        )
+    except (Exception, SystemExit) as e:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CocotbFailure(f"Verilator build of {toplevel} failed: {e}\n{tail}") from None
+    try:
+        os.rename(tmp, bdir)
+    except OSError:  # another process finished the same build first: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_cocotb(
+    design,
+    *,
+    toplevel: str,
+    test_module: str,
+    build_dir: str | os.PathLike | None = None,
+    test_dir: str | os.PathLike | None = None,
+    parameters: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    waves: str | os.PathLike | None = None,
+    testcase: str | None = None,
+    seed: int | None = None,
+    build_args: list[str] | None = None,
+    check: bool = True,
+    strict_warnings: bool = True,
+) -> CocotbResults:
+    """Build ``design`` as module ``toplevel`` with Verilator (cached) and run ``test_module``.
+
+    ``design`` is an Amaranth component (converted with the name ``toplevel``), Verilog text,
+    or a path to a Verilog file. ``build_dir`` is the cache root (default
+    :func:`default_cache_dir`); the build goes into a sub-directory named by
+    :func:`build_key`. ``env`` is passed to the test module's process (the way to give it
+    parameters), ``parameters`` become Verilog parameters. ``waves`` is a ``.vcd`` or ``.fst``
+    path to write a trace to. With ``strict_warnings`` (the default) DeprecationWarning and
+    FutureWarning are errors in the simulator's Python, as in the test suite, unless ``env``
+    sets ``PYTHONWARNINGS`` itself. Returns :class:`CocotbResults`; with ``check`` (the default)
+    raises :class:`CocotbFailure` naming every failed test when any failed or none ran.
+    """
+    from cocotb_tools.runner import get_runner
+
+    toolchain.prepare_cocotb_environment()
+    parameters = dict(parameters or {})
+    build_args = list(build_args or [])
+    waves_kind = None
+    if waves is not None:
+        waves = Path(waves)
+        waves_kind = waves.suffix.lower()
+        if waves_kind not in (".vcd", ".fst"):
+            raise ValueError(f"waves file must end in .vcd or .fst, not {waves.name!r}")
+        if waves_kind == ".fst":
+            if not _have_lz4_header():
+                raise ValueError(
+                    "FST traces need the lz4 headers (lz4.h, e.g. Debian's liblz4-dev), "
+                    "which are not installed; write a .vcd file instead"
+                )
+            build_args.append("--trace-fst")
+
+    verilog = to_verilog(design, toplevel)
+    key = build_key(
+        verilog, toplevel, parameters=parameters, waves=waves_kind, build_args=build_args
+    )
+    root = Path(build_dir) if build_dir is not None else default_cache_dir()
+    bdir = (root / f"{toplevel}-{key}").resolve()
+    binary = bdir / toplevel
+    cached = binary.exists()
+
+    runner = get_runner("verilator")
+    t0 = time.monotonic()
+    if not cached:
+        _build(runner, verilog, toplevel, bdir, parameters, build_args, waves is not None)
+    build_seconds = time.monotonic() - t0
+
+    tdir = (Path(test_dir) if test_dir is not None else bdir / "run").resolve()
+    tdir.mkdir(parents=True, exist_ok=True)
+    xml = tdir / "results.xml"
+    sim_env = {k: str(v) for k, v in (env or {}).items()}
+    if strict_warnings:
+        sim_env.setdefault("PYTHONWARNINGS", "error::DeprecationWarning,error::FutureWarning")
+    t1 = time.monotonic()
+    crashed = None
+    try:
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            hdl_toplevel_lang="verilog",
+            build_dir=bdir,
+            test_dir=tdir,
+            parameters=parameters,
+            extra_env=sim_env,
+            waves=waves is not None,
+            results_xml=str(xml),
+            testcase=testcase,
+            seed=seed,
+            log_file=tdir / "sim.log",
+        )
+    except SystemExit as e:  # the runner exits on failures under pytest; we report instead
+        crashed = e.code
+    run_seconds = time.monotonic() - t1
+
+    tests = parse_results(xml) if xml.exists() else []
+    wave_out = None
+    if waves is not None:
+        produced = tdir / f"dump{waves_kind}"
+        if produced.exists():
+            waves.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(produced, waves)
+            wave_out = waves
+    results = CocotbResults(tests, xml, bdir, tdir, cached, build_seconds, run_seconds, wave_out)
+    if check and not results.passed:
+        failed = [t for t in tests if not t.passed]
+        lines = [
+            f"{t.name}: {t.message.splitlines()[0] if t.message else 'failed'}" for t in failed
+        ]
+        log_tail = ""
+        if (tdir / "sim.log").exists():
+            log_tail = "\n" + "\n".join((tdir / "sim.log").read_text().splitlines()[-25:])
+        what = "; ".join(lines) if lines else f"no test ran (simulator exit {crashed})"
+        raise CocotbFailure(f"cocotb {test_module} on {toplevel}: {what}{log_tail}")
+    return results

@@ -1,0 +1,80 @@
+# amaranth: UnusedElaboratable=no
+"""Residual add, argmax and broadcast, alone, under random stalls and back-pressure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_hdl_support import ints, recv, run, send
+
+from spikelut.hdl.layouts import vector_layout
+from spikelut.hdl.streams import Broadcast
+from spikelut.hdl.vector import Argmax, ResidualAdd
+from spikelut.sim.golden import argmax_lowest
+
+
+def test_residual_add():
+    rng = np.random.default_rng(0)
+    dut = ResidualAdd(dim=5, in_width=6, res_width=4, out_width=7)
+    a = rng.integers(-32, 32, (30, 5))
+    r = rng.integers(-8, 8, (30, 5))
+    got = []
+
+    async def tb_a(ctx):
+        await send(ctx, dut.i_stream, a.tolist(), rng, 0.4)
+
+    async def tb_r(ctx):
+        await send(ctx, dut.r_stream, r.tolist(), rng, 0.4)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, 30, rng, 0.5))
+
+    run(dut, tb_a, tb_r, tb_out)
+    np.testing.assert_array_equal([ints(p) for _, p in got], a + r)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 7, 10])
+def test_argmax_ties_to_lowest(dim):
+    rng = np.random.default_rng(dim)
+    dut = Argmax(dim=dim, width=4)
+    x = rng.integers(-3, 3, (40, dim))  # many ties
+    x[0] = -8
+    x[1] = 7
+    got = []
+
+    async def tb_in(ctx):
+        await send(ctx, dut.i_stream, x.tolist(), rng, 0.3)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, len(x), rng, 0.5))
+
+    run(dut, tb_in, tb_out)
+    assert [int(p.index) for _, p in got] == argmax_lowest(x).tolist()
+    np.testing.assert_array_equal([ints(p.logits) for _, p in got], x)
+
+
+def test_broadcast_delivers_every_transfer_to_both():
+    rng = np.random.default_rng(2)
+    dut = Broadcast(shape=vector_layout(5, 2))
+    x = rng.integers(-16, 16, (40, 2))
+    got_a, got_b = [], []
+
+    async def tb_in(ctx):
+        await send(ctx, dut.i_stream, x.tolist(), rng, 0.3)
+
+    async def tb_a(ctx):
+        got_a.extend(await recv(ctx, dut.a_stream, len(x), rng, 0.3))
+
+    async def tb_b(ctx):
+        got_b.extend(await recv(ctx, dut.b_stream, len(x), rng, 0.7))
+
+    run(dut, tb_in, tb_a, tb_b)
+    np.testing.assert_array_equal([ints(p) for _, p in got_a], x)
+    np.testing.assert_array_equal([ints(p) for _, p in got_b], x)
+
+
+def test_vector_parameters_are_validated():
+    with pytest.raises(ValueError, match="dim must be >= 1, not 0"):
+        Argmax(dim=0, width=4)
+    with pytest.raises(ValueError, match=r"out_width must be 1\.\.64, not 65"):
+        ResidualAdd(dim=2, in_width=4, res_width=4, out_width=65)
