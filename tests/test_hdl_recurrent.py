@@ -1,0 +1,159 @@
+# amaranth: UnusedElaboratable=no
+"""Embedding and recurrent LUT cell: a small spiking RNN over token sequences."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from test_hdl_support import ints, layer_width, recv, run, send
+
+from spikelut.compiler.ir import LUTLayer
+from spikelut.hdl.bank import Storage
+from spikelut.hdl.layer import Layer
+from spikelut.hdl.params import signed_width, sum_range
+from spikelut.hdl.recurrent import Embedding, RecurrentCell
+from spikelut.hdl.vector import Argmax
+from spikelut.sim.golden import argmax_lowest, run_rnn
+
+
+def reference_rnn(emb, cell, in_shift, unembed, out_shift, tokens, firsts):
+    """States and logits from ``spikelut.sim.golden.run_rnn``, one sequence at a time."""
+    model = SimpleNamespace(
+        vocab=emb.shape[0],
+        dim=emb.shape[1],
+        embedding=emb,
+        cell=cell,
+        cell_quant=SimpleNamespace(in_shift=in_shift),
+        unembedder=unembed,
+        unembedder_quant=SimpleNamespace(in_shift=out_shift),
+    )
+    starts = [*np.flatnonzero(firsts), len(tokens)]
+    states, logits = [], []
+    for lo, hi in itertools.pairwise(starts):
+        trace = run_rnn(model, tokens[None, lo:hi])
+        states.append(trace.states[0])
+        logits.append(trace.logits[0])
+    return np.concatenate(states), np.concatenate(logits)
+
+
+def rnn_parts(rng, vocab=11, dim=6, zw=4, tw=4, storage=Storage.BRAM):
+    emb = rng.integers(-(1 << (zw - 1)), 1 << (zw - 1), (vocab, dim))
+    cell = LUTLayer.random(in_dim=dim, out_dim=dim, n_tables=5, n_c=3, rng=rng)
+    cell = cell.with_tables(rng.integers(-(1 << (tw - 1)), 1 << (tw - 1), cell.tables.shape))
+    unembed = LUTLayer.random(in_dim=dim, out_dim=vocab, n_tables=4, n_c=4, rng=rng)
+    unembed = unembed.with_tables(rng.integers(-8, 8, unembed.tables.shape))
+    lo, hi = sum_range(cell.tables)
+    sw = signed_width(int(lo.min()) - (1 << (zw - 1)), int(hi.max()) + (1 << (zw - 1)) - 1)
+    return emb, cell, unembed, sw
+
+
+@pytest.mark.parametrize(
+    ("storage", "p", "lanes"), [(Storage.BRAM, 2, 3), (Storage.LOGIC, None, None)]
+)
+def test_spiking_rnn_over_token_sequences(storage, p, lanes):
+    rng = np.random.default_rng(21)
+    emb, cell, unembed, sw = rnn_parts(rng)
+    in_shift = 1
+    tokens = rng.integers(0, 11, 30)
+    firsts = np.zeros(30, bool)
+    firsts[[0, 12, 13]] = True  # three sequences, one of length 1
+    hw_emb = Embedding(table=emb, width=4)
+    hw_cell = RecurrentCell(
+        anchors_a=cell.a,
+        anchors_b=cell.b,
+        tables=cell.tables,
+        table_width=4,
+        in_width=4,
+        state_width=sw,
+        in_shift=in_shift,
+        storage=storage,
+        tables_per_cycle=p,
+        lanes=lanes,
+    )
+    ow = layer_width(unembed.tables, sw, False)
+    hw_unembed = Layer(
+        anchors_a=unembed.a,
+        anchors_b=unembed.b,
+        tables=unembed.tables,
+        in_dim=6,
+        in_width=sw,
+        table_width=4,
+        out_width=ow,
+        in_shift=2,
+        tables_per_cycle=4,
+        lanes=4,
+    )
+    hw_argmax = Argmax(dim=11, width=ow)
+    top = Module()
+    top.submodules += [hw_emb, hw_cell, hw_unembed, hw_argmax]
+    wiring.connect(top, hw_emb.o_stream, hw_cell.i_stream)
+    wiring.connect(top, hw_unembed.o_stream, hw_argmax.i_stream)
+    # the states are observed between the cell and the unembedder
+    got_states, got_out = [], []
+
+    async def tb_in(ctx):
+        payloads = [{"token": int(t), "first": int(f)} for t, f in zip(tokens, firsts, strict=True)]
+        await send(ctx, hw_emb.i_stream, payloads, rng, 0.3)
+
+    async def tb_tap(ctx):
+        for _ in range(len(tokens)):
+            ((_, h),) = await recv(ctx, hw_cell.o_stream, 1, rng, 0.6)
+            got_states.append(ints(h))
+            await send(ctx, hw_unembed.i_stream, [ints(h)])
+
+    async def tb_out(ctx):
+        got_out.extend(await recv(ctx, hw_argmax.o_stream, len(tokens), rng, 0.5))
+
+    run(top, tb_in, tb_tap, tb_out)
+    states, logits = reference_rnn(emb, cell, in_shift, unembed, 2, tokens, firsts)
+    np.testing.assert_array_equal(got_states, states)
+    np.testing.assert_array_equal([ints(q.logits) for _, q in got_out], logits)
+    assert [int(q.index) for _, q in got_out] == argmax_lowest(logits).tolist()
+
+
+def test_embedding_lookup_and_rewrite():
+    rng = np.random.default_rng(22)
+    table = rng.integers(-8, 8, (7, 3))
+    new_row = [5, -6, 7]
+    dut = Embedding(table=table, width=4)
+    tokens = rng.integers(0, 7, 20)
+    got = []
+
+    async def tb_in(ctx):
+        await send(
+            ctx, dut.i_stream, [{"token": int(t), "first": 0} for t in tokens[:10]], rng, 0.3
+        )
+        await send(ctx, dut.w_stream, [{"addr": 3, "data": new_row}])
+        await send(
+            ctx, dut.i_stream, [{"token": int(t), "first": 1} for t in tokens[10:]], rng, 0.3
+        )
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, 20, rng, 0.4))
+
+    run(dut, tb_in, tb_out)
+    expected = table[tokens]
+    after = table.copy()
+    after[3] = new_row
+    expected[10:] = after[tokens[10:]]
+    np.testing.assert_array_equal([ints(q.z) for _, q in got], expected)
+    assert [int(q.first) for _, q in got] == [0] * 10 + [1] * 10
+
+
+def test_cell_checks_state_width():
+    rng = np.random.default_rng(23)
+    _, cell, _, sw = rnn_parts(rng)
+    with pytest.raises(ValueError, match=f"state_width={sw - 1} cannot hold LUT sums plus z"):
+        RecurrentCell(
+            anchors_a=cell.a,
+            anchors_b=cell.b,
+            tables=cell.tables,
+            table_width=4,
+            in_width=4,
+            state_width=sw - 1,
+        )
