@@ -17,7 +17,7 @@ import sys
 from .errors import UserError
 
 # Subcommands in the order ``spikelut --help`` lists them.
-COMMANDS = ["doctor", "train", "eval", "quantize", "sample"]
+COMMANDS = ["doctor", "train", "eval", "quantize", "compile", "sample"]
 
 
 def build_parser() -> argparse.ArgumentParser:
