@@ -17,7 +17,15 @@ import sys
 from .errors import UserError
 
 # Subcommands in the order ``spikelut --help`` lists them.
-COMMANDS = ["doctor", "train", "eval", "quantize", "compile", "sample"]
+COMMANDS = [
+    "doctor",
+    "train",
+    "eval",
+    "convert",
+    "quantize",
+    "compile",
+    "sample",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

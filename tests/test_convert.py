@@ -1,0 +1,212 @@
+"""ANN -> LUT conversion: anchors, least squares, determinism, figures, the CLI, digits."""
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from spikelut.compiler.ann import DenseNet, from_sklearn
+from spikelut.compiler.cli import main
+from spikelut.compiler.convert import (
+    ConvertError,
+    ConvertSettings,
+    ann_operations,
+    conversion_report,
+    convert_ann,
+    lstsq_tables,
+    lut_operations,
+    weight_anchors,
+)
+from spikelut.compiler.engine import lut_predict
+from spikelut.compiler.ir import LUTLayer
+from spikelut.compiler.modelfile import load_model
+
+FAST = ConvertSettings(augment=1, finetune_epochs=2)
+
+
+def _mlp(X, y, hidden=(8,), max_iter=400, scale=False):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    mlp = MLPClassifier(hidden_layer_sizes=hidden, max_iter=max_iter, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (make_pipeline(StandardScaler(), mlp) if scale else mlp).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    from spikelut.compiler.datasets import load_dataset
+
+    ds = load_dataset("wine")
+    return ds, from_sklearn(_mlp(ds.X_train, ds.y_train, max_iter=1000, scale=True))
+
+
+def test_weight_anchors_follow_the_sign_of_the_weights():
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(20, 5))
+    a, b = weight_anchors(W, 10, 4, rng)
+    assert a.shape == b.shape == (10, 4)
+    for i in range(10):
+        u = i % 5  # 10 tables, 5 units: table i serves unit i mod 5
+        assert np.all(W[a[i], u] > 0) and np.all(W[b[i], u] < 0)
+        assert len(set(zip(a[i], b[i], strict=True))) == 4  # distinct pairs
+
+
+def test_weight_anchors_fall_back_to_random_without_both_signs():
+    rng = np.random.default_rng(1)
+    W = np.abs(rng.normal(size=(6, 2)))
+    a, b = weight_anchors(W, 4, 3, rng)
+    assert np.all(a != b) and a.max() < 6 and b.max() < 6
+
+
+def test_lstsq_tables_recover_a_representable_target():
+    rng = np.random.default_rng(2)
+    layer = LUTLayer.random(in_dim=8, out_dim=3, n_tables=3, n_c=2, rng=rng, init_scale=1.0)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    target = lut_predict(layer, x)
+    fitted = layer.with_tables(lstsq_tables(layer, x, target, ridge=1e-6))
+    np.testing.assert_allclose(lut_predict(fitted, x), target, atol=1e-3)
+
+
+def test_conversion_is_deterministic_and_records_provenance(wine):
+    ds, ann = wine
+    ann.source = {"format": "sklearn", "file": "m.pkl", "sha256": "ab" * 32}
+    m1 = convert_ann(ann, ds.X_train, ds.y_train, settings=FAST)
+    m2 = convert_ann(ann, ds.X_train, ds.y_train, settings=FAST)
+    m3 = convert_ann(
+        ann, ds.X_train, ds.y_train, settings=ConvertSettings(augment=1, finetune_epochs=2, seed=1)
+    )
+    for l1, l2 in zip(m1.layers, m2.layers, strict=True):
+        np.testing.assert_array_equal(l1.a, l2.a)
+        np.testing.assert_array_equal(l1.tables, l2.tables)
+    assert any(not np.array_equal(l1.a, l3.a) for l1, l3 in zip(m1.layers, m3.layers, strict=True))
+    assert [layer.out_dim for layer in m1.layers] == ann.dims[1:]
+    conv = m1.meta["conversion"]
+    assert conv["source"]["sha256"] == "ab" * 32
+    assert conv["settings"]["anchors"] == "weights" and conv["settings"]["seed"] == 0
+    assert conv["method"] == "layerwise-distillation+finetune"
+    assert 0.0 <= conv["ann_train_accuracy"] <= 1.0
+
+
+def test_conversion_learns_the_ann(wine):
+    ds, ann = wine
+    model = convert_ann(ann, ds.X_train, ds.y_train)
+    r = conversion_report(ann, model, ds.X_test, ds.y_test)
+    # a faithful conversion agrees with the ANN on most held-out samples (0.91 measured)
+    assert r["float_agreement"] >= 0.85
+    assert r["ann_accuracy"] >= 0.85
+
+
+def test_bad_settings_and_data(wine):
+    ds, ann = wine
+    with pytest.raises(ConvertError, match="anchors"):
+        convert_ann(ann, ds.X_train, settings=ConvertSettings(anchors="best"))
+    with pytest.raises(ConvertError, match="reads 13 features"):
+        convert_ann(ann, ds.X_train[:, :3])
+    one = DenseNet([(np.ones((13, 1)), np.zeros(1), "identity")])
+    with pytest.raises(ConvertError, match="one output"):
+        convert_ann(one, ds.X_train)
+
+
+def test_operation_counts(wine):
+    ds, ann = wine
+    model = convert_ann(
+        ann, ds.X_train, settings=ConvertSettings(augment=0, finetune_epochs=0, n_tables=(5, 7))
+    )
+    ops = lut_operations(model)
+    n_c = [layer.n_c for layer in model.layers]
+    assert ops["comparisons"] == 5 * n_c[0] + 7 * n_c[1] + 2
+    assert ops["table_rows_read"] == 12
+    assert ops["additions"] == 4 * 8 + 6 * 3  # (N_T - 1) * Y per layer
+    assert ops["multiplications"] == 0
+    a = ann_operations(ann)
+    assert a["multiply_accumulates"] == 13 * 8 + 8 * 3
+    r = conversion_report(ann, model, ds.X_test, None)
+    assert r["ann_accuracy"] is None and r["table_memory_bits"] == 8 * sum(
+        layer.tables.size for layer in model.layers
+    )
+
+
+def _onnx_of(ann: DenseNet) -> onnx.ModelProto:
+    nodes, inits, cur = [], [], "x"
+    for k, (W, b, act) in enumerate(ann.layers):
+        inits += [
+            numpy_helper.from_array(W.astype(np.float32), f"W{k}"),
+            numpy_helper.from_array(b.astype(np.float32), f"b{k}"),
+        ]
+        nodes.append(helper.make_node("Gemm", [cur, f"W{k}", f"b{k}"], [f"z{k}"], name=f"fc{k}"))
+        cur = f"z{k}"
+        if act == "relu":
+            nodes.append(helper.make_node("Relu", [cur], [f"r{k}"], name=f"relu{k}"))
+            cur = f"r{k}"
+    nodes.append(helper.make_node("Softmax", [cur], ["p"], name="softmax"))
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", ann.in_dim])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", ann.n_outputs])],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_cli_convert_onnx_with_calibration_file(wine, tmp_path, capsys):
+    ds, ann = wine
+    path = tmp_path / "mlp.onnx"
+    onnx.save(_onnx_of(ann), str(path))
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, X=ds.X_train, y=ds.y_train)
+    out, out_int = tmp_path / "conv.lutnet", tmp_path / "conv-int.lutnet"
+    argv = ["convert", str(path), "-o", str(out), "--calib", str(calib), "--epochs", "1"]
+    argv += ["--augment", "1", "--int-output", str(out_int), "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    for key in ("ann_accuracy", "float_accuracy", "int_accuracy", "int_agreement", "lut_ops"):
+        assert r[key] is not None
+    assert r["ann_ops"]["multiply_accumulates"] == ann.macs
+    model = load_model(out)
+    assert not model.is_integer and load_model(out_int).is_integer
+    conv = model.meta["conversion"]
+    assert conv["source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert conv["source"]["format"] == "onnx"
+    assert conv["evaluation"]["split"].startswith("calibration")
+    # the human report names every figure
+    assert main(argv[:-1]) == 0
+    text = capsys.readouterr().out
+    assert "agreement with the ANN" in text and "multiplications per inference" in text
+
+
+def test_cli_errors(wine, tmp_path, capsys):
+    _ds, ann = wine
+    path = tmp_path / "mlp.onnx"
+    onnx.save(_onnx_of(ann), str(path))
+    out = str(tmp_path / "x.lutnet")
+    assert main(["convert", str(path), "-o", out, "--data", "digits"]) == 2
+    assert "reads 13 features" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "nope.onnx"), "-o", out, "--data", "wine"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_digits_conversion_within_target():
+    """The issue's target: the integer LUT network close to the source MLP on digits."""
+    from spikelut.compiler.datasets import load_dataset
+    from spikelut.compiler.quantize import quantize_classifier
+
+    ds = load_dataset("digits")
+    mlp = _mlp(ds.X_train, ds.y_train, hidden=(32,), max_iter=500)
+    ann = from_sklearn(mlp)
+    model = convert_ann(ann, ds.X_train, ds.y_train)
+    qmodel = quantize_classifier(model, table_bits=8, calib_raw=ds.X_train)
+    r = conversion_report(ann, model, ds.X_test, ds.y_test, int_model=qmodel)
+    assert r["ann_accuracy"] == pytest.approx(mlp.score(ds.X_test, ds.y_test))
+    assert r["int_accuracy"] >= r["ann_accuracy"] - 0.015
+    assert r["int_agreement"] >= 0.94
+    assert r["lut_ops"]["multiplications"] == 0
+    assert r["lut_ops"]["table_rows_read"] == sum(layer.n_tables for layer in model.layers)
