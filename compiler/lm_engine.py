@@ -22,6 +22,8 @@ same.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -146,8 +148,12 @@ def _attn_add(S, qj, pj, n_c, n_p, y, pos_from):
 
 
 @njit(cache=True)
-def _attn_backward(S, a, b, pe, qj, qr, qu, pj, pr, pu, gx, gy, pe_grad, lr):
-    """Backward of one head (reference order); updates its rows and positional codes."""
+def _attn_backward(S, a, b, pe, qj, qr, qu, pj, pr, pu, gx, gy, pe_grad, lr, need_gx):
+    """Backward of one head (reference order); updates its rows and positional codes.
+
+    ``need_gx=False`` skips the input gradient (the first layer's, which nothing reads:
+    the embedding is not trained); tables and codes get the same updates either way.
+    """
     n_t = S.shape[0]
     n_c = a.shape[1]
     n_p = pe.shape[2]
@@ -164,7 +170,9 @@ def _attn_backward(S, a, b, pe, qj, qr, qu, pj, pr, pu, gx, gy, pe_grad, lr):
                 j = (jq << (n_c + n_p)) | (jk << n_p) | jp
                 uq = qu[pos, i]
                 uk = qu[pos1, i]
-                if abs(uq) < abs(uk):
+                if not need_gx:
+                    pass
+                elif abs(uq) < abs(uk):
                     r = qr[pos, i]
                     jb = ((jq ^ (1 << r)) << (n_c + n_p)) | (jk << n_p) | jp
                     v = np.float32(_gdiff(S, i, jb, j, gyp) * _up(uq))
@@ -207,7 +215,56 @@ def _softmax_(x, temperature):
         x[k] /= s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def _heads_forward(layer, P, W, pos_from):
+    """The heads of layer ``layer`` one after the other, each adding into the stream."""
+    (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
+    z, x, qj, qr, qu, pj, pr, pu = W[:8]
+    n_h, _, n_c = attn_a.shape[1:]
+    n_p = pe.shape[4]
+    for h in range(n_h):
+        _attn_index(
+            x,
+            attn_a[layer, h],
+            attn_b[layer, h],
+            pe[layer, h],
+            qj[layer, h],
+            qr[layer, h],
+            qu[layer, h],
+            pj[layer, h],
+            pr[layer, h],
+            pu[layer, h],
+        )
+        _attn_add(attn_S[layer, h], qj[layer, h], pj[layer, h], n_c, n_p, z, pos_from)
+
+
+@njit(cache=True)
+def _heads_backward(layer, P, W, lr):
+    """Backward of the heads of layer ``layer`` one after the other (reference order)."""
+    (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
+    _z, _x, qj, qr, qu, pj, pr, pu = W[:8]
+    gx, gy, pe_grad = W[16], W[17], W[19]
+    for h in range(attn_a.shape[1]):
+        _attn_backward(
+            attn_S[layer, h],
+            attn_a[layer, h],
+            attn_b[layer, h],
+            pe[layer, h],
+            qj[layer, h],
+            qr[layer, h],
+            qu[layer, h],
+            pj[layer, h],
+            pr[layer, h],
+            pu[layer, h],
+            gx,
+            gy,
+            pe_grad[h],
+            lr,
+            layer > 0,
+        )
+
+
+@njit(parallel=True)
 def _heads_forward_par(layer, P, W, pos_from):
     """Fast mode: the heads of layer ``layer`` in parallel, each into its own buffer."""
     (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
@@ -256,7 +313,7 @@ def _heads_forward_par(layer, P, W, pos_from):
                 z[pos, k] += ybuf[h, pos, k]
 
 
-@njit(cache=True, parallel=True)
+@njit(parallel=True)
 def _heads_backward_par(layer, P, W, lr):
     """Fast mode: backward of the heads of layer ``layer`` in parallel, own gradient buffers."""
     (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
@@ -300,6 +357,7 @@ def _heads_backward_par(layer, P, W, lr):
             gy,
             pe_grad[h],
             lr,
+            layer > 0,
         )
     for h in range(n_h):
         for pos in range(gx.shape[0]):
@@ -308,35 +366,19 @@ def _heads_backward_par(layer, P, W, lr):
 
 
 @njit(cache=True)
-def _tf_forward(tokens, P, W, last_only, fast):
+def _tf_forward(tokens, P, W, last_only):
     """Forward of one window; logits in ``W.out``; caches in ``W`` for the backward."""
-    (emb, attn_a, attn_b, attn_S, pe, ffn_a, ffn_b, ffn_S, un_a, un_b, un_S) = P
-    (z, x, qj, qr, qu, pj, pr, pu, fj, fr, fu, uj, ur, uu, out, _ybuf, _gx, _gy, _gxh, _pe_grad) = W
+    emb, ffn_a, ffn_b, ffn_S, un_a, un_b, un_S = P[0], P[5], P[6], P[7], P[8], P[9], P[10]
+    z, x = W[0], W[1]
+    fj, fr, fu, uj, ur, uu, out = W[8], W[9], W[10], W[11], W[12], W[13], W[14]
     ctx = z.shape[0]
-    n_l, n_h, _, n_c = attn_a.shape
-    n_p = pe.shape[4]
+    n_l = P[1].shape[0]
     for pos in range(ctx):
         z[pos, :] = emb[tokens[pos]]
     for layer in range(n_l):
         x[:, :] = z
         pos_from = ctx - 1 if (last_only and layer == n_l - 1) else 0
-        if fast:
-            _heads_forward_par(layer, P, W, pos_from)
-        else:
-            for h in range(n_h):
-                _attn_index(
-                    x,
-                    attn_a[layer, h],
-                    attn_b[layer, h],
-                    pe[layer, h],
-                    qj[layer, h],
-                    qr[layer, h],
-                    qu[layer, h],
-                    pj[layer, h],
-                    pr[layer, h],
-                    pu[layer, h],
-                )
-                _attn_add(attn_S[layer, h], qj[layer, h], pj[layer, h], n_c, n_p, z, pos_from)
+        _heads_forward(layer, P, W, pos_from)
         for pos in range(pos_from, ctx):
             _index(
                 z[pos], ffn_a[layer], ffn_b[layer], fj[layer, pos], fr[layer, pos], fu[layer, pos]
@@ -350,12 +392,13 @@ def _tf_forward(tokens, P, W, last_only, fast):
 
 
 @njit(cache=True)
-def _tf_backward(P, W, lr, fast):
+def _tf_backward(P, W, lr):
     """Backward of the last forward; ``W.out`` holds dL/dlogits. Updates ``P`` in place."""
-    (_emb, attn_a, attn_b, attn_S, pe, ffn_a, ffn_b, ffn_S, un_a, un_b, un_S) = P
-    (z, _x, qj, qr, qu, pj, pr, pu, fj, fr, fu, uj, ur, uu, out, _ybuf, gx, gy, _gxh, pe_grad) = W
-    ctx = z.shape[0]
-    n_l, n_h = attn_a.shape[:2]
+    ffn_a, ffn_b, ffn_S, un_a, un_b, un_S = P[5], P[6], P[7], P[8], P[9], P[10]
+    fj, fr, fu, uj, ur, uu, out = W[8], W[9], W[10], W[11], W[12], W[13], W[14]
+    gx, gy = W[16], W[17]
+    ctx = gx.shape[0]
+    n_l = P[1].shape[0]
     gx[:, :] = 0
     for pos in range(ctx):
         _lut_backward(un_S, un_a, un_b, uj[pos], ur[pos], uu[pos], gx[pos], out[pos], lr)
@@ -374,26 +417,7 @@ def _tf_backward(P, W, lr, fast):
                 lr,
             )
         gy[:, :] = gx
-        if fast:
-            _heads_backward_par(layer, P, W, lr)
-        else:
-            for h in range(n_h):
-                _attn_backward(
-                    attn_S[layer, h],
-                    attn_a[layer, h],
-                    attn_b[layer, h],
-                    pe[layer, h],
-                    qj[layer, h],
-                    qr[layer, h],
-                    qu[layer, h],
-                    pj[layer, h],
-                    pr[layer, h],
-                    pu[layer, h],
-                    gx,
-                    gy,
-                    pe_grad[h],
-                    lr,
-                )
+        _heads_backward(layer, P, W, lr)
 
 
 @njit(cache=True)
@@ -408,31 +432,53 @@ def _xent_grad(out, targets):
 
 
 @njit(cache=True)
-def _tf_train_steps(data, starts, lrs, P, W, fast):
+def _tf_train_steps(data, starts, lrs, P, W):
     """Train on the windows ``data[s : s + C + 1]`` for ``s`` in ``starts``, one step each."""
     ctx = W[0].shape[0]
     loss = 0.0
     for n in range(starts.shape[0]):
         s = starts[n]
         tokens = data[s : s + ctx]
-        _tf_forward(tokens, P, W, False, fast)
+        _tf_forward(tokens, P, W, False)
         loss += _xent_grad(W[14], data[s + 1 : s + ctx + 1]) / ctx
-        _tf_backward(P, W, lrs[n], fast)
+        _tf_backward(P, W, lrs[n])
     return loss
 
 
 @njit(cache=True)
-def _tf_validate(data, starts, P, W, fast):
+def _tf_validate(data, starts, P, W):
     """Sum (float32, in order, as the reference) of -ln p(byte after the window)."""
     ctx = W[0].shape[0]
     out = W[14]
     total = np.float32(0.0)
     for n in range(starts.shape[0]):
         s = starts[n]
-        _tf_forward(data[s : s + ctx], P, W, True, fast)
+        _tf_forward(data[s : s + ctx], P, W, True)
         _softmax_(out[ctx - 1], np.float32(1.0))
         total = np.float32(total - np.log(np.float64(out[ctx - 1, data[s + ctx]])))
     return total
+
+
+def _variant(kernel, **swap):
+    """``kernel`` compiled again with some of the functions it calls swapped (not cached).
+
+    The fast mode's kernels are the faithful ones with the head loops replaced by their
+    parallel versions; numba does not cache code that calls parallel kernels reliably.
+    """
+    fn = kernel.py_func
+    glb = dict(fn.__globals__)
+    glb.update(swap)
+    clone = types.FunctionType(fn.__code__, glb, fn.__name__ + "_fast", fn.__defaults__)
+    clone.__doc__ = fn.__doc__
+    return njit(clone)
+
+
+_tf_forward_fast = _variant(_tf_forward, _heads_forward=_heads_forward_par)
+_tf_backward_fast = _variant(_tf_backward, _heads_backward=_heads_backward_par)
+_tf_train_steps_fast = _variant(
+    _tf_train_steps, _tf_forward=_tf_forward_fast, _tf_backward=_tf_backward_fast
+)
+_tf_validate_fast = _variant(_tf_validate, _tf_forward=_tf_forward_fast)
 
 
 class TransformerEngine:
@@ -494,20 +540,20 @@ class TransformerEngine:
     def train(self, data: np.ndarray, starts: np.ndarray, lrs: np.ndarray) -> float:
         """One SGD step per window start; returns the summed mean-per-window training loss."""
         return float(
-            _tf_train_steps(
+            (_tf_train_steps_fast if self.fast else _tf_train_steps)(
                 _as_u8(data),
                 np.asarray(starts, np.int64),
                 np.asarray(lrs, np.float32),
                 self._params,
                 self._work,
-                self.fast,
             )
         )
 
     def validate(self, data: np.ndarray, starts: np.ndarray) -> float:
         """Mean -ln p of the byte after each window (float32 accumulation as the reference)."""
         starts = np.asarray(starts, np.int64)
-        total = _tf_validate(_as_u8(data), starts, self._params, self._work, self.fast)
+        validate = _tf_validate_fast if self.fast else _tf_validate
+        total = validate(_as_u8(data), starts, self._params, self._work)
         return float(np.float32(total) / np.float32(len(starts)))
 
     def logits(self, tokens: np.ndarray, *, last_only: bool = False) -> np.ndarray:
@@ -515,7 +561,9 @@ class TransformerEngine:
         tokens = _as_u8(tokens)
         if tokens.shape != (self.model.context,):
             raise ValueError(f"need {self.model.context} tokens, not {tokens.shape!r}")
-        _tf_forward(tokens, self._params, self._work, last_only, self.fast)
+        (_tf_forward_fast if self.fast else _tf_forward)(
+            tokens, self._params, self._work, last_only
+        )
         out = self._work[14]
         return out[-1:].copy() if last_only else out.copy()
 

@@ -169,7 +169,7 @@ def _copy(m: TransformerLM) -> TransformerLM:
 # -- tests --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("fast", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_transformer_steps_match_reference(fast):
     rng = np.random.default_rng(5)
     m = TransformerLM.create(rng=rng, **TINY)
@@ -223,7 +223,7 @@ def _attn_case(xq, xk, pe_u, s_rows):
     gx = np.zeros((2, 2), F32)
     gy = np.array([[0, 0], [1, 0]], F32)
     pe_grad = np.zeros((2, 1, 1), F32)
-    _attn_backward(S, a, b, pe, *cache, *pcache, gx, gy, pe_grad, F32(0.1))
+    _attn_backward(S, a, b, pe, *cache, *pcache, gx, gy, pe_grad, F32(0.1), True)
     return gx, pe, S
 
 
