@@ -150,8 +150,10 @@ def _ports(component: wiring.Component) -> dict:
     return out
 
 
-def manifest(net: Network, widths: list[LayerWidths]) -> dict:
-    """What a build produced: ports, throughput, memory placement and bandwidth per layer."""
+def manifest(net: Network, widths: list[LayerWidths], *, family: str | None = None) -> dict:
+    """What a build produced: ports, throughput, memory placement and bandwidth per layer;
+    with ``family`` (``"ice40"``/``"ecp5"``) also the estimated LUT4s, flip-flops, logic
+    cells (:func:`spikelut.compiler.estimate.estimate_logic`), block RAMs and SPRAMs."""
     layers = []
     floor = 1
     for k, (hw, w) in enumerate(zip(net.layers, widths, strict=True)):
@@ -183,13 +185,20 @@ def manifest(net: Network, widths: list[LayerWidths]) -> dict:
             }
         )
     cycles = net.cycles_per_inference
-    return {
+    out = {
         "ports": _ports(net),
         "cycles_per_inference": cycles,
         "bandwidth_floor_cycles": floor,
         "bandwidth_fraction": floor / cycles,
         "layers": layers,
     }
+    if family is not None:
+        from .estimate import estimate_logic, network_layer_params
+
+        brams, sprams = network_blocks(net, family)
+        est = estimate_logic(network_layer_params(net), family, argmax=net.argmax)
+        out["estimate"] = {**est, "block_rams": brams, "sprams": sprams, "family": family}
+    return out
 
 
 # -- memory placement -------------------------------------------------------------------------
@@ -243,22 +252,39 @@ def _cheapest(layer, table_bits: int, storage: Storage, family: str):
 
 
 def fit_plans(
-    model: ClassifierMLP, *, family: str, block_rams: int, sprams: int = 0
+    model: ClassifierMLP,
+    *,
+    family: str,
+    block_rams: int,
+    sprams: int = 0,
+    logic_cells: int | None = None,
+    indexer: IndexerKind = IndexerKind.PARALLEL,
+    max_cycles: int | None = None,
+    smallest: bool = False,
 ) -> list[LayerPlan]:
-    """The fastest placement of every layer's tables in block RAM or SPRAM that fits.
+    """The fastest (or, with ``smallest``, the slowest within ``max_cycles``) placement of
+    every layer's tables in block RAM or SPRAM that fits.
 
     For every candidate interval (cycles per inference), each layer takes the cheapest
     ``(P, L)`` reaching it in the storage chosen for it (every BRAM/SPRAM assignment of the
-    layers is tried, BRAM first); the smallest interval whose totals fit ``block_rams`` and
-    ``sprams`` wins. Raises ``ValueError`` with the block RAMs the slowest all-BRAM placement
-    needs when nothing fits.
+    layers is tried, BRAM first); intervals are tried fastest first (slowest first with
+    ``smallest``), and the first whose totals fit ``block_rams``, ``sprams`` and, when
+    given, ``logic_cells`` (the estimate of :func:`spikelut.compiler.estimate.estimate_logic`
+    with ``indexer``) wins. ``max_cycles`` bounds the interval. Raises ``ValueError`` saying
+    what is short and by how much (block RAMs, logic cells, or the interval reachable).
     """
+    from .estimate import estimate_logic
+
     kinds = [Storage.BRAM, Storage.SPRAM] if sprams else [Storage.BRAM]
     options = [
         {k: _cheapest(layer, q.table_bits, k, family) for k in kinds}
         for layer, q in zip(model.layers, model.quant, strict=True)
     ]
     targets = sorted({o[0] for opts in options for k in kinds for o in opts[k]})
+    if smallest:
+        targets.reverse()
+    best_cells = None  # (cells, cycles) of the leanest placement that fit the memories
+    fastest_mem = None  # the fastest interval whose memories fit, whatever the logic
     for target in targets:
         for assign in itertools.product(kinds, repeat=len(options)):
             chosen, used = [], {Storage.BRAM: 0, Storage.SPRAM: 0}
@@ -270,13 +296,40 @@ def fit_plans(
                 used[kind] += cost
                 chosen.append(LayerPlan(kind, p, lanes))
             else:
-                if used[Storage.BRAM] <= block_rams and used[Storage.SPRAM] <= sprams:
-                    return chosen
-    bram_only = sum(opts[Storage.BRAM][-1][1] for opts in options)
+                if used[Storage.BRAM] > block_rams or used[Storage.SPRAM] > sprams:
+                    continue
+                if fastest_mem is None or target < fastest_mem:
+                    fastest_mem = target
+                if max_cycles is not None and target > max_cycles:
+                    continue
+                if logic_cells is not None:
+                    params, _ = network_params(model, chosen, indexer=indexer)
+                    cells = estimate_logic(params, family)["logic_cells"]
+                    if best_cells is None or cells < best_cells[0]:
+                        best_cells = (cells, target)
+                    if cells > logic_cells:
+                        continue
+                return chosen
+    if fastest_mem is None:
+        bram_only = sum(opts[Storage.BRAM][-1][1] for opts in options)
+        raise ValueError(
+            f"the tables need at least {bram_only} block RAMs (or SPRAMs beyond the {sprams} "
+            f"there are), the target has {block_rams}; use fewer tables or a smaller N_C, "
+            "fewer table bits, or a larger device"
+        )
+    if best_cells is not None and best_cells[0] > logic_cells:
+        raise ValueError(
+            f"the core needs about {best_cells[0]} logic cells (estimated, at "
+            f"{best_cells[1]} cycles per inference), {best_cells[0] - logic_cells} more than "
+            f"the {logic_cells} available; most go to the {indexer.name.lower()} indexer's "
+            f"{sum(layer.n_tables * layer.n_c for layer in model.layers)} anchor pairs: use "
+            "fewer tables or a smaller N_C, narrower inputs (in_shift), "
+            + ("the temporal indexer, " if indexer == IndexerKind.PARALLEL else "")
+            + "or a larger device"
+        )
     raise ValueError(
-        f"the tables need at least {bram_only} block RAMs (or SPRAMs beyond the {sprams} there "
-        f"are), the target has {block_rams}; use fewer tables or a smaller N_C, fewer table "
-        "bits, or a larger device"
+        f"no placement reaches {max_cycles} cycles per inference; the fastest that fits "
+        f"takes {fastest_mem}"
     )
 
 

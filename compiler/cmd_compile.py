@@ -1,10 +1,13 @@
 """``spikelut compile``: an integer classifier to the Verilog and RTLIL of its network core.
 
 Writes ``core.v``, ``core.il`` and ``manifest.json`` (ports and payload formats, cycles per
-inference, memory placement per layer, block RAMs and SPRAMs used, the memory-bandwidth
-floor and the fraction of it achieved). Without ``--storage``/``--tables-per-cycle``/
-``--lanes`` it picks the fastest placement in block RAM (and SPRAM on an UltraPlus) that
-fits the target's memories.
+inference, memory placement per layer, block RAMs and SPRAMs used, estimated LUT4s,
+flip-flops and logic cells, the memory-bandwidth floor and the fraction of it achieved).
+Without ``--storage``/``--tables-per-cycle``/``--lanes`` it picks the fastest placement in
+block RAM (and SPRAM on an UltraPlus) that fits the target's memories and, by the logic
+estimate, its logic cells less room for the host link; ``--throughput`` picks the smallest
+placement that reaches a rate at ``--clock-mhz``. What cannot fit is refused before any
+Verilog is written.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from spikelut.hdl.params import discard
 from . import report_out
 from .backend import LayerPlan, fit_plans, manifest, network_blocks, network_params
 from .errors import UserError
+from .estimate import HOST_LINK_CELLS, LOGIC_CELLS, estimate_logic
 from .fileio import write_text_atomic
 from .ir import ClassifierMLP, IRError
 from .modelfile import ModelFileError, load_model
+
+# typical core clock of each target, MHz (UP5K at -6 speed grade: about 24-48 MHz)
+TYPICAL_MHZ = {"ice40-up5k": 24.0, "ice40-hx8k": 48.0, "ecp5-25": 100.0, "ecp5-85": 100.0}
 
 # target name -> (family, device, block RAMs, SPRAMs)
 TARGETS = {
@@ -68,6 +75,18 @@ def add_parser(sub: Any) -> None:
         default="parallel",
         help="input as value vectors (parallel) or AER spike events (temporal)",
     )
+    p.add_argument(
+        "--throughput",
+        type=float,
+        metavar="RATE",
+        help="inferences per second to reach: the smallest placement that does",
+    )
+    p.add_argument(
+        "--clock-mhz",
+        type=float,
+        metavar="F",
+        help="core clock for --throughput and the reported rate (default: the target's typical)",
+    )
     report_out.add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -82,16 +101,23 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(model, ClassifierMLP) or not model.is_integer:
         raise UserError(f"{args.model} is not an integer classifier; run spikelut quantize first")
     family, device, brams, sprams = TARGETS[args.target]
+    clock_mhz = TYPICAL_MHZ[args.target] if args.clock_mhz is None else args.clock_mhz
+    if clock_mhz <= 0:
+        raise UserError(f"--clock-mhz must be positive, not {clock_mhz:g}")
+    cells = LOGIC_CELLS[args.target] - HOST_LINK_CELLS
+    indexer = IndexerKind[args.indexer.upper()]
     manual = args.storage or args.tables_per_cycle or args.lanes
     try:
         if manual:
+            if args.throughput:
+                raise UserError("--throughput picks the placement: drop --storage/-P/-L")
             storage = Storage[(args.storage or "bram").upper()]
             if storage == Storage.SPRAM and not sprams:
                 raise UserError(f"{args.target} has no SPRAM; use --storage bram or lutram")
             plans: Any = LayerPlan(storage, args.tables_per_cycle or 1, args.lanes)
         else:
-            plans = fit_plans(model, family=family, block_rams=brams, sprams=sprams)
-        params, widths = network_params(model, plans, indexer=IndexerKind[args.indexer.upper()])
+            plans = _auto_plans(model, args, family, brams, sprams, cells, indexer, clock_mhz)
+        params, widths = network_params(model, plans, indexer=indexer)
         net = Network(layers=params)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -102,21 +128,60 @@ def run(args: argparse.Namespace) -> int:
             f"the tables need {used_brams} block RAMs and {used_sprams} SPRAMs, {args.target} "
             f"has {brams} and {sprams}; lower --tables-per-cycle/--lanes or change --storage"
         )
+    est = estimate_logic(params, family)
+    if est["logic_cells"] > cells:
+        discard(net)
+        raise UserError(
+            f"the core needs about {est['logic_cells']} logic cells (estimated), "
+            f"{est['logic_cells'] - cells} more than the {cells} {args.target} leaves beside "
+            "the host link; lower --tables-per-cycle/--lanes, try --indexer temporal, or use "
+            "fewer tables, a smaller N_C or a larger device"
+        )
     platform = _Device(device)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "core.v", verilog.convert(net, name="spikelut_core", platform=platform))
     write_text_atomic(out / "core.il", rtlil.convert(net, name="spikelut_core", platform=platform))
-    result = manifest(net, widths)
+    result = manifest(net, widths, family=family)
+    rate = clock_mhz * 1e6 / result["cycles_per_inference"]
     result.update(
         target=args.target,
         block_rams=used_brams,
         sprams=used_sprams,
+        logic_cells_available=cells,
+        clock_mhz=clock_mhz,
+        inferences_per_second=rate,
+        inferences_per_second_per_logic_cell=rate / est["logic_cells"],
         compile_seconds=round(time.perf_counter() - t0, 3),
     )
     write_text_atomic(out / "manifest.json", json.dumps(result, indent=1, sort_keys=True))
     report_out.emit(args, result, _human)
     return 0
+
+
+def _auto_plans(model, args, family, brams, sprams, cells, indexer, clock_mhz):
+    """The placement to use when none was given: the fastest that fits, or with
+    ``--throughput`` the smallest that reaches it (UserError saying what is reachable)."""
+    kw = dict(family=family, block_rams=brams, sprams=sprams, logic_cells=cells, indexer=indexer)
+    if not args.throughput:
+        return fit_plans(model, **kw)
+    if args.throughput <= 0:
+        raise UserError(f"--throughput must be positive, not {args.throughput:g}")
+    max_cycles = int(clock_mhz * 1e6 // args.throughput)
+    try:
+        return fit_plans(model, max_cycles=max_cycles, smallest=True, **kw)
+    except ValueError:
+        fastest = fit_plans(model, **kw)  # raises when nothing fits at all
+        params, _ = network_params(model, fastest, indexer=indexer)
+        probe = Network(layers=params)
+        cycles = probe.cycles_per_inference
+        discard(probe)
+        raise UserError(
+            f"{args.throughput:g} inferences/s at {clock_mhz:g} MHz needs at most "
+            f"{max(max_cycles, 0)} cycles per inference; the fastest placement that fits "
+            f"{args.target} takes {cycles}: {clock_mhz * 1e6 / cycles:.0f} inferences/s "
+            "(raise --clock-mhz or choose a larger device)"
+        ) from None
 
 
 def _human(r: dict) -> str:
@@ -135,6 +200,8 @@ def _human(r: dict) -> str:
     return (
         f"{table}\ncycles per inference: {r['cycles_per_inference']} "
         f"(bandwidth floor {r['bandwidth_floor_cycles']}, {r['bandwidth_fraction']:.0%}); "
-        f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs on {r['target']}; "
+        f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs, about "
+        f"{r['estimate']['logic_cells']} logic cells of {r['logic_cells_available']} on "
+        f"{r['target']}; {r['inferences_per_second']:.0f} inferences/s at {r['clock_mhz']:g} MHz; "
         f"compiled in {r['compile_seconds']} s"
     )

@@ -28,7 +28,14 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import index_layout, vector_layout
-from .params import check_int, check_tables, signed_width, silent_on_error, sum_range
+from .params import (
+    check_int,
+    check_tables,
+    signed_width,
+    silent_on_error,
+    sum_range,
+    tree_sum,
+)
 from .spram import SPRAMLane
 
 __all__ = ["LUTBank", "Storage", "bank_geometry", "bank_image", "write_layout"]
@@ -237,7 +244,7 @@ class LUTBank(wiring.Component):
                     with m.Case(j):
                         m.d.comb += row.eq(row_layout.const(self._tables[t, j].tolist()))
             sel.append(row)
-        total = [sum(row[c] for row in sel) for c in range(y)]
+        total = [tree_sum(row[c] for row in sel) for c in range(y)]
         m.d.comb += i.ready.eq(~o.valid | o.ready)
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)
@@ -326,7 +333,7 @@ class LUTBank(wiring.Component):
         chunks = [Signal(chunk, name=f"acc{b}") for b in range(beats)]
         head = Signal(chunk, name="acc_next")
         for c in range(l_):
-            rows = sum(d[c] for d in lane_data)
+            rows = tree_sum(d[c] for d in lane_data)
             m.d.comb += head[c].eq(Mux(s1_clear, 0, chunks[0][c]) + rows)
         rotated = [*chunks[1:], head]
         with m.If(s1_valid & ~stall):

@@ -186,12 +186,21 @@ class TemporalIndexer(_IndexerBase):
         bit = Signal(n_pairs)
 
         ev_bin = ev.time[self.in_shift :]
-        hit = Cat(ev.neuron == n for n in range(d))
+        # Named signals, not expressions: every pair indexes them, and re-deriving an
+        # expression per pair makes elaboration quadratic in the network size.
+        hit = Signal(d)
+        new_bin = Signal()
+        early_eff = Signal(d)
+        cur_next = Signal(d)
+        fired = Signal(d)
         # After a reset early == cur == 0, so the first event needs no special case.
-        new_bin = ev_bin != cur_bin
-        early_eff = Mux(new_bin, early | cur, early)
-        cur_next = Mux(new_bin, 0, cur) | hit
-        fired = early_eff | cur_next
+        m.d.comb += [
+            hit.eq(1 << ev.neuron),
+            new_bin.eq(ev_bin != cur_bin),
+            early_eff.eq(Mux(new_bin, early | cur, early)),
+            cur_next.eq(Mux(new_bin, 0, cur) | hit),
+            fired.eq(early_eff | cur_next),
+        ]
         decided_next, bit_next, final = [], [], []
         for k, (_, _, a, b) in enumerate(self._pairs()):
             first_b = hit[b] & ~decided[k]

@@ -17,6 +17,7 @@ __all__ = [
     "signed_width",
     "silent_on_error",
     "sum_range",
+    "tree_sum",
 ]
 
 
@@ -78,6 +79,22 @@ def check_tables(tables, table_width: int) -> np.ndarray:
 def sum_range(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per output column, the smallest and largest possible sum of one row per table."""
     return tables.min(axis=1).sum(axis=0), tables.max(axis=1).sum(axis=0)
+
+
+def tree_sum(terms):
+    """The sum of a non-empty list of Amaranth values as a balanced adder tree.
+
+    Every addition widens by one bit, so the result is exact; a balanced tree keeps the
+    expression depth logarithmic (a linear chain of hundreds of terms overflows Python's
+    recursion limit when the design is elaborated or simulated).
+    """
+    terms = list(terms)
+    if not terms:
+        raise ValueError("tree_sum needs at least one term")
+    while len(terms) > 1:
+        pairs = [a + b for a, b in zip(terms[0::2], terms[1::2], strict=False)]
+        terms = pairs + terms[len(pairs) * 2 :]
+    return terms[0]
 
 
 def signed_width(lo: int, hi: int) -> int:

@@ -14,11 +14,12 @@ from spikelut.compiler.backend import (
     LayerPlan,
     bandwidth_floor,
     build_network,
+    fit_plans,
     manifest,
     network_params,
 )
 from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.hdl.bank import Storage
+from spikelut.hdl.bank import Storage, bank_image
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.layer import Network
 from spikelut.sim.golden import run_classifier
@@ -106,3 +107,87 @@ def test_backend_rejects_float_models_and_bad_plans():
     model.quant = None
     with pytest.raises(ValueError, match="quantize first"):
         network_params(model)
+
+
+# -- the quantised digits classifier, bit-exact on its whole test set --------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The default digits classifier (64 -> 10, 256 tables, N_C 4), quantised, and its
+    integer test inputs with the golden model's trace."""
+    from spikelut.compiler.datasets import load_dataset
+    from spikelut.compiler.quantize import quantize_classifier
+    from spikelut.compiler.train_classifier import train_on_dataset
+
+    data = load_dataset("digits")
+    model = quantize_classifier(train_on_dataset(data), calib_raw=data.X_train)
+    x = model.encoding.encode_int(data.X_test)
+    return model, x, run_classifier(model, x), data.y_test
+
+
+def _run_digits(net, model, x, rng=None, gap_p=0.0, ready_p=1.0, load=False):
+    """Stream ``x`` through ``net`` (after loading layer 0's tables through ``w0_stream``
+    when ``load``); the ``(logits, predictions)`` it returns."""
+    bank = net.layers[0].bank
+    temporal = net.layers[0].indexer_kind == IndexerKind.TEMPORAL
+    got = []
+
+    async def tb_in(ctx):
+        if load:
+            image = bank_image(
+                model.layers[0].tables, tables_per_cycle=bank.tables_per_cycle, lanes=bank.lanes
+            )
+            words = [
+                {"lane": p, "addr": a, "data": image[p, a].tolist()}
+                for p in range(image.shape[0])
+                for a in range(image.shape[1])
+            ]
+            await send(ctx, net.w0_stream, words)
+        payloads = vector_events(x, model.encoding.bits) if temporal else x.tolist()
+        await send(ctx, net.i_stream, payloads, rng, gap_p)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, net.o_stream, len(x), rng, ready_p, timeout=10**7))
+
+    run(net, tb_in, tb_out)
+    return np.array([ints(p.logits) for _, p in got]), [int(p.index) for _, p in got]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("plan", "indexer"),
+    [
+        (LayerPlan(Storage.LOGIC), IndexerKind.PARALLEL),
+        (LayerPlan(Storage.BRAM, 64, 10), IndexerKind.PARALLEL),
+        (LayerPlan(Storage.LUTRAM, 128, 10), IndexerKind.TEMPORAL),
+    ],
+)
+def test_digits_whole_test_set_matches_golden(digits, plan, indexer):
+    """All 450 test vectors, output by output, through placements of few cycles each (the
+    temporal indexer takes one event per clock, 64 per vector: every 10th vector)."""
+    model, x, trace, y = digits
+    assert len(x) == 450
+    sl = slice(None) if indexer == IndexerKind.PARALLEL else slice(0, 450, 10)
+    net = build_network(model, plan, indexer=indexer)
+    logits, predictions = _run_digits(net, model, x[sl])
+    np.testing.assert_array_equal(logits, trace.logits[sl])
+    assert predictions == trace.predictions[sl].tolist()
+    assert np.mean(np.array(predictions) == y[sl]) > 0.9
+
+
+@pytest.mark.slow
+def test_digits_up5k_placement_loads_spram_and_matches_golden(digits):
+    """The placement ``fit_plans`` picks for the UP5K (SPRAM, not initialised by the
+    bitstream): tables loaded through the write port, then a slice of the test set with
+    random gaps and back-pressure (320 cycles per inference: the whole set is the other
+    test's job)."""
+    model, x, trace, _ = digits
+    plans = fit_plans(model, family="ice40", block_rams=30, sprams=4)
+    assert [p.storage for p in plans] == [Storage.SPRAM]
+    net = build_network(model, plans)
+    rng = np.random.default_rng(7)
+    sl = slice(0, 450, 15)  # 30 vectors spread over the test set
+    logits, predictions = _run_digits(net, model, x[sl], rng, 0.2, 0.7, load=True)
+    np.testing.assert_array_equal(logits, trace.logits[sl])
+    assert predictions == trace.predictions[sl].tolist()

@@ -8,11 +8,19 @@ import json
 import numpy as np
 import pytest
 
-from spikelut.compiler.backend import bank_blocks, fit_plans, lane_blocks
+from spikelut.compiler.backend import (
+    LayerPlan,
+    bank_blocks,
+    fit_plans,
+    lane_blocks,
+    network_params,
+)
 from spikelut.compiler.cli import main
+from spikelut.compiler.estimate import LOGIC_CELLS, estimate_logic
 from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
 from spikelut.compiler.modelfile import save_model
 from spikelut.hdl.bank import Storage
+from spikelut.hdl.indexer import IndexerKind
 
 
 def digits_like(rng, n_t=16, n_c=6, hidden=32):
@@ -100,3 +108,61 @@ def test_block_estimates():
     assert lane_blocks(24, 300, "ice40") == 3  # 3 x 512x8 beats 2 x 2 x 256x16
     assert bank_blocks(4, 4, 3, 8, 2, 3, Storage.SPRAM, "ice40") == (0, 4)
     assert bank_blocks(4, 4, 3, 8, 2, 3, Storage.LOGIC, "ice40") == (0, 0)
+
+
+def test_manifest_has_logic_estimates_and_rate(model_path, tmp_path, capsys):
+    out = tmp_path / "core"
+    args = ["compile", str(model_path), "-o", str(out), "--clock-mhz", "12", "--json"]
+    assert main(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    est = r["estimate"]
+    assert est["family"] == "ice40"
+    assert 0 < est["flip_flops"] <= est["logic_cells"] == max(est["luts"], est["flip_flops"])
+    assert (est["block_rams"], est["sprams"]) == (r["block_rams"], r["sprams"])
+    assert est["logic_cells"] <= r["logic_cells_available"] == LOGIC_CELLS["ice40-up5k"] - 700
+    assert r["inferences_per_second"] == pytest.approx(12e6 / r["cycles_per_inference"])
+
+
+@pytest.mark.slow
+def test_throughput_picks_the_smallest_placement_that_reaches_it(model_path, tmp_path, capsys):
+    out = tmp_path / "core"
+    base = ["compile", str(model_path), "-o", str(out), "--json", "--clock-mhz", "24"]
+    assert main(base) == 0
+    fastest = json.loads(capsys.readouterr().out)
+    assert main([*base, "--throughput", "1000"]) == 0
+    small = json.loads(capsys.readouterr().out)
+    assert fastest["cycles_per_inference"] < small["cycles_per_inference"] <= 24_000
+    assert small["estimate"]["logic_cells"] < fastest["estimate"]["logic_cells"]
+    # just reachable: the fastest placement's own rate
+    rate = 24e6 / fastest["cycles_per_inference"]
+    assert main([*base, "--throughput", str(rate)]) == 0
+    assert (
+        json.loads(capsys.readouterr().out)["cycles_per_inference"]
+        == (fastest["cycles_per_inference"])
+    )
+    assert main([*base, "--throughput", str(rate * 1.5)]) == 2
+    err = capsys.readouterr().err
+    assert f"takes {fastest['cycles_per_inference']}" in err
+    assert f"{rate:.0f} inferences/s" in err
+
+
+def test_fit_refuses_by_the_logic_estimate():
+    model = digits_like(np.random.default_rng(43))
+    kw = dict(family="ice40", block_rams=30, sprams=4)
+    params, _ = network_params(model, fit_plans(model, **kw))
+    need = estimate_logic(params, "ice40")["logic_cells"]
+    fit_plans(model, logic_cells=need, **kw)
+    with pytest.raises(ValueError, match=r"about \d+ logic cells .* more than the 500 available"):
+        fit_plans(model, logic_cells=500, **kw)
+
+
+def test_logic_estimate_grows_with_parallelism():
+    model = digits_like(np.random.default_rng(44))
+    slow, _ = network_params(model, LayerPlan(Storage.BRAM, 1, 1))
+    fast, _ = network_params(model, LayerPlan(Storage.BRAM, 8, 10))
+    temporal, _ = network_params(model, LayerPlan(Storage.BRAM, 1, 1), indexer=IndexerKind.TEMPORAL)
+    e_slow, e_fast = estimate_logic(slow, "ice40"), estimate_logic(fast, "ice40")
+    assert e_slow["luts"] < e_fast["luts"]
+    # the parallel indexer: one comparator of the 6-bit inputs per anchor pair of layer 0
+    assert e_slow["luts"] > 16 * 6 * 6
+    assert estimate_logic(temporal, "ice40")["flip_flops"] > e_slow["flip_flops"]

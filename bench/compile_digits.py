@@ -1,0 +1,180 @@
+"""The digits classifier on the iCE40 UP5K: compile time, cycles, size, rate per logic cell.
+
+Trains the default digits classifier (or loads ``--model``, float or integer), quantises it,
+and for the UP5K reports: compile time (model to Verilog), cycles per inference with each
+indexer, and the fastest and the smallest placement whose tables fit the UP5K's memories:
+estimated (and with ``--synth``, Yosys ``synth_ice40``-measured) LUT4s, flip-flops, logic
+cells, memory blocks, cycles per inference, inferences per second per logic cell at
+``--clock-mhz``, and the fraction of the memory-bandwidth floor reached.
+
+    python bench/compile_digits.py [--model FILE] [--synth] [--clock-mhz 24] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from spikelut.compiler.backend import fit_plans, manifest, network_params
+from spikelut.compiler.cmd_compile import TARGETS, _Device
+from spikelut.compiler.datasets import load_dataset
+from spikelut.compiler.estimate import HOST_LINK_CELLS, LOGIC_CELLS
+from spikelut.compiler.modelfile import load_model
+from spikelut.compiler.quantize import int_predict, quantize_classifier
+from spikelut.compiler.toolchain import find
+from spikelut.compiler.train_classifier import train_on_dataset
+from spikelut.hdl.indexer import IndexerKind
+from spikelut.hdl.layer import Network
+
+TARGET = "ice40-up5k"
+# TreeLUT on the same UP5K and digits split (issue 5): 98.0 %, 2,764 logic cells, ~46 MHz,
+# one inference per clock, no block RAM
+TREELUT = {"accuracy": 0.980, "logic_cells": 2764, "clock_mhz": 46.0, "cycles_per_inference": 1}
+
+
+def _model(path: str | None, data):
+    model = train_on_dataset(data) if path is None else load_model(path)
+    if not model.is_integer:
+        model = quantize_classifier(model, calib_raw=data.X_train)
+    return model
+
+
+def _synth(text: str) -> dict:
+    """Yosys ``synth_ice40`` cell counts of a Verilog core."""
+    yosys = find("yosys")  # YOSYS, then the YoWASP copy installed with spikelut
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "core.v"
+        src.write_text(text)
+        # relative paths: the YoWASP build only sees the working directory
+        script = "read_verilog core.v; synth_ice40 -top spikelut_core; tee -o stat.txt stat"
+        t0 = time.perf_counter()
+        subprocess.run([yosys, "-q", "-p", script], check=True, capture_output=True, cwd=tmp)
+        stat = (Path(tmp) / "stat.txt").read_text()
+    counts = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+(SB_\w+)\s*$", stat, re.M)}
+    luts, ffs = counts.get("SB_LUT4", 0), sum(v for k, v in counts.items() if "DFF" in k)
+    return {
+        "luts": luts,
+        "flip_flops": ffs,
+        "carries": counts.get("SB_CARRY", 0),
+        "logic_cells": max(luts, ffs),
+        "block_rams": counts.get("SB_RAM40_4K", 0),
+        "sprams": counts.get("SB_SPRAM256KA", 0),
+        "synth_seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _config(model, plans, indexer, clock_mhz: float, synth: bool) -> dict:
+    family, device, _, _ = TARGETS[TARGET]
+    t0 = time.perf_counter()
+    params, widths = network_params(model, plans, indexer=indexer)
+    net = Network(layers=params)
+    text = verilog.convert(net, name="spikelut_core", platform=_Device(device))
+    seconds = time.perf_counter() - t0
+    m = manifest(net, widths, family=family)
+    est = m["estimate"]
+    rate = clock_mhz * 1e6 / m["cycles_per_inference"]
+    out = {
+        "indexer": indexer.name.lower(),
+        "placement": [
+            {k: layer[k] for k in ("storage", "tables_per_cycle", "lanes")} for layer in m["layers"]
+        ],
+        "compile_seconds": round(seconds, 2),
+        "cycles_per_inference": m["cycles_per_inference"],
+        "bandwidth_floor_cycles": m["bandwidth_floor_cycles"],
+        "bandwidth_fraction": m["bandwidth_fraction"],
+        "inferences_per_second": rate,
+        "estimate": est,
+        "estimate_per_logic_cell": rate / est["logic_cells"],
+        "fits_logic": est["logic_cells"] <= LOGIC_CELLS[TARGET] - HOST_LINK_CELLS,
+    }
+    if synth:
+        y = _synth(text)
+        out["yosys"] = y
+        out["yosys_per_logic_cell"] = rate / y["logic_cells"]
+    return out
+
+
+def main(argv=None) -> int:
+    """Run the benchmark; print a summary (or ``--json``)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help=".lutnet digits classifier (default: train one)")
+    ap.add_argument("--synth", action="store_true", help="also synthesise with Yosys")
+    ap.add_argument("--clock-mhz", type=float, default=24.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    data = load_dataset("digits")
+    model = _model(args.model, data)
+    acc = float((int_predict(model, data.X_test) == data.y_test).mean())
+    family, _, brams, sprams = TARGETS[TARGET]
+    mem = dict(family=family, block_rams=brams, sprams=sprams)
+    fastest = fit_plans(model, **mem)
+    smallest = fit_plans(model, smallest=True, **mem)
+    configs = {}
+    for name, plans in (("fastest", fastest), ("smallest", smallest)):
+        for kind in IndexerKind:
+            key = f"{name}_{kind.name.lower()}"
+            configs[key] = _config(model, plans, kind, args.clock_mhz, args.synth)
+    layers = model.layers
+    result = {
+        "target": TARGET,
+        "clock_mhz": args.clock_mhz,
+        "model": {
+            "shape": [(lay.in_dim, lay.out_dim, lay.n_tables, lay.n_c) for lay in layers],
+            "table_bits": [q.table_bits for q in model.quant],
+            "integer_test_accuracy": acc,
+            "test_vectors": len(data.y_test),
+        },
+        "logic_cells_available": LOGIC_CELLS[TARGET] - HOST_LINK_CELLS,
+        "configs": configs,
+        "treelut": {
+            **TREELUT,
+            "inferences_per_second_per_logic_cell": TREELUT["clock_mhz"]
+            * 1e6
+            / TREELUT["cycles_per_inference"]
+            / TREELUT["logic_cells"],
+        },
+    }
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+        return 0
+    print(
+        f"digits {result['model']['shape']} integer accuracy {acc:.1%} on "
+        f"{len(data.y_test)} test vectors; {TARGET} at {args.clock_mhz:g} MHz"
+    )
+    for key, c in configs.items():
+        line = (
+            f"{key:18s} {c['placement']} compile {c['compile_seconds']} s, "
+            f"{c['cycles_per_inference']} cycles/inf (floor {c['bandwidth_floor_cycles']}, "
+            f"{c['bandwidth_fraction']:.0%}), est {c['estimate']['logic_cells']} LC "
+            f"({c['estimate']['luts']} LUT4, {c['estimate']['flip_flops']} FF), "
+            f"{c['estimate']['block_rams']} BRAM + {c['estimate']['sprams']} SPRAM, "
+            f"{c['estimate_per_logic_cell']:.1f} inf/s/LC, "
+            f"{'fits' if c['fits_logic'] else 'does NOT fit'} {result['logic_cells_available']} LC"
+        )
+        if "yosys" in c:
+            y = c["yosys"]
+            line += (
+                f"; yosys {y['luts']} LUT4, {y['flip_flops']} FF, {y['block_rams']} BRAM, "
+                f"{y['sprams']} SPRAM, {c['yosys_per_logic_cell']:.1f} inf/s/LC"
+            )
+        print(line)
+    t = result["treelut"]
+    print(
+        f"TreeLUT: {t['accuracy']:.1%}, {t['logic_cells']} LC at {t['clock_mhz']:g} MHz, "
+        f"1 inference/clock: {t['inferences_per_second_per_logic_cell']:.0f} inf/s/LC"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
