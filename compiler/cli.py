@@ -24,6 +24,7 @@ COMMANDS = [
     "convert",
     "quantize",
     "compile",
+    "sim",
     "sample",
 ]
 

@@ -121,7 +121,13 @@ def parse_results(xml_path: str | os.PathLike) -> list[TestOutcome]:
 
 
 def build_key(
-    verilog: str, toplevel: str, *, parameters: Mapping, waves: str | None, build_args: list[str]
+    verilog: str,
+    toplevel: str,
+    *,
+    parameters: Mapping,
+    waves: str | None,
+    build_args: list[str],
+    optimize: bool = False,
 ) -> str:
     """Hash naming a Verilator build: design, top, options, and the tool versions."""
     import cocotb
@@ -133,6 +139,7 @@ def build_key(
             "parameters": {k: str(v) for k, v in sorted(parameters.items())},
             "waves": waves,
             "build_args": build_args,
+            **({"optimize": True} if optimize else {}),
             "verilator": toolchain.tool_version("verilator"),
             "cocotb": cocotb.__version__,
         },
@@ -141,14 +148,20 @@ def build_key(
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _build(runner, verilog, toplevel, bdir, parameters, build_args, waves) -> None:
-    """Build into a private directory, then rename it to ``bdir`` (concurrent builds are safe)."""
+def _build(runner, verilog, toplevel, bdir, parameters, build_args, waves, optimize) -> None:
+    """Build into a private directory, then rename it to ``bdir`` (concurrent builds are safe).
+
+    ``optimize`` compiles the model's C++ with -O2 instead of Verilator's default -Os (make's
+    OPT_FAST): a longer build, a faster simulation."""
     tmp = bdir.with_name(f".{bdir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     src = tmp / f"{toplevel}.v"
     write_text_atomic(src, verilog)
     log = tmp / "build.log"
+    old_makeflags = os.environ.get("MAKEFLAGS")
+    if optimize:
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [old_makeflags, "OPT_FAST=-O2"]))
     try:
         runner.build(
             sources=[src],
@@ -163,6 +176,12 @@ def _build(runner, verilog, toplevel, bdir, parameters, build_args, waves) -> No
         tail = log.read_text()[-3000:] if log.exists() else ""
         shutil.rmtree(tmp, ignore_errors=True)
         raise CocotbFailure(f"Verilator build of {toplevel} failed: {e}\n{tail}") from None
+    finally:
+        if optimize:
+            if old_makeflags is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = old_makeflags
     try:
         os.rename(tmp, bdir)
     except OSError:  # another process finished the same build first: use theirs
@@ -184,6 +203,7 @@ def run_cocotb(
     build_args: list[str] | None = None,
     check: bool = True,
     strict_warnings: bool = True,
+    optimize: bool = False,
 ) -> CocotbResults:
     """Build ``design`` as module ``toplevel`` with Verilator (cached) and run ``test_module``.
 
@@ -194,7 +214,8 @@ def run_cocotb(
     parameters), ``parameters`` become Verilog parameters. ``waves`` is a ``.vcd`` or ``.fst``
     path to write a trace to. With ``strict_warnings`` (the default) DeprecationWarning and
     FutureWarning are errors in the simulator's Python, as in the test suite, unless ``env``
-    sets ``PYTHONWARNINGS`` itself. Returns :class:`CocotbResults`; with ``check`` (the default)
+    sets ``PYTHONWARNINGS`` itself. ``optimize`` compiles the model with -O2 (about a quarter
+    longer to build, about 40% faster to simulate a large core). Returns :class:`CocotbResults`; with ``check`` (the default)
     raises :class:`CocotbFailure` naming every failed test when any failed or none ran.
     """
     from cocotb_tools.runner import get_runner
@@ -218,7 +239,12 @@ def run_cocotb(
 
     verilog = to_verilog(design, toplevel)
     key = build_key(
-        verilog, toplevel, parameters=parameters, waves=waves_kind, build_args=build_args
+        verilog,
+        toplevel,
+        parameters=parameters,
+        waves=waves_kind,
+        build_args=build_args,
+        optimize=optimize,
     )
     root = Path(build_dir) if build_dir is not None else default_cache_dir()
     bdir = (root / f"{toplevel}-{key}").resolve()
@@ -228,7 +254,7 @@ def run_cocotb(
     runner = get_runner("verilator")
     t0 = time.monotonic()
     if not cached:
-        _build(runner, verilog, toplevel, bdir, parameters, build_args, waves is not None)
+        _build(runner, verilog, toplevel, bdir, parameters, build_args, waves is not None, optimize)
     build_seconds = time.monotonic() - t0
 
     tdir = (Path(test_dir) if test_dir is not None else bdir / "run").resolve()

@@ -1,0 +1,626 @@
+"""Simulate a compiled classifier core in cocotb against the integer golden model.
+
+:func:`simulate` builds the core of a quantised classifier (the placement ``spikelut
+compile`` picks for a target, or given plans), writes the input vectors, the golden outputs
+and the table loads for :mod:`spikelut.sim.tb_network` (:func:`write_case`), runs it with
+Verilator through :func:`spikelut.sim.cocotb_runner.run_cocotb` (cached builds) or with Icarus
+Verilog where installed, and returns a :class:`SimReport`. When an output differs it re-runs
+the vectors up to the first mismatch in debug mode (per-layer probes) to name the first
+layer and table where the design leaves the golden model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikelut.compiler.backend import LayerPlan, fit_plans, manifest, network_params
+from spikelut.compiler.fileio import write_text_atomic
+from spikelut.compiler.ir import ClassifierMLP
+from spikelut.hdl.bank import Storage, bank_image
+from spikelut.hdl.indexer import IndexerKind
+from spikelut.hdl.layer import Layer, Network
+
+from .cocotb_lib import pack_value
+from .golden import lut_rows, run_classifier
+
+__all__ = [
+    "TARGET_MEMORIES",
+    "RNNHarness",
+    "SimReport",
+    "SimulatorUnavailable",
+    "build_core",
+    "indexer_kind",
+    "simulate",
+    "simulate_rnn",
+    "write_case",
+]
+
+TOPLEVEL = "spikelut_core"
+TEST_MODULE = "spikelut.sim.tb_network"
+PERIOD_NS = 10
+
+# target -> (family, block RAMs, SPRAMs), as `spikelut compile` places tables
+TARGET_MEMORIES = {
+    "ice40-up5k": ("ice40", 30, 4),
+    "ice40-hx8k": ("ice40", 32, 0),
+    "ecp5-25": ("ecp5", 56, 0),
+    "ecp5-85": ("ecp5", 208, 0),
+}
+
+
+class SimulatorUnavailable(RuntimeError):
+    """The requested simulator is not installed (a reason to skip, never to fail)."""
+
+
+@dataclass
+class SimReport:
+    """What one simulation measured.
+
+    ``mismatches`` counts outputs that differ from the golden model (``first_mismatch`` and
+    ``divergence`` describe the first); ``accuracy`` is the hardware's on the labels given
+    (None without labels or without argmax); ``cycles_per_inference`` is the measured
+    steady-state interval between outputs, ``latency_cycles`` from an input's last transfer
+    to its output; ``cycles_per_second`` is simulated clock cycles per wall second of the
+    cocotb test (table loading included), ``inference_cycles_per_second`` the same after the
+    tables are loaded, ``cycles_per_cpu_second`` per second of the simulator process's CPU
+    time (what an unloaded machine reaches). A debug run also compares every layer's indices
+    and bank sums with the golden model's (``layer_checks`` vectors, ``layer_mismatches``).
+    """
+
+    simulator: str
+    vectors: int
+    mismatches: int
+    first_mismatch: str
+    divergence: str
+    accuracy: float | None
+    cycles_per_inference: float | None
+    expected_cycles_per_inference: int
+    latency_cycles: int | None
+    latency_ns: float | None
+    cycles: int
+    load_cycles: int
+    sim_wall_seconds: float
+    cycles_per_second: float
+    inference_cycles_per_second: float
+    cycles_per_cpu_second: float
+    build_seconds: float
+    build_cached: bool
+    total_seconds: float
+    layers: list = field(default_factory=list)
+    waves: str | None = None
+    layer_checks: int | None = None
+    layer_mismatches: int | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-able fields."""
+        return asdict(self)
+
+
+def indexer_kind(indexer: IndexerKind | str) -> IndexerKind:
+    """An :class:`IndexerKind` from itself or its name (``"parallel"``, ``"temporal"``)."""
+    if isinstance(indexer, IndexerKind):
+        return indexer
+    try:
+        return IndexerKind[str(indexer).upper()]
+    except KeyError:
+        raise ValueError(f"unknown indexer {indexer!r}; use parallel or temporal") from None
+
+
+def _rate(cycles: float, seconds: float) -> float:
+    return cycles / seconds if seconds > 0 else 0.0
+
+
+def build_core(
+    model: ClassifierMLP,
+    *,
+    plans=None,
+    target: str = "ice40-up5k",
+    indexer: IndexerKind | str = IndexerKind.PARALLEL,
+    argmax: bool = True,
+):
+    """``(network, widths)`` of an integer classifier: ``plans`` (a :class:`LayerPlan` or one
+    per layer), or the placement :func:`fit_plans` picks for ``target``."""
+    if plans is None:
+        if target not in TARGET_MEMORIES:
+            raise ValueError(f"unknown target {target!r}; use one of {sorted(TARGET_MEMORIES)}")
+        family, brams, sprams = TARGET_MEMORIES[target]
+        plans = fit_plans(model, family=family, block_rams=brams, sprams=sprams)
+    params, widths = network_params(model, plans, indexer=indexer_kind(indexer))
+    return Network(layers=params, argmax=argmax), widths
+
+
+def _hex(values) -> list[str]:
+    return [format(int(v), "x") for v in values]
+
+
+def _loads(net: Network, ports: dict, *, all_memories: bool) -> dict:
+    """Table-write payloads (hex) per ``w{k}_stream``: SPRAM banks (never initialised by a
+    bitstream), or every memory bank with ``all_memories``."""
+    out = {}
+    for k, layer in enumerate(net.layers):
+        bank = layer.bank
+        if bank.storage == Storage.LOGIC:
+            continue
+        if bank.storage != Storage.SPRAM and not all_memories:
+            continue
+        desc = ports[f"w{k}_stream"]["payload"]
+        image = bank_image(bank.tables, tables_per_cycle=bank.tables_per_cycle, lanes=bank.lanes)
+        payloads = [
+            pack_value(desc, {"lane": lane, "addr": addr, "data": image[lane, addr].tolist()})
+            for lane in range(image.shape[0])
+            for addr in range(image.shape[1])
+        ]
+        out[f"w{k}_stream"] = _hex(payloads)
+    return out
+
+
+def write_case(
+    case_dir: str | os.PathLike,
+    net: Network,
+    widths,
+    model: ClassifierMLP,
+    x: np.ndarray,
+    *,
+    seed: int = 0,
+    gap_prob: float = 0.2,
+    stall_prob: float = 0.2,
+    max_gap: int = 3,
+    measure: int = 16,
+    debug: bool = False,
+    load_all: bool = False,
+) -> dict:
+    """Write the files :mod:`spikelut.sim.tb_network` reads; returns the manifest of ``net``.
+
+    ``x``: (B, D) integer inputs; ``measure``: vectors of the timing burst; ``load_all``:
+    load every memory bank through its write port, not only SPRAM.
+    """
+    case = Path(case_dir)
+    case.mkdir(parents=True, exist_ok=True)
+    x = np.asarray(x, np.int64)
+    man = manifest(net, widths)
+    ports = man["ports"]
+    trace = run_classifier(model, x)
+    out_desc = ports["o_stream"]["payload"]
+    if net.argmax:
+        expected = [
+            pack_value(out_desc, {"index": int(p), "logits": row.tolist()})
+            for p, row in zip(trace.predictions, trace.logits, strict=True)
+        ]
+    else:
+        expected = [pack_value(out_desc, row.tolist()) for row in trace.logits]
+    temporal = net.layers[0].indexer_kind == IndexerKind.TEMPORAL
+    cpi = net.cycles_per_inference
+    per_vector = (cpi + (x.shape[1] if temporal else 1)) * (max_gap + 2) + 64
+    loads = _loads(net, ports, all_memories=load_all)
+    n_loads = sum(len(v) for v in loads.values())
+    cfg = {
+        "period_ns": PERIOD_NS,
+        "seed": seed,
+        "indexer": "temporal" if temporal else "parallel",
+        "in_width": net.layers[0].in_width,
+        "event": ports["i_stream"]["payload"] if temporal else None,
+        "out": out_desc,
+        "layers": [
+            {
+                "n_c": layer.bank.n_c,
+                "n_tables": layer.bank.n_tables,
+                "acc_width": layer.bank.acc_width,
+                "out_dim": layer.out_dim,
+            }
+            for layer in net.layers
+        ],
+        "write_ports": [p for p in ports if p.startswith("w") and p.endswith("_stream")],
+        "measure": measure,
+        "gap_prob": gap_prob,
+        "stall_prob": stall_prob,
+        "max_gap": max_gap,
+        "max_stall": max_gap,
+        "debug": debug,
+        "timeout_cycles": len(x) * per_vector * 2 + 2 * n_loads + 10_000,
+    }
+    (case / "results.json").unlink(missing_ok=True)
+    write_text_atomic(case / "tb.json", json.dumps(cfg))
+    write_text_atomic(case / "inputs.json", json.dumps(x.tolist()))
+    write_text_atomic(case / "expected.json", json.dumps(_hex(expected)))
+    write_text_atomic(case / "loads.json", json.dumps(loads))
+    if debug:
+        golden = []
+        for layer, j in zip(model.layers, trace.indices, strict=True):
+            sums = lut_rows(layer, j).sum(axis=1)
+            golden.append({"indices": j.tolist(), "sums": sums.tolist()})
+        write_text_atomic(case / "golden_layers.json", json.dumps(golden))
+    else:
+        (case / "golden_layers.json").unlink(missing_ok=True)
+    return man
+
+
+def _results(case: Path) -> dict:
+    """The testbench's results.json; RuntimeError with the log's tail when it did not finish
+    (a hang caught by its timeout, or a crash)."""
+    path = case / "results.json"
+    if not path.exists():
+        log = case / "run" / "sim.log"
+        tail = "\n".join(log.read_text().splitlines()[-20:]) if log.exists() else "(no log)"
+        raise RuntimeError(f"the testbench did not finish (hang or crash):\n{tail}")
+    return json.loads(path.read_text())
+
+
+def _run(net, case: Path, *, simulator: str, seed: int, waves, build_dir, optimize=False):
+    """Run the test on ``net`` with ``simulator``; returns ``(build_seconds, cached, waves)``."""
+    env = {"SPIKELUT_TB_DIR": str(case.resolve())}
+    if simulator == "verilator":
+        from .cocotb_runner import run_cocotb
+
+        res = run_cocotb(
+            net,
+            toplevel=TOPLEVEL,
+            test_module=TEST_MODULE,
+            build_dir=build_dir,
+            test_dir=case / "run",
+            env=env,
+            waves=waves,
+            seed=seed,
+            check=False,
+            optimize=optimize,
+        )
+        if not res.tests:
+            log = case / "run" / "sim.log"
+            tail = "\n".join(log.read_text().splitlines()[-20:]) if log.exists() else ""
+            raise RuntimeError(f"the simulation did not run its test:\n{tail}")
+        return res.build_seconds, res.cached, res.waves
+    if simulator == "icarus":
+        return _run_icarus(net, case, env=env, seed=seed, waves=waves)
+    raise ValueError(f"unknown simulator {simulator!r}; use verilator or icarus")
+
+
+def _run_icarus(net, case: Path, *, env, seed, waves):
+    if shutil.which("iverilog") is None:
+        raise SimulatorUnavailable(
+            "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
+            "iverilog) or use --simulator verilator"
+        )
+    from cocotb_tools.runner import get_runner
+
+    from spikelut.compiler import toolchain
+
+    from .cocotb_runner import to_verilog
+
+    toolchain.prepare_cocotb_environment()
+    bdir = case / "icarus_build"
+    src = case / f"{TOPLEVEL}.v"
+    write_text_atomic(src, to_verilog(net, TOPLEVEL))
+    runner = get_runner("icarus")
+    t0 = time.monotonic()
+    runner.build(
+        sources=[src],
+        hdl_toplevel=TOPLEVEL,
+        build_dir=bdir,
+        timescale=("1ns", "1ps"),
+        waves=waves is not None,
+        log_file=case / "icarus_build.log",
+    )
+    build_seconds = time.monotonic() - t0
+    with contextlib.suppress(SystemExit):  # failures are read from results.json
+        runner.test(
+            test_module=TEST_MODULE,
+            hdl_toplevel=TOPLEVEL,
+            build_dir=bdir,
+            test_dir=case / "run",
+            extra_env=env,
+            seed=seed,
+            waves=waves is not None,
+            log_file=case / "run" / "sim.log",
+        )
+    return build_seconds, False, None
+
+
+def simulate(
+    model: ClassifierMLP,
+    x: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    plans: list[LayerPlan] | LayerPlan | None = None,
+    target: str = "ice40-up5k",
+    indexer: IndexerKind | str = IndexerKind.PARALLEL,
+    argmax: bool = True,
+    simulator: str = "verilator",
+    seed: int = 0,
+    waves: str | os.PathLike | None = None,
+    gap_prob: float = 0.2,
+    stall_prob: float = 0.2,
+    debug: bool = False,
+    load_all: bool = False,
+    build_dir: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    golden: ClassifierMLP | None = None,
+    optimize: bool = False,
+) -> SimReport:
+    """Simulate the core of integer classifier ``model`` on inputs ``x`` (B, D) and compare
+    every output with the golden model.
+
+    ``indexer``: ``"parallel"`` or ``"temporal"`` (layer 0 reads AER spike events);
+    ``labels``: true classes, for the accuracy; ``waves``: a ``.vcd``/``.fst`` trace file
+    (Verilator); ``build_dir``: the Verilator build cache (default: the runner's);
+    ``work_dir``: where the case files go (default: a temporary directory, removed);
+    ``golden``: the model the outputs are checked against (default ``model``; another one
+    injects a fault, to test the checking itself); ``debug``: also compare every layer's
+    indices and bank sums (slower: probes wake every cycle); ``optimize``: compile the
+    Verilator model with -O2 (longer build, faster simulation).
+    Raises :class:`SimulatorUnavailable` when the simulator is not installed and
+    ``ValueError`` for a float model or bad options.
+    """
+    if not isinstance(model, ClassifierMLP) or not model.is_integer:
+        raise ValueError("simulation needs a quantised classifier; run spikelut quantize first")
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"unknown simulator {simulator!r}; use verilator or icarus")
+    if simulator == "icarus" and waves is not None:
+        raise ValueError("traces (--waves) are written with --simulator verilator only")
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        raise SimulatorUnavailable(
+            "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
+            "iverilog) or use --simulator verilator"
+        )
+    x = np.atleast_2d(np.asarray(x, np.int64))
+    if x.shape[1] != model.encoding.dim or len(x) == 0:
+        raise ValueError(f"inputs must be (B>0, {model.encoding.dim}) integers, not {x.shape}")
+    kind = indexer_kind(indexer)
+    t0 = time.perf_counter()
+    net, widths = build_core(model, plans=plans, target=target, indexer=kind, argmax=argmax)
+    tmp = None
+    if work_dir is None:
+        tmp = tempfile.mkdtemp(prefix="spikelut-sim-")
+        work_dir = tmp
+    try:
+        case = Path(work_dir)
+        opts = dict(seed=seed, gap_prob=gap_prob, stall_prob=stall_prob, load_all=load_all)
+        ref = model if golden is None else golden
+        man = write_case(case, net, widths, ref, x, debug=debug, **opts)
+        build_s, cached, wave_out = _run(
+            net,
+            case,
+            simulator=simulator,
+            seed=seed,
+            waves=waves,
+            build_dir=build_dir,
+            optimize=optimize,
+        )
+        res = _results(case)
+        if res["mismatches"] and not res["divergence"]:
+            first = res["mismatch_vectors"][0]
+            dcase = case / "debug"
+            write_case(dcase, net, widths, ref, x[: first + 1], debug=True, **opts)
+            _run(
+                net,
+                dcase,
+                simulator=simulator,
+                seed=seed,
+                waves=None,
+                build_dir=build_dir,
+                optimize=optimize,
+            )
+            dres = _results(dcase)
+            res["divergence"] = dres["divergence"] or "the debug re-run did not reproduce it"
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    accuracy = None
+    if labels is not None and argmax:
+        hw = np.asarray(res["labels"], np.int64)
+        accuracy = float((hw == np.asarray(labels)[: len(hw)]).mean())
+    latency = res["latency_cycles"]
+    wall = res["wall_seconds"]
+    return SimReport(
+        simulator=simulator,
+        vectors=res["checked"],
+        mismatches=res["mismatches"],
+        first_mismatch=res["first_mismatch"],
+        divergence=res["divergence"],
+        accuracy=accuracy,
+        cycles_per_inference=res["cycles_per_inference"],
+        expected_cycles_per_inference=man["cycles_per_inference"],
+        latency_cycles=latency,
+        latency_ns=None if latency is None else latency * PERIOD_NS,
+        cycles=res["cycles"],
+        load_cycles=res["load_cycles"],
+        sim_wall_seconds=wall,
+        cycles_per_second=res["cycles"] / wall if wall > 0 else 0.0,
+        inference_cycles_per_second=_rate(
+            res["cycles"] - res["load_cycles"], wall - res["load_wall_seconds"]
+        ),
+        cycles_per_cpu_second=_rate(res["cycles"], res["cpu_seconds"]),
+        build_seconds=build_s,
+        build_cached=cached,
+        total_seconds=time.perf_counter() - t0,
+        layers=[
+            {k: la[k] for k in ("layer", "storage", "tables_per_cycle", "lanes", "indexer")}
+            for la in man["layers"]
+        ],
+        waves=None if wave_out is None else str(wave_out),
+        layer_checks=res.get("layer_checks"),
+        layer_mismatches=res.get("layer_mismatches"),
+    )
+
+
+# -- the spiking RNN ----------------------------------------------------------------------------
+
+
+class RNNHarness(wiring.Component):
+    """A spiking-RNN core for simulation: token -> :class:`~spikelut.hdl.recurrent.Embedding`
+    -> :class:`~spikelut.hdl.recurrent.RecurrentCell` -> unembedder
+    :class:`~spikelut.hdl.layer.Layer` -> :class:`~spikelut.hdl.vector.Argmax`, bit-exact
+    with :func:`spikelut.sim.golden.run_rnn`.
+
+    ``i_stream``: ``token_layout(V)`` (``first`` starts a sequence, ``h = 0``);
+    ``o_stream``: ``label_layout(V, W)``, the next token's logits and their argmax. Tables
+    in block RAM (``storage``) with the bitstream's ``init``, ``P``/``L`` as given.
+    """
+
+    def __init__(self, model, *, storage: Storage = Storage.BRAM, tables_per_cycle=1, lanes=None):
+        from spikelut.compiler.intseq import rnn_widths
+        from spikelut.hdl.layouts import label_layout
+        from spikelut.hdl.params import signed_width, sum_range
+        from spikelut.hdl.recurrent import Embedding, RecurrentCell, token_layout
+        from spikelut.hdl.vector import Argmax
+
+        w = rnn_widths(model)
+        emb_bits = model.embedding_bits
+        lo, hi = sum_range(model.cell.tables.astype(np.int64))
+        half = 1 << (emb_bits - 1)
+        state_width = max(
+            w.state_width, signed_width(int(lo.min()) - half, int(hi.max()) + half - 1)
+        )
+        mem = dict(storage=storage, tables_per_cycle=tables_per_cycle, lanes=lanes)
+        self.embedding = Embedding(table=model.embedding, width=emb_bits)
+        self.cell = RecurrentCell(
+            anchors_a=model.cell.a,
+            anchors_b=model.cell.b,
+            tables=model.cell.tables,
+            table_width=model.cell_quant.table_bits,
+            in_width=emb_bits,
+            state_width=state_width,
+            in_shift=model.cell_quant.in_shift,
+            **mem,
+        )
+        u = model.unembedder
+        self.unembedder = Layer(
+            anchors_a=u.a,
+            anchors_b=u.b,
+            tables=u.tables,
+            in_dim=model.dim,
+            in_width=state_width,
+            table_width=model.unembedder_quant.table_bits,
+            out_width=w.unembedder.out_width,
+            in_shift=model.unembedder_quant.in_shift,
+            **mem,
+        )
+        self.head = Argmax(dim=model.vocab, width=w.unembedder.out_width)
+        self.cycles_per_token = (
+            3 + self.cell.lut.cycles_per_inference + self.cell.lut.bank.cycles_per_inference
+        )
+        super().__init__(
+            {
+                "i_stream": In(stream.Signature(token_layout(model.vocab))),
+                "o_stream": Out(
+                    stream.Signature(label_layout(model.vocab, w.unembedder.out_width))
+                ),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.embedding = self.embedding
+        m.submodules.cell = self.cell
+        m.submodules.unembedder = self.unembedder
+        m.submodules.argmax = self.head
+        wiring.connect(m, wiring.flipped(self.i_stream), self.embedding.i_stream)
+        wiring.connect(m, self.embedding.o_stream, self.cell.i_stream)
+        wiring.connect(m, self.cell.o_stream, self.unembedder.i_stream)
+        wiring.connect(m, self.unembedder.o_stream, self.head.i_stream)
+        wiring.connect(m, self.head.o_stream, wiring.flipped(self.o_stream))
+        return m
+
+
+def simulate_rnn(
+    model,
+    tokens,
+    *,
+    seed: int = 0,
+    gap_prob: float = 0.2,
+    stall_prob: float = 0.2,
+    build_dir: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    harness: RNNHarness | None = None,
+) -> dict:
+    """Run an integer RNN's core (:class:`RNNHarness`) on token sequences (B, T) in
+    Verilator and compare every step's logits and prediction with :func:`run_rnn`.
+
+    Returns ``{"vectors", "mismatches", "first_mismatch", "cycles_per_token",
+    "latency_cycles", "cycles", "cycles_per_second", "predictions"}``.
+    """
+    from spikelut.compiler.backend import describe_shape
+
+    from .cocotb_runner import run_cocotb
+    from .golden import run_rnn
+
+    tokens = np.atleast_2d(np.asarray(tokens, np.int64))
+    core = harness if harness is not None else RNNHarness(model)
+    trace = run_rnn(model, tokens)
+    i_desc = describe_shape(core.signature.members["i_stream"].signature.members["payload"].shape)
+    o_desc = describe_shape(core.signature.members["o_stream"].signature.members["payload"].shape)
+    inputs, expected = [], []
+    for b in range(tokens.shape[0]):
+        for t in range(tokens.shape[1]):
+            inputs.append(
+                format(pack_value(i_desc, {"token": int(tokens[b, t]), "first": int(t == 0)}), "x")
+            )
+            expected.append(
+                pack_value(
+                    o_desc,
+                    {"index": int(trace.predictions[b, t]), "logits": trace.logits[b, t].tolist()},
+                )
+            )
+    tmp = None
+    if work_dir is None:
+        tmp = work_dir = tempfile.mkdtemp(prefix="spikelut-rnn-")
+    try:
+        case = Path(work_dir)
+        case.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "period_ns": PERIOD_NS,
+            "seed": seed,
+            "indexer": "payload",
+            "in_width": 0,
+            "event": None,
+            "out": o_desc,
+            "layers": [],
+            "write_ports": [],
+            "measure": 16,
+            "gap_prob": gap_prob,
+            "stall_prob": stall_prob,
+            "max_gap": 3,
+            "max_stall": 3,
+            "debug": False,
+            "timeout_cycles": len(inputs) * (core.cycles_per_token + 8) * 5 + 10_000,
+        }
+        (case / "results.json").unlink(missing_ok=True)
+        write_text_atomic(case / "tb.json", json.dumps(cfg))
+        write_text_atomic(case / "inputs.json", json.dumps(inputs))
+        write_text_atomic(case / "expected.json", json.dumps(_hex(expected)))
+        write_text_atomic(case / "loads.json", json.dumps({}))
+        run_cocotb(
+            core,
+            toplevel="spikelut_rnn",
+            test_module=TEST_MODULE,
+            build_dir=build_dir,
+            test_dir=case / "run",
+            env={"SPIKELUT_TB_DIR": str(case.resolve())},
+            seed=seed,
+            check=False,
+        )
+        res = _results(case)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    wall = res["wall_seconds"]
+    return {
+        "vectors": res["checked"],
+        "mismatches": res["mismatches"],
+        "first_mismatch": res["first_mismatch"],
+        "cycles_per_token": res["cycles_per_inference"],
+        "latency_cycles": res["latency_cycles"],
+        "cycles": res["cycles"],
+        "cycles_per_second": res["cycles"] / wall if wall > 0 else 0.0,
+        "predictions": res["labels"],
+    }

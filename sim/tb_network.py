@@ -1,0 +1,225 @@
+"""cocotb test of a compiled network core against the integer golden model.
+
+Reads its case from the directory ``$SPIKELUT_TB_DIR`` (written by
+:func:`spikelut.sim.network_sim.write_case`): ``tb.json`` (ports, payload descriptions,
+timing options), ``inputs.json`` (integer input vectors, or packed payloads in hex), ``expected.json`` (the golden
+output payloads, hex), ``loads.json`` (table-write payloads per ``w{k}_stream``, for storage
+the bitstream does not initialise) and, for debug runs, ``golden_layers.json``. Writes
+``results.json`` there: vectors checked, mismatches, the first mismatch and (debug) where the
+layers diverge, cycles per inference, latency, the hardware's labels, simulated cycles and
+wall seconds.
+
+Phases: load the tables; send vector 0 alone (latency: cycles from its last input transfer
+to its output transfer); send the next vectors back to back with ``ready`` held high (the
+steady-state interval between outputs, i.e. cycles per inference); then the rest with random
+``valid`` gaps and ``ready`` back-pressure. Every output is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+
+from spikelut.compiler.fileio import write_text_atomic
+from spikelut.sim.cocotb_lib import (
+    AERDriver,
+    Scoreboard,
+    StreamDriver,
+    StreamMonitor,
+    StreamPort,
+    StreamProbe,
+    locate_divergence,
+    pack_vector,
+    unpack_fields,
+    unpack_vector,
+)
+
+
+def _case() -> tuple[Path, dict]:
+    case = Path(os.environ["SPIKELUT_TB_DIR"])
+    return case, json.loads((case / "tb.json").read_text())
+
+
+def _decoder(cfg: dict):
+    desc = cfg["out"]
+    if "struct" in desc:
+        return lambda p: unpack_fields(p, desc)
+    elem = desc["array"]
+    return lambda p: unpack_vector(p, elem["width"], desc["length"], elem["signed"])
+
+
+def _label(cfg: dict, payload: int) -> int | None:
+    desc = cfg["out"]
+    if "struct" not in desc:
+        return None
+    f = desc["struct"]["index"]
+    return (payload >> f["offset"]) & ((1 << f["width"]) - 1)
+
+
+def _probes(dut, cfg: dict) -> list[dict]:
+    """Per-layer probes of a debug run: the indexer's and the bank's output streams."""
+    out = []
+    for k in range(len(cfg["layers"])):
+        layer = getattr(dut, f"layer{k}")
+        p = {
+            "indices": StreamProbe(dut.clk, StreamPort.of(layer.indexer, "o_stream")),
+            "sums": StreamProbe(dut.clk, StreamPort.of(layer.bank, "o_stream")),
+        }
+        for probe in p.values():
+            probe.start()
+        out.append(p)
+    return out
+
+
+def _probed_values(probes: list[dict], cfg: dict) -> list[dict]:
+    out = []
+    for p, lay in zip(probes, cfg["layers"], strict=True):
+        out.append(
+            {
+                "indices": [
+                    unpack_vector(v, lay["n_c"], lay["n_tables"], signed=False)
+                    for v in p["indices"].payloads
+                ],
+                "sums": [
+                    unpack_vector(v, lay["acc_width"], lay["out_dim"]) for v in p["sums"].payloads
+                ],
+            }
+        )
+    return out
+
+
+def _compare_layers(golden: list[dict], probed: list[dict]) -> tuple[int, int]:
+    """(values compared, values differing) over every layer's indices and sums."""
+    checks = bad = 0
+    for g, d in zip(golden, probed, strict=True):
+        for what in ("indices", "sums"):
+            n = len(g[what])
+            checks += n
+            bad += sum(g[what][v] != d[what][v] for v in range(min(n, len(d[what]))))
+            bad += max(0, n - len(d[what]))
+    return checks, bad
+
+
+@cocotb.test()
+async def network_matches_golden(dut):
+    """Every output of the core equals the golden model's, under random gaps and stalls."""
+    case, cfg = _case()
+    inputs = json.loads((case / "inputs.json").read_text())
+    expected = [int(h, 16) for h in json.loads((case / "expected.json").read_text())]
+    loads = json.loads((case / "loads.json").read_text())
+    period = cfg["period_ns"]
+    rng = random.Random(cfg["seed"])
+    decode = _decoder(cfg)
+
+    # the clock toggles in the simulator interface (C++), not in a Python task
+    cocotb.start_soon(Clock(dut.clk, period, unit="ns", impl="gpi").start())
+    in_port = StreamPort.of(dut, "i_stream")
+    out_port = StreamPort.of(dut, "o_stream")
+    driver = StreamDriver(dut.clk, in_port, rng=rng, period_ns=period)
+    monitor = StreamMonitor(dut.clk, out_port, rng=rng, period_ns=period)
+    driver.idle()
+    out_port.ready.value = 0
+    for name in cfg["write_ports"]:
+        getattr(dut, f"{name}__valid").value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+    wall0, cpu0, cycle0 = time.perf_counter(), time.process_time(), driver.cycle()
+
+    for name, payloads in loads.items():
+        writer = StreamDriver(dut.clk, StreamPort.of(dut, name), period_ns=period)
+        await writer.send_all(int(h, 16) for h in payloads)
+    load_cycles = driver.cycle() - cycle0
+    load_wall = time.perf_counter() - wall0
+
+    probes = _probes(dut, cfg) if cfg["debug"] else None
+    if cfg["indexer"] == "temporal":
+        aer = AERDriver(driver, cfg["event"], cfg["in_width"])
+        send_one = aer.send
+    elif cfg["indexer"] == "payload":  # inputs given as packed payloads (hex)
+
+        async def send_one(x):
+            return await driver.send(int(x, 16))
+
+    else:
+
+        async def send_one(x):
+            return await driver.send(pack_vector(x, cfg["in_width"]))
+
+    board = Scoreboard(expected, inputs, decode)
+    labels: list[int | None] = []
+    in_cycles: list[int] = []
+    out_cycles: list[int] = []
+
+    async def feed(first: int, last: int) -> None:
+        for x in inputs[first:last]:
+            in_cycles.append(await send_one(x))
+        driver.idle()
+
+    async def drain(first: int, last: int) -> None:
+        for n in range(first, last):
+            payload, cycle = await monitor.recv()
+            out_cycles.append(cycle)
+            board.check(n, payload)
+            labels.append(_label(cfg, payload))
+
+    async def phase(first: int, last: int) -> None:
+        if first >= last:
+            return
+        task = cocotb.start_soon(feed(first, last))
+        await drain(first, last)
+        await task
+
+    n = len(inputs)
+    burst = min(n, max(1, cfg["measure"]))
+    timeout = cfg["timeout_cycles"] * period
+
+    async def run_all() -> None:
+        await phase(0, 1)
+        await phase(1, burst)
+        driver.gap_prob, driver.max_gap = cfg["gap_prob"], cfg["max_gap"]
+        monitor.stall_prob, monitor.max_stall = cfg["stall_prob"], cfg["max_stall"]
+        await phase(burst, n)
+
+    await with_timeout(run_all(), timeout, "ns")
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    cycles = driver.cycle() - cycle0
+
+    latency = out_cycles[0] - in_cycles[0] if n else None
+    interval = (out_cycles[burst - 1] - out_cycles[1]) / (burst - 2) if burst >= 3 else None
+    result = {
+        "checked": board.checked,
+        "mismatches": board.n_mismatches,
+        "first_mismatch": board.report(),
+        "mismatch_vectors": [m.index for m in board.mismatches],
+        "divergence": "",
+        "latency_cycles": latency,
+        "cycles_per_inference": interval,
+        "labels": labels,
+        "cycles": cycles,
+        "load_cycles": load_cycles,
+        "load_wall_seconds": load_wall,
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
+    }
+    if probes is not None:
+        golden = json.loads((case / "golden_layers.json").read_text())
+        probed = _probed_values(probes, cfg)
+        result["layer_checks"], result["layer_mismatches"] = _compare_layers(golden, probed)
+        if board.mismatches:
+            result["divergence"] = locate_divergence(board.mismatches[0].index, golden, probed)
+    write_text_atomic(case / "results.json", json.dumps(result))
+    detail = f"\n{result['divergence']}" if result["divergence"] else ""
+    assert board.n_mismatches == 0, board.report() + detail
+    assert result.get("layer_mismatches", 0) == 0, (
+        f"{result['layer_mismatches']} per-layer values differ from the golden model"
+    )

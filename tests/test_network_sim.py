@@ -1,0 +1,189 @@
+# amaranth: UnusedElaboratable=no
+"""Compiled cores in cocotb/Verilator against the golden model: random networks over 10,000
+random vectors each (the digits core over its whole test set: tests/test_cmd_sim.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_cocotb_lib import MIXED_PLANS, mixed_model
+
+from spikelut.compiler.backend import LayerPlan
+from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
+from spikelut.hdl.bank import Storage
+from spikelut.hdl.params import discard
+from spikelut.sim.golden import run_classifier
+from spikelut.sim.network_sim import SimulatorUnavailable, build_core, simulate, write_case
+
+
+def random_model(seed, shapes, *, bits, table_bits, shifts, n_classes) -> ClassifierMLP:
+    """An integer classifier with random anchors and tables."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    lim = 1 << (table_bits - 1)
+    for d_in, d_out, n_t, n_c, residual in shapes:
+        layer = LUTLayer.random(
+            in_dim=d_in, out_dim=d_out, n_tables=n_t, n_c=n_c, rng=rng, residual=residual
+        )
+        layers.append(layer.with_tables(rng.integers(-lim, lim, layer.tables.shape)))
+    quant = [LayerQuant(table_bits=table_bits, in_shift=s) for s in shifts]
+    d0 = shapes[0][0]
+    return ClassifierMLP(InputEncoding.identity(d0, bits=bits), layers, n_classes, quant=quant)
+
+
+# name -> (model, plans, indexer, argmax)
+RANDOM_NETWORKS = {
+    "logic-vector": (
+        dict(
+            shapes=[(20, 16, 8, 5, False), (16, 7, 6, 4, False)],
+            bits=8,
+            table_bits=6,
+            shifts=(2, 0),
+            n_classes=7,
+        ),
+        LayerPlan(Storage.LOGIC),
+        "parallel",
+        False,
+    ),
+    "bram-residual": (
+        dict(
+            shapes=[(24, 12, 7, 4, False), (12, 12, 5, 6, True), (12, 5, 4, 3, False)],
+            bits=5,
+            table_bits=4,
+            shifts=(0, 1, 0),
+            n_classes=5,
+        ),
+        [
+            LayerPlan(Storage.BRAM, 4, 5),
+            LayerPlan(Storage.BRAM, 5, 12),
+            LayerPlan(Storage.LUTRAM, 4, 5),
+        ],
+        "parallel",
+        True,
+    ),
+}
+
+# a small temporal network with an SPRAM layer (for the case files; no build)
+SMALL_TEMPORAL = (
+    dict(
+        shapes=[(10, 8, 5, 3, False), (8, 4, 3, 4, False)],
+        bits=4,
+        table_bits=7,
+        shifts=(0, 3),
+        n_classes=4,
+    ),
+    [LayerPlan(Storage.SPRAM, 5, 8), LayerPlan(Storage.BRAM, 3, 4)],
+    "temporal",
+    True,
+)
+
+
+def network(name: str):
+    """``(model, plans, indexer, argmax)`` of a random network: one of RANDOM_NETWORKS, or
+    "mixed-temporal", the four-layer network of every storage kind that
+    tests/test_cocotb_lib.py also builds (so the build is shared)."""
+    if name == "mixed-temporal":
+        return mixed_model(), MIXED_PLANS, "temporal", True
+    spec, plans, indexer, argmax = RANDOM_NETWORKS[name]
+    return random_model(17, **spec), plans, indexer, argmax
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*sorted(RANDOM_NETWORKS), "mixed-temporal"])
+def test_random_network_matches_golden_on_10000_vectors(name):
+    model, plans, indexer, argmax = network(name)
+    rng = np.random.default_rng(18)
+    lim = 1 << (model.encoding.bits - 1)
+    x = rng.integers(-lim, lim, (10_000, model.encoding.dim))
+    # the vectors must exercise the network: many distinct outputs
+    logits = run_classifier(model, x).logits
+    assert len(np.unique(logits, axis=0)) > 200
+    rep = simulate(model, x, plans=plans, indexer=indexer, argmax=argmax, seed=3)
+    assert (rep.vectors, rep.mismatches) == (10_000, 0), rep.first_mismatch
+    net, _ = build_core(model, plans=plans, indexer=indexer, argmax=argmax)
+    discard(net)
+    assert rep.expected_cycles_per_inference == net.cycles_per_inference
+    assert rep.cycles_per_inference == pytest.approx(net.cycles_per_inference, abs=1.0)
+    print(f"{name}: {rep.cycles_per_second:,.0f} cycles/s, {rep.sim_wall_seconds:.1f} s")
+
+
+def test_write_case_describes_the_run(tmp_path):
+    spec, plans, indexer, argmax = SMALL_TEMPORAL
+    model = random_model(1, **spec)
+    net, widths = build_core(model, plans=plans, indexer=indexer, argmax=argmax)
+    discard(net)
+    x = np.zeros((3, model.encoding.dim), np.int64)
+    man = write_case(tmp_path, net, widths, model, x, debug=True)
+    import json
+
+    cfg = json.loads((tmp_path / "tb.json").read_text())
+    loads = json.loads((tmp_path / "loads.json").read_text())
+    assert cfg["indexer"] == "temporal" and cfg["event"]["struct"].keys() == {
+        "neuron",
+        "time",
+        "last",
+    }
+    # only the SPRAM layer is loaded at run time: every lane and address once
+    bank = net.layers[0].bank
+    assert list(loads) == ["w0_stream"]
+    assert len(loads["w0_stream"]) == bank.tables_per_cycle * bank.depth
+    assert man["cycles_per_inference"] == net.cycles_per_inference
+    assert (tmp_path / "golden_layers.json").exists()
+
+
+def test_simulate_rejects_bad_options_and_missing_icarus(monkeypatch):
+    spec, *_ = RANDOM_NETWORKS["logic-vector"]
+    model = random_model(2, **spec)
+    x = np.zeros((2, model.encoding.dim), np.int64)
+    with pytest.raises(ValueError, match="simulator"):
+        simulate(model, x, simulator="xsim")
+    with pytest.raises(ValueError, match="inputs must be"):
+        simulate(model, x[:, :3])
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(SimulatorUnavailable, match="iverilog"):
+        simulate(model, x, simulator="icarus")
+
+
+TEXT = "the cat sat on the mat; a spiking net reads the text one byte at a time."
+
+
+def small_rnn(seed: int = 23):
+    """A random integer spiking RNN over the characters of TEXT."""
+    from spikelut.compiler.intseq import IntegerRNN
+
+    rng = np.random.default_rng(seed)
+    vocab, dim = len(set(TEXT)), 10
+    cell = LUTLayer.random(in_dim=dim, out_dim=dim, n_tables=6, n_c=4, rng=rng)
+    cell = cell.with_tables(rng.integers(-8, 8, cell.tables.shape))
+    unemb = LUTLayer.random(in_dim=dim, out_dim=vocab, n_tables=5, n_c=3, rng=rng)
+    unemb = unemb.with_tables(rng.integers(-16, 16, unemb.tables.shape))
+    return IntegerRNN(
+        embedding=rng.integers(-8, 8, (vocab, dim)),
+        cell=cell,
+        unembedder=unemb,
+        cell_quant=LayerQuant(table_bits=4, in_shift=1),
+        unembedder_quant=LayerQuant(table_bits=5, in_shift=0),
+        embedding_bits=4,
+        context=8,
+    )
+
+
+@pytest.mark.slow
+def test_spiking_rnn_core_matches_golden_over_a_text():
+    from spikelut.sim.golden import run_rnn
+    from spikelut.sim.network_sim import simulate_rnn
+
+    model = small_rnn()
+    chars = sorted(set(TEXT))
+    tokens = np.array([chars.index(c) for c in TEXT])
+    # four windows of the text, each a sequence starting from h = 0
+    windows = np.stack([tokens[k : k + 16] for k in (0, 13, 29, 50)])
+    trace = run_rnn(model, windows)
+    assert len(np.unique(trace.predictions)) > 3
+    res = simulate_rnn(model, windows, seed=5)
+    assert (res["vectors"], res["mismatches"]) == (windows.size, 0), res["first_mismatch"]
+    assert res["predictions"] == trace.predictions.reshape(-1).tolist()
+    assert res["cycles_per_token"] > 1
+    print(f"rnn: {res['cycles_per_token']} cycles/token, {res['cycles_per_second']:,.0f} cycles/s")
