@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,9 +100,18 @@ def parse_fmax(log: str) -> dict[str, float]:
 
 
 def timing_passed(log: str) -> bool:
-    """True when every clock in the nextpnr log's timing reports says PASS."""
-    verdicts = re.findall(r"Max frequency for clock.*\((PASS|FAIL) at", log)
-    return bool(verdicts) and all(v == "PASS" for v in verdicts)
+    """True when every clock's last timing verdict in the nextpnr log is PASS (nextpnr
+    reports an estimate after placement and the final figure after routing)."""
+    verdicts = dict(re.findall(r"Max frequency for clock\s+'([^']+)'.*\((PASS|FAIL) at", log))
+    return bool(verdicts) and all(v == "PASS" for v in verdicts.values())
+
+
+def _timing_suggestion(fmax_mhz: dict[str, float], target_mhz: float) -> str:
+    worst = min(fmax_mhz.values(), default=0.0)
+    return (
+        f"timing missed: achieved {worst:.1f} MHz against {target_mhz:.1f} MHz; "
+        f"ask for --freq {int(worst * 0.9)} or read fewer tables per cycle (--max-brams)"
+    )
 
 
 def run_build(
@@ -127,10 +137,14 @@ def run_build(
     plan = platform.prepare(top, name=name, nextpnr_opts=f"--seed {seed}")
     env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
     failed = None
-    try:
-        plan.execute_local(str(out), env=env)
-    except Exception as e:  # the build script failed; the logs say why
-        failed = e
+    plan.extract(str(out))
+    # the tools' output goes to build.log, never to our stdout (which may carry --json)
+    proc = subprocess.run(
+        ["sh", f"{plan.script}.sh"], cwd=out, env=env, capture_output=True, text=True
+    )
+    write_text_atomic(out / "build.log", proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        failed = f"the build script exited with status {proc.returncode}"
     log_path = out / f"{name}.tim"
     log = log_path.read_text() if log_path.exists() else ""
     report = BuildReport(
@@ -151,20 +165,27 @@ def run_build(
     if failed is not None or not bitstream.exists():
         report.fits = "Unable to place" not in log and "not enough" not in log.lower()
         tail = "\n".join(log.strip().splitlines()[-5:]) or str(failed)
-        report.suggestion = (
-            "the design does not fit: use fewer tables per cycle (--tables-per-cycle) or "
-            "fewer lanes (--lanes), move tables to block RAM/SPRAM, or pick a larger device"
-            if not report.fits
-            else f"the tools failed; see {log_path}: {tail}"
-        )
+        over = [
+            f"{name.replace('_', ' ')} {r['used']}/{r['available']}"
+            for name, r in report.resources.items()
+            if r["used"] > r["available"]
+        ]
+        if not report.fits:
+            report.suggestion = (
+                f"the design does not fit ({', '.join(over) or 'placement failed'}): the "
+                "comparators and index registers grow with tables x comparisons (N_T * N_C) "
+                "and the adders with tables read per cycle; train fewer tables or pick a "
+                "larger device"
+            )
+        elif report.fmax_mhz and not report.timing_met:  # nextpnr stops at a timing failure
+            report.suggestion = _timing_suggestion(report.fmax_mhz, target_mhz)
+        else:
+            report.suggestion = f"the tools failed; see {log_path}: {tail}"
+        write_text_atomic(out / "build-report.json", json.dumps(report.to_json(), indent=1))
         return report
     report.bitstream = str(bitstream)
     report.ok = report.timing_met
     if not report.timing_met:
-        worst = min(report.fmax_mhz.values(), default=0.0)
-        report.suggestion = (
-            f"timing missed: achieved {worst:.1f} MHz against {target_mhz:.1f} MHz; "
-            f"ask for --freq {int(worst * 0.9)} or fewer lanes per cycle"
-        )
+        report.suggestion = _timing_suggestion(report.fmax_mhz, target_mhz)
     write_text_atomic(out / "build-report.json", json.dumps(report.to_json(), indent=1))
     return report

@@ -25,6 +25,9 @@ COMMANDS = [
     "quantize",
     "compile",
     "sim",
+    "build",
+    "run",
+    "flash",
     "sample",
 ]
 

@@ -1,0 +1,139 @@
+"""The table address space a board exposes to LOAD_TABLES and to its boot loader.
+
+A memory-backed layer ``k`` (see :mod:`spikelut.hdl.bank`) has ``P`` lane memories of
+``depth`` words of ``L * table_width`` bits. The host link moves *chunks* of ``chunk_bits``
+bits (the link's ``table_word_bits``); a bank word is sent as ``2**slot_bits`` consecutive
+chunks, low bits first, padded with zeros. Chunk ``s`` of word ``addr`` of lane ``p`` of layer
+``k`` has the host address::
+
+    ((p << addr_bits) | addr) << slot_bits | s
+
+so every lane is one contiguous run of ``depth << slot_bits`` chunks from
+``p << (addr_bits + slot_bits)``. The gateware writes a bank word when its last slot arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikelut.hdl.bank import Storage, bank_image
+
+__all__ = ["LayerTables", "TableSpace", "table_space"]
+
+MAX_CHUNK_BITS = 32
+
+
+def _clog2(n: int) -> int:
+    return max(0, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class LayerTables:
+    """Geometry of one memory-backed layer's tables on the host link."""
+
+    layer: int
+    storage: Storage
+    lanes: int  # P
+    depth: int
+    entries: int  # L, table entries per bank word
+    table_width: int
+    tables_per_cycle: int
+    slot_bits: int
+
+    @property
+    def word_bits(self) -> int:
+        """Bits of one bank word."""
+        return self.entries * self.table_width
+
+    @property
+    def addr_bits(self) -> int:
+        """Bits of a word address within a lane."""
+        return _clog2(self.depth)
+
+    @property
+    def lane_bits(self) -> int:
+        """Bits of the lane number."""
+        return _clog2(self.lanes)
+
+    @property
+    def slots(self) -> int:
+        """Chunks per bank word."""
+        return 1 << self.slot_bits
+
+    def lane_offset(self, lane: int) -> int:
+        """Host address of the first chunk of ``lane``."""
+        return lane << (self.addr_bits + self.slot_bits)
+
+
+@dataclass(frozen=True)
+class TableSpace:
+    """Every memory-backed layer of a network, and the link's chunk and address widths."""
+
+    layers: tuple[LayerTables, ...]
+    chunk_bits: int
+    addr_bits: int
+    n_layers: int
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Bytes of one chunk on the wire (and in the flash image)."""
+        return (self.chunk_bits + 7) // 8
+
+    def layer(self, k: int) -> LayerTables:
+        """The geometry of network layer ``k``; KeyError when its tables are logic."""
+        for lt in self.layers:
+            if lt.layer == k:
+                return lt
+        raise KeyError(f"layer {k} has no table memory")
+
+    def chunks(self, k: int, tables) -> np.ndarray:
+        """Chunks of layer ``k`` for ``tables`` (N_T, 2**N_C, Y): shape (P, depth * slots),
+        lane ``p``'s row to be sent from :meth:`LayerTables.lane_offset` ``(p)``."""
+        lt = self.layer(k)
+        image = bank_image(tables, tables_per_cycle=lt.tables_per_cycle, lanes=lt.entries)
+        mask = (1 << lt.table_width) - 1
+        words = np.zeros(image.shape[:2], dtype=object)
+        for e in range(lt.entries):
+            words = words | ((image[:, :, e] & mask).astype(object) << (e * lt.table_width))
+        cmask = (1 << self.chunk_bits) - 1
+        out = np.zeros((lt.lanes, lt.depth, lt.slots), dtype=np.uint64)
+        for s in range(lt.slots):
+            part = (words >> (s * self.chunk_bits)) & cmask
+            out[:, :, s] = part.astype(np.uint64)
+        return out.reshape(lt.lanes, lt.depth * lt.slots)
+
+
+def table_space(net) -> TableSpace:
+    """The :class:`TableSpace` of a :class:`~spikelut.hdl.layer.Network`."""
+    geo = []
+    for k, hw in enumerate(net.layers):
+        bank = hw.bank
+        if bank.storage == Storage.LOGIC:
+            continue
+        geo.append((k, bank))
+    chunk_bits, layers = 1, []
+    slot_bits = {}
+    for k, bank in geo:
+        word = bank.lanes * bank.table_width
+        s = 0
+        while -(-word // (1 << s)) > MAX_CHUNK_BITS:
+            s += 1
+        slot_bits[k] = s
+        chunk_bits = max(chunk_bits, -(-word // (1 << s)))
+    for k, bank in geo:
+        layers.append(
+            LayerTables(
+                layer=k,
+                storage=bank.storage,
+                lanes=bank.tables_per_cycle,
+                depth=bank.depth,
+                entries=bank.lanes,
+                table_width=bank.table_width,
+                tables_per_cycle=bank.tables_per_cycle,
+                slot_bits=slot_bits[k],
+            )
+        )
+    addr_bits = max([1, *(lt.lane_bits + lt.addr_bits + lt.slot_bits for lt in layers)])
+    return TableSpace(tuple(layers), chunk_bits, addr_bits, len(net.layers))

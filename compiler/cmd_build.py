@@ -1,0 +1,214 @@
+"""``spikelut build MODEL --board BOARD``: a quantised classifier to a board bitstream.
+
+Places the tables in the board's memories (the fastest placement within an eighth of the
+block RAMs unless ``--max-brams`` says otherwise, SPRAM on an UltraPlus), picks the serial
+core (:mod:`spikelut.hdl.serial_core`: one comparison per clock, far above the UART's
+rate) or the parallel indexer, wraps the network in the board top (UART host link,
+boot-time table loader for SPRAM, LEDs, a PLL when ``--freq`` differs from the oscillator),
+runs Yosys/nextpnr/packing, and reports resources and timing. Writes into DIR: the
+bitstream, ``build-report.json`` (tool figures), ``board.json`` (what ``spikelut run`` and
+``flash`` need: board, plans, indexer, clock, baud, model hash) and, when tables live in
+SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables at the documented offset).
+Exit 1 when the design does not fit or misses timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from . import report_out
+from .errors import UserError
+from .fileio import write_bytes_atomic, write_text_atomic
+from .ir import ClassifierMLP, IRError
+from .modelfile import ModelFileError, load_model
+
+DEFAULT_BAUD = 115200
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``build`` subcommand."""
+    p = sub.add_parser(
+        "build",
+        help="synthesise a quantised classifier into a bitstream for a board",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("model", metavar="MODEL", help="integer (quantised) .lutnet classifier")
+    p.add_argument("--board", required=True, metavar="BOARD", help="target board")
+    p.add_argument("-o", "--output", metavar="DIR", help="output directory (default build-BOARD)")
+    p.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the oscillator)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="UART baud rate")
+    p.add_argument(
+        "--max-brams",
+        type=int,
+        metavar="N",
+        help="block RAMs the tables may use (default: all but the host link's); fewer "
+        "means fewer tables read per cycle, less logic and a faster build",
+    )
+    p.add_argument(
+        "--indexer",
+        choices=["auto", "parallel", "serial"],
+        default="auto",
+        help="comparators all at once, or one per clock (auto: serial while it keeps 20x "
+        "ahead of the UART, which bounds a host-link board)",
+    )
+    report_out.add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def load_classifier(path: str) -> ClassifierMLP:
+    """An integer classifier from ``path``, or UserError."""
+    try:
+        model = load_model(path)
+    except (ModelFileError, IRError, OSError) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+    if not isinstance(model, ClassifierMLP) or not model.is_integer:
+        raise UserError(f"{path} is not an integer classifier; run spikelut quantize first")
+    return model
+
+
+def build_board(
+    model,
+    spec,
+    out: Path,
+    *,
+    freq=None,
+    seed=1,
+    baud=DEFAULT_BAUD,
+    indexer="auto",
+    max_brams=None,
+    progress=print,
+):
+    """Build ``model`` for ``spec`` into ``out``; returns the result dict (see module doc)."""
+    from spikelut.boards.design import (
+        board_plans,
+        choose_indexer,
+        make_core,
+        model_hash,
+        model_tables,
+        plans_to_json,
+    )
+    from spikelut.boards.flash_image import TABLE_OFFSET, build_image, table_area, table_payload
+    from spikelut.boards.top import BoardTop, choose_pll
+    from spikelut.hdl.uart import uart_divisor
+
+    from .build import run_build
+
+    try:
+        plans = board_plans(model, spec, max_brams=max_brams)
+        pll = choose_pll(spec, freq)
+        clock_hz = pll.out_hz if pll is not None else spec.clock_hz
+        divisor = uart_divisor(clock_hz, baud)
+        if indexer == "auto":
+            indexer = choose_indexer(model, spec, baud=baud)
+        core = make_core(model, plans, clock_hz=round(clock_hz), divisor=divisor, indexer=indexer)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    cycles = core.net.cycles_per_inference
+    out.mkdir(parents=True, exist_ok=True)
+    report = run_build(
+        BoardTop(core, pll=pll),
+        spec,
+        out,
+        target_mhz=clock_hz / 1e6,
+        seed=seed,
+        name="spikelut",
+        progress=progress,
+    )
+    result = {
+        "board": spec.name,
+        "device": spec.device,
+        "ok": report.ok,
+        "fits": report.fits,
+        "timing_met": report.timing_met,
+        "target_mhz": clock_hz / 1e6,
+        "fmax_mhz": report.fmax_mhz,
+        "resources": report.resources,
+        "seconds": round(report.seconds, 1),
+        "suggestion": report.suggestion,
+        "bitstream": report.bitstream,
+        "pll": None if pll is None else pll.params,
+        "baud": baud,
+        "uart_divisor": divisor,
+        "cycles_per_inference": cycles,
+        "inferences_per_second": clock_hz / cycles,
+        "plans": plans_to_json(plans),
+        "indexer": indexer,
+        "model_hash": model_hash(model).hex(),
+        "boot_load": core.boot_load,
+        "table_offset": TABLE_OFFSET if core.boot_load else None,
+        "flash_image": None,
+    }
+    if report.bitstream and core.boot_load:
+        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
+        write_bytes_atomic(out / "tables.bin", area)
+        image = build_image(Path(report.bitstream).read_bytes(), area)
+        write_bytes_atomic(out / "flash.bin", image)
+        result["flash_image"] = str(out / "flash.bin")
+    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build; 0 when the bitstream fits and meets timing, 1 otherwise."""
+    from spikelut.boards.platforms import board
+
+    model = load_classifier(args.model)
+    spec = board(args.board)
+    out = Path(args.output or f"build-{spec.name}")
+    quiet = getattr(args, "json", False)
+    result = build_board(
+        model,
+        spec,
+        out,
+        freq=args.freq,
+        seed=args.seed,
+        baud=args.baud,
+        indexer=args.indexer,
+        max_brams=args.max_brams,
+        progress=(lambda msg: None) if quiet else print,
+    )
+    report_out.emit(args, result, _human)
+    return 0 if result["ok"] else 1
+
+
+def _human(r: dict) -> str:
+    res = r["resources"]
+
+    def cell(name):
+        entry = res.get(name)
+        return "-" if entry is None else f"{entry['used']}/{entry['available']}"
+
+    rows = [
+        (name, cell(key))
+        for name, key in (
+            ("logic cells", "logic_cells"),
+            ("flip-flops", "flip_flops"),
+            ("block RAMs", "block_rams"),
+            ("SPRAMs", "sprams"),
+            ("DSPs", "dsps"),
+            ("PLLs", "plls"),
+        )
+    ]
+    fmax = min(r["fmax_mhz"].values(), default=0.0)
+    rows.append(("Fmax", f"{fmax:.1f} MHz (requested {r['target_mhz']:.1f} MHz)"))
+    verdict = "PASS" if r["ok"] else "FAIL"
+    rows.append(("result", verdict))
+    lines = [
+        report_out.table(rows, ("resource", "used/available")),
+        f"{r['indexer']} indexer, {r['cycles_per_inference']} cycles per inference: "
+        f"{r['inferences_per_second']:,.0f} inferences/s at {r['target_mhz']:.1f} MHz "
+        f"(UART at {r['baud']} baud is the bound on a host link)",
+    ]
+    if r["bitstream"]:
+        lines.append(f"bitstream: {r['bitstream']}")
+    if r["flash_image"]:
+        lines.append(
+            f"flash image (bitstream + tables at 0x{r['table_offset']:x}): {r['flash_image']}"
+        )
+    if r["suggestion"]:
+        lines.append(f"{verdict}: {r['suggestion']}")
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+# amaranth: UnusedElaboratable=no
+"""The board top: PLL settings, platform elaboration, and the complete board core on
+Verilator with both table paths (boot from the SPI-flash model, upload over LOAD_TABLES)."""
+
+import re
+
+import numpy as np
+import pytest
+
+from spikelut.boards.board_sim import sim_rate, simulated_board
+from spikelut.boards.design import make_core, model_hash, model_tables
+from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
+from spikelut.boards.host import HostLink, open_transport
+from spikelut.boards.platforms import board
+from spikelut.boards.pll import ecp5_pll, ice40_pll
+from spikelut.boards.protocol import FrameType
+from spikelut.boards.runtime import BoardMismatch, run_on_board
+from spikelut.boards.top import BoardTop, choose_pll
+from spikelut.compiler.backend import LayerPlan
+from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
+from spikelut.hdl.bank import Storage
+from spikelut.sim.golden import run_classifier
+
+SPRAM_PLANS = [LayerPlan(Storage.SPRAM, 2, 3), LayerPlan(Storage.BRAM, 2, 4)]
+CLOCK_NS, DIVISOR = 10, 16
+
+
+def tiny_model(seed=0, *, table_bits=4, d=8, hidden=6, classes=4):
+    """A two-layer integer classifier small enough to build and simulate in seconds."""
+    rng = np.random.default_rng(seed)
+    lim = 1 << (table_bits - 1)
+    l0 = LUTLayer.random(in_dim=d, out_dim=hidden, n_tables=6, n_c=3, rng=rng)
+    l0 = l0.with_tables(rng.integers(-lim, lim, l0.tables.shape))
+    l1 = LUTLayer.random(in_dim=hidden, out_dim=classes, n_tables=5, n_c=2, rng=rng)
+    l1 = l1.with_tables(rng.integers(-lim, lim, l1.tables.shape))
+    quant = [LayerQuant(table_bits=table_bits), LayerQuant(table_bits=table_bits)]
+    return ClassifierMLP(InputEncoding.identity(d, bits=5), [l0, l1], classes, quant=quant)
+
+
+@pytest.mark.parametrize("want", [16e6, 30e6, 48e6, 100e6])
+def test_ice40_pll_settings_obey_the_limits(want):
+    cfg = ice40_pll(12e6, want)
+    p = cfg.params
+    pfd = 12e6 / (p["divr"] + 1)
+    vco = pfd * (p["divf"] + 1)
+    assert 10e6 <= pfd <= 133e6 and 533e6 <= vco <= 1066e6
+    assert cfg.out_hz == vco / (1 << p["divq"])
+    assert abs(cfg.out_hz - want) / want < 0.01
+
+
+@pytest.mark.parametrize("want", [12.5e6, 50e6, 60e6, 125e6])
+def test_ecp5_pll_settings_obey_the_limits(want):
+    cfg = ecp5_pll(25e6, want)
+    p = cfg.params
+    assert cfg.out_hz == 25e6 * p["clkfb_div"] / p["clki_div"]
+    assert 400e6 <= cfg.out_hz * p["clkop_div"] <= 800e6
+    assert cfg.out_hz == want  # all of these are exact from 25 MHz
+
+
+def test_choose_pll():
+    assert choose_pll(board("icebreaker"), None) is None
+    assert choose_pll(board("icebreaker"), 12) is None
+    assert choose_pll(board("ulx3s-85f"), 50).out_mhz == 50
+    with pytest.raises(ValueError, match=r"16\.\.275"):
+        choose_pll(board("icebreaker"), 5)
+    with pytest.raises(ValueError, match="internal oscillator"):
+        choose_pll(board("upduino3"), 24)
+
+
+@pytest.mark.parametrize(
+    ("name", "freq"), [("icebreaker", 24), ("ulx3s-85f", 50), ("upduino3", None)]
+)
+def test_board_top_elaborates_for_the_platform(name, freq):
+    """Pins, PLL and constraints resolve on the amaranth-boards platform (no tools run)."""
+    spec = board(name)
+    pll = choose_pll(spec, freq)
+    clock = pll.out_hz if pll else spec.clock_hz
+    plans = SPRAM_PLANS if spec.family == "ice40" else [LayerPlan(), LayerPlan()]
+    core = make_core(tiny_model(), plans, clock_hz=round(clock), divisor=round(clock / 115200))
+    plan = spec.platform().prepare(BoardTop(core, pll=pll), name="top")
+    rtlil = plan.files["top.il"]
+    rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
+    if pll is not None:
+        assert ("SB_PLL40_PAD" if spec.family == "ice40" else "EHXPLLL") in rtlil
+        constraints = "".join(
+            v if isinstance(v, str) else v.decode()
+            for k, v in plan.files.items()
+            if k.endswith((".pcf", ".lpf"))
+        )
+        # a constraint on the PLL's output net, not only on the oscillator's pin
+        if spec.family == "ice40":
+            want = rf"^set_frequency clk\S* {pll.out_hz / 1e6}$"
+        else:
+            want = rf'^FREQUENCY NET "clk\S*" {pll.out_hz} HZ;$'
+        assert re.search(want, constraints, re.M), constraints
+    assert core.boot_load == (spec.family == "ice40")
+
+
+def _session(core, image, body):
+    with (
+        simulated_board(core, flash_image=image, clock_ns=CLOCK_NS, divisor=DIVISOR) as sim,
+        HostLink(open_transport(sim.port), timeout=60.0, retries=0) as link,
+    ):
+        out = body(link)
+    return sim, out
+
+
+def _vectors(n=12, seed=5):
+    return np.random.default_rng(seed).integers(-16, 16, (n, 8))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("indexer", ["parallel", "serial"])
+def test_tables_boot_from_the_flash_model_and_inferences_match_golden(indexer):
+    model = tiny_model()
+    core = make_core(
+        model,
+        SPRAM_PLANS,
+        clock_hz=10**9 // CLOCK_NS,
+        divisor=DIVISOR,
+        max_payload=128,
+        indexer=indexer,
+    )
+    area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
+    x = _vectors()
+
+    def body(link):
+        with pytest.raises(BoardMismatch):
+            run_on_board(link, tiny_model(seed=1), x)
+        return run_on_board(link, model, x)
+
+    sim, result = _session(core, b"\xff" * TABLE_OFFSET + area, body)
+    assert sim.timeline["boot"] == "ok"
+    assert result["agree"] == result["n"] == len(x)
+    assert result["predictions"] == run_classifier(model, x).predictions.tolist()
+    assert result["counters"]["errors"] == 0
+    n, seconds = sim_rate(sim.timeline, FrameType.INFER_BATCH, FrameType.RESULT_BATCH)
+    assert n >= 1 and seconds > 0
+
+
+def _zeroed_layer0(model):
+    layers = [model.layers[0].with_tables(np.zeros_like(model.layers[0].tables)), model.layers[1]]
+    return ClassifierMLP(model.encoding, layers, model.n_classes, quant=model.quant)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flash", ["blank", "corrupt"])
+def test_rejected_flash_leaves_tables_unloaded_and_link_upload_fills_them(flash):
+    model = tiny_model()
+    core = make_core(
+        model, SPRAM_PLANS, clock_hz=10**9 // CLOCK_NS, divisor=DIVISOR, max_payload=128
+    )
+    area = bytearray(table_area(table_payload(core.space, model_tables(model)), model_hash(model)))
+    area[20] ^= 0x01  # one payload bit: the CRC must catch it
+    image = None if flash == "blank" else b"\xff" * TABLE_OFFSET + bytes(area)
+    x = _vectors()
+
+    def body(link):
+        before = link.infer_batch(x.tolist())
+        return before, run_on_board(link, model, x, space=core.space)
+
+    sim, (before, result) = _session(core, image, body)
+    assert sim.timeline["boot"] == "rejected"
+    # nothing was copied: layer 0 (SPRAM) still reads zeros, layer 1 (BRAM) is intact
+    zeroed = run_classifier(_zeroed_layer0(model), x).predictions.tolist()
+    assert before == zeroed != run_classifier(model, x).predictions.tolist()
+    assert result["table_frames"] >= 2
+    assert result["agree"] == result["n"] == len(x)

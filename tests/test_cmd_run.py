@@ -1,0 +1,57 @@
+# amaranth: UnusedElaboratable=no
+"""``spikelut run``: the host runtime end to end against the simulated board (Verilator,
+real UART bit timing), and its failures."""
+
+import json
+
+import numpy as np
+import pytest
+from test_board_top import tiny_model
+
+from spikelut.boards.design import board_plans
+from spikelut.boards.platforms import board
+from spikelut.compiler.cli import main
+from spikelut.compiler.modelfile import save_model
+from spikelut.hdl.bank import Storage
+from spikelut.sim.golden import run_classifier
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "tiny.lutnet"
+    save_model(tiny_model(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_run_on_the_simulated_board_matches_the_golden_model(model_file, tmp_path, capsys):
+    raw = np.random.default_rng(3).integers(-16, 16, (10, 8))
+    np.save(tmp_path / "x.npy", raw)
+    argv = ["run", str(model_file), "--port", "sim", "--input", str(tmp_path / "x.npy")]
+    assert main([*argv, "--tables", "link", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    golden = run_classifier(tiny_model(), raw).predictions.tolist()
+    assert r["n"] == r["agree"] == 10 and r["mismatches"] == []
+    assert r["predictions"] == golden
+    assert r["table_frames"] >= 2  # the tables went over LOAD_TABLES
+    # --tables link leaves the simulated flash blank: SPRAM layers' boot load is rejected
+    spram = any(p.storage == Storage.SPRAM for p in board_plans(tiny_model(), board("icebreaker")))
+    assert r["boot"] == ("rejected" if spram else "ok") and r["counters"]["errors"] == 0
+    # UART-bound: never faster than the link's bytes allow at the simulated baud rate
+    assert 0 < r["sim_inferences_per_second"] <= r["sim_baud"] / 10 / 8
+
+
+def test_missing_port_is_a_user_error(model_file, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 8)))
+    argv = ["run", str(model_file), "--input", str(tmp_path / "x.npy")]
+    assert main([*argv, "--port", str(tmp_path / "no-such-tty")]) == 2
+    assert "no such port" in capsys.readouterr().err
+    assert main([*argv, "--port", "tcp:127.0.0.1:1"]) == 2
+
+
+def test_inputs_are_checked(model_file, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.zeros((2, 5)))
+    argv = ["run", str(model_file), "--port", "sim"]
+    assert main([*argv, "--input", str(tmp_path / "bad.npy")]) == 2
+    assert "5 features" in capsys.readouterr().err
+    assert main([*argv, "--dataset", "test"]) == 2  # the tiny model records no data set
