@@ -19,6 +19,7 @@ from .errors import UserError
 # Subcommands in the order ``spikelut --help`` lists them.
 COMMANDS = [
     "doctor",
+    "demo",
     "train",
     "eval",
     "convert",
@@ -28,6 +29,7 @@ COMMANDS = [
     "build",
     "run",
     "flash",
+    "report",
     "sample",
 ]
 
