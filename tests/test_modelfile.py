@@ -192,3 +192,16 @@ def test_atomic_write_keeps_old_file(saved):
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.lutnet"]  # no temp left
     model.meta = meta
     _assert_same(model, load_model(path))
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from spikelut.compiler.fileio import write_text_atomic
+
+    umask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o644
