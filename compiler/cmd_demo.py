@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report_out
+from .demo import RUN_EXAMPLES
 from .errors import UserError
 
 
@@ -30,7 +31,11 @@ def add_parser(sub: Any) -> None:
         "-o", "--output", default="spikelut-demo", metavar="DIR", help="output directory"
     )
     p.add_argument(
-        "--run-examples", type=int, default=8, metavar="N", help="test images sent to the board"
+        "--run-examples",
+        type=int,
+        default=RUN_EXAMPLES,
+        metavar="N",
+        help="test images sent to the simulated complete board (default: the whole test set)",
     )
     report_out.add_json_flag(p)
     p.set_defaults(func=run)
@@ -90,12 +95,19 @@ def human(s: dict) -> str:
         ("float accuracy", _pct(s["float_accuracy"])),
         ("integer accuracy (golden model)", _pct(s["int_accuracy"])),
         (
-            "hardware accuracy (cocotb)",
+            "compiled core in cocotb",
             "-"
             if s["vectors_checked"] is None
-            else f"{_pct(s['hardware_accuracy'])} on {s['vectors_checked']} test vectors",
+            else f"{_pct(s['core_accuracy'])} on {s['vectors_checked']} test vectors, "
+            f"{s['mismatches']} mismatches",
         ),
-        ("mismatches", "-" if s["mismatches"] is None else str(s["mismatches"])),
+        (
+            "hardware accuracy (bitstream design)",
+            "-"
+            if s.get("board_vectors_checked") is None
+            else f"{_pct(s['hardware_accuracy'])} on {s['board_vectors_checked']} test vectors, "
+            f"{s['board_mismatches']} mismatches",
+        ),
         ("logic cells", _used(s["logic_cells"])),
         ("flip-flops", _used(s["flip_flops"])),
         ("block RAMs", _used(s["block_rams"])),
