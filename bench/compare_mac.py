@@ -1,0 +1,359 @@
+"""The LUT network beside the multiply-accumulate baseline on the same boards (issue 8).
+
+For digits: trains the MLP ``MLPClassifier((32,), max_iter=500, random_state=0)`` on the
+fixed split, converts it to a LUT classifier (:func:`convert_ann`, then
+:func:`quantize_classifier`), quantises it for the MAC core (8-bit weights), builds both cores
+for every board in the same board top (:class:`spikelut.boards.top.BoardTop`: UART host
+link, LEDs) with :func:`run_build`, and prints one table side by side: accuracy, logic cells,
+flip-flops, block RAM/SPRAM, DSPs, Fmax, cycles per inference, inferences per second (at the
+achieved Fmax), memory bits read per inference, additions and multiplications per inference,
+and the ratio LUT/MAC. ``--explore`` adds smaller conversion settings (accuracy against
+table bits read; no build).
+
+On iCE40 both builds run ``synth_ice40 -dsp`` (``AMARANTH_synth_opts``), so the MAC core's
+multipliers can use the UltraPlus's SB_MAC16 blocks; ECP5 maps them to MULT18X18D by default.
+
+Usage: ``python bench/compare_mac.py [--json] [--boards icebreaker,ulx3s-85f] [--no-build]
+[--explore] [--out DIR] [--build lut,mac] [--reuse] [--lut-tables N0,N1] [--lut-nc C0,C1]
+[--lut-indexer auto|parallel|serial]``. Builds run one at a time; progress goes to stderr.
+The MAC core gets one unit per DSP block of the board, at most the widest layer's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from spikelut.compiler.ann import from_sklearn
+from spikelut.compiler.convert import ConvertSettings, conversion_report, convert_ann
+from spikelut.compiler.datasets import load_dataset
+from spikelut.compiler.mac_backend import mac_core, mac_figures, quantize_for
+from spikelut.compiler.quantize import quantize_classifier
+from spikelut.compiler.train_classifier import choose_encoding
+from spikelut.sim.mac_golden import mac_predict
+
+# (name, ConvertSettings overrides) tried by --explore: fewer or narrower output tables
+EXPLORE = [
+    ("default", {}),
+    ("hidden 128x3, out 32x6", {"n_tables": (128, 32), "n_c": (3, 6)}),
+    ("hidden 64x3, out 32x6", {"n_tables": (64, 32), "n_c": (3, 6)}),
+    ("hidden 64x4, out 16x6", {"n_tables": (64, 16), "n_c": (4, 6)}),
+    ("hidden 64x5, out 16x6", {"n_tables": (64, 16), "n_c": (5, 6)}),
+    ("hidden 64x6, out 16x8", {"n_tables": (64, 16), "n_c": (6, 8)}),
+    ("hidden 64x4, out 16x6, 15 ep", {"n_tables": (64, 16), "n_c": (4, 6), "finetune_epochs": 15}),
+    ("hidden 32x4, out 16x6", {"n_tables": (32, 16), "n_c": (4, 6)}),
+]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train_mlp(data):
+    from sklearn.neural_network import MLPClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier((32,), max_iter=500, random_state=0)
+        return clf.fit(data.X_train, data.y_train)
+
+
+def lut_model(ann, data, overrides: dict):
+    """(integer LUT classifier, conversion report on the test split)."""
+    settings = ConvertSettings(**overrides)
+    enc = choose_encoding(data.X_train)
+    model = convert_ann(ann, data.X_train, data.y_train, settings=settings, encoding=enc)
+    int_model = quantize_classifier(model, calib_raw=data.X_train)
+    report = conversion_report(ann, model, data.X_test, data.y_test, int_model=int_model)
+    return int_model, report
+
+
+# Amaranth reads the override AMARANTH_<name> with the option's exact (lower-case) name
+_SYNTH_OPTS = "AMARANTH_" + "synth_opts"
+
+
+def native_lut(data) -> dict:
+    """Figures of the natively trained default LUT classifier (no MLP involved)."""
+    from spikelut.compiler.convert import lut_operations, table_memory_bits
+    from spikelut.compiler.quantize import int_predict
+    from spikelut.compiler.train_classifier import train_on_dataset
+
+    model = quantize_classifier(train_on_dataset(data), calib_raw=data.X_train)
+    bits = [q.table_bits for q in model.quant]
+    return {
+        "settings": "native train_on_dataset",
+        "int_accuracy": float(np.mean(int_predict(model, data.X_test) == data.y_test)),
+        "table_bits_read": sum(
+            layer.n_tables * layer.out_dim * w for layer, w in zip(model.layers, bits, strict=True)
+        ),
+        "table_memory_bits": table_memory_bits(model),
+        "additions": lut_operations(model)["additions"],
+    }
+
+
+@contextlib.contextmanager
+def synth_opts(family: str):
+    """``synth_ice40 -dsp`` for iCE40 builds (multipliers onto SB_MAC16)."""
+    old = os.environ.get(_SYNTH_OPTS)
+    if family == "ice40":
+        os.environ[_SYNTH_OPTS] = "-dsp"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(_SYNTH_OPTS, None)
+        else:
+            os.environ[_SYNTH_OPTS] = old
+
+
+def build_lut(int_model, spec, out: Path, *, reuse: bool = False, indexer="auto") -> dict:
+    from spikelut.compiler.cmd_build import build_board
+
+    if reuse and (out / "board.json").exists():
+        log(f"reusing the build in {out}")
+        r = json.loads((out / "board.json").read_text())
+    else:
+        with synth_opts(spec.family):
+            r = build_board(int_model, spec, out, progress=log, indexer=indexer)
+    fig = _build_figures(r["resources"], r["fmax_mhz"], r["ok"], r["seconds"])
+    fig.update(cycles_per_inference=r["cycles_per_inference"], indexer=r["indexer"])
+    return fig
+
+
+def build_mac(net, spec, macs: int, out: Path, *, reuse: bool = False) -> dict:
+    from spikelut.boards.top import BoardCore, BoardTop
+    from spikelut.compiler.build import run_build
+    from spikelut.hdl.uart import uart_divisor
+
+    if reuse and (out / "build-report.json").exists():
+        log(f"reusing the build in {out}")
+        r = json.loads((out / "build-report.json").read_text())
+        return _build_figures(r["resources"], r["fmax_mhz"], r["ok"], r["seconds"])
+
+    core = mac_core(net, macs=macs)
+    clock = spec.clock_hz
+    board_core = BoardCore(
+        core,
+        clock_hz=round(clock),
+        divisor=uart_divisor(clock, 115200),
+        model_hash=bytes(16),
+    )
+    with synth_opts(spec.family):
+        rep = run_build(
+            BoardTop(board_core), spec, out, target_mhz=clock / 1e6, name="spikelut", progress=log
+        )
+    return _build_figures(rep.resources, rep.fmax_mhz, rep.ok, rep.seconds)
+
+
+def _build_figures(res: dict, fmax: dict, ok: bool, seconds: float) -> dict:
+    over = any(r["used"] > r["available"] for r in res.values())
+
+    def used(name):
+        return res.get(name, {}).get("used", 0)
+
+    return {
+        "logic_cells": used("logic_cells"),
+        "flip_flops": used("flip_flops"),
+        "block_rams": used("block_rams"),
+        "sprams": used("sprams"),
+        "dsps": used("dsps"),
+        "fmax_mhz": min(fmax.values(), default=0.0),
+        "build_ok": ok,
+        "fits": not over and bool(fmax),
+        "build_seconds": round(seconds, 1),
+    }
+
+
+def board_macs(spec, net) -> int:
+    widest = max(layer.w.shape[1] for layer in net.layers)
+    return max(1, min(widest, spec.capacity.dsps))
+
+
+ROWS = [
+    ("accuracy (test, integer)", "accuracy", "{:.4f}"),
+    ("logic cells", "logic_cells", "{}"),
+    ("flip-flops", "flip_flops", "{}"),
+    ("block RAMs", "block_rams", "{}"),
+    ("SPRAMs", "sprams", "{}"),
+    ("DSPs", "dsps", "{}"),
+    ("Fmax (MHz)", "fmax_mhz", "{:.1f}"),
+    ("cycles per inference", "cycles_per_inference", "{}"),
+    ("inferences/s at Fmax", "inferences_per_second", "{:,.0f}"),
+    ("memory bits read / inference", "bits_read", "{:,}"),
+    ("additions / inference", "additions", "{:,}"),
+    ("multiplications / inference", "multiplications", "{:,}"),
+]
+
+
+def table(lut: dict, mac: dict, title: str) -> str:
+    lines = [title, f"{'':32} {'LUT':>14} {'MAC':>14} {'LUT/MAC':>9}"]
+    for label, key, fmt in ROWS:
+        a, b = lut.get(key), mac.get(key)
+        if a is None and b is None:
+            continue
+        sa = "-" if a is None else fmt.format(a)
+        sb = "-" if b is None else fmt.format(b)
+        ratio = f"{a / b:.3g}" if a is not None and b else ("0" if a == 0 else "-")
+        lines.append(f"{label:32} {sa:>14} {sb:>14} {ratio:>9}")
+    if "build_ok" in lut or "build_ok" in mac:
+        verdicts = [_verdict(r) for r in (lut, mac)]
+        lines.append(f"{'build':32} {verdicts[0]:>14} {verdicts[1]:>14}")
+    return "\n".join(lines)
+
+
+def _verdict(r: dict) -> str:
+    if "build_ok" not in r:
+        return "not built"
+    if r["build_ok"]:
+        return "ok"
+    return "timing missed" if r["fits"] else "does not fit"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--boards", default="icebreaker,ulx3s-85f")
+    p.add_argument("--no-build", action="store_true", help="model figures only, no synthesis")
+    p.add_argument("--explore", action="store_true", help="also try smaller LUT conversions")
+    p.add_argument("--out", default="build-compare-mac", help="build directory")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take the figures of builds already in --out (made with the same settings)",
+    )
+    p.add_argument("--build", default="lut,mac", help="cores to synthesise (default lut,mac)")
+    p.add_argument(
+        "--lut-tables", metavar="N0,N1", help="LUT conversion: tables per layer (default: auto)"
+    )
+    p.add_argument("--lut-nc", metavar="C0,C1", help="LUT conversion: N_C per layer")
+    p.add_argument(
+        "--lut-indexer",
+        choices=["auto", "parallel", "serial"],
+        default="auto",
+        help="the LUT core's indexer (as spikelut build --indexer)",
+    )
+    args = p.parse_args(argv)
+    from spikelut.boards.platforms import board
+
+    t0 = time.time()
+    data = load_dataset("digits")
+    clf = train_mlp(data)
+    ann = from_sklearn(clf)
+    ann_acc = float(np.mean(ann.predict(data.X_test) == data.y_test))
+    log(f"MLP test accuracy {ann_acc:.4f}")
+    net, _ = quantize_for(ann, "digits")
+    mac_acc = float(np.mean(mac_predict(net, data.X_test) == data.y_test))
+    overrides: dict = {}
+    if args.lut_tables:
+        overrides["n_tables"] = tuple(int(v) for v in args.lut_tables.split(","))
+    if args.lut_nc:
+        overrides["n_c"] = tuple(int(v) for v in args.lut_nc.split(","))
+    int_model, conv = lut_model(ann, data, overrides)
+    log(f"LUT conversion: integer accuracy {conv['int_accuracy']:.4f}")
+    lut_ops = conv["lut_ops"]
+    lut_base = {
+        "accuracy": conv["int_accuracy"],
+        "bits_read": conv["table_bits_read"],
+        "additions": lut_ops["additions"],
+        "multiplications": 0,
+        "table_memory_bits": conv["table_memory_bits"],
+    }
+    result: dict = {
+        "mlp_accuracy": ann_acc,
+        "lut_settings": {k: list(v) for k, v in overrides.items()} or "default",
+        "conversion": {k: conv[k] for k in ("int_accuracy", "float_accuracy", "int_agreement")},
+        "boards": {},
+    }
+    for name in [b for b in args.boards.split(",") if b]:
+        spec = board(name)
+        macs = board_macs(spec, net)
+        mf = mac_figures(net, macs=macs)
+        mac = {
+            "accuracy": mac_acc,
+            "bits_read": mf["weight_bits_read"],
+            "additions": mf["additions"],
+            "multiplications": mf["multiplications"],
+            "cycles_per_inference": mf["cycles_per_inference"],
+            "macs": macs,
+        }
+        lut = dict(lut_base)
+        from spikelut.boards.design import board_plans, choose_indexer, make_core
+
+        plans = board_plans(int_model, spec)
+        indexer = (
+            choose_indexer(int_model, spec) if args.lut_indexer == "auto" else args.lut_indexer
+        )
+        lut_core = make_core(
+            int_model, plans, clock_hz=round(spec.clock_hz), divisor=104, indexer=indexer
+        )
+        lut["cycles_per_inference"] = lut_core.net.cycles_per_inference
+        lut["indexer"] = indexer
+        discard_core(lut_core)
+        if not args.no_build:
+            out = Path(args.out) / name
+            if "lut" in args.build:
+                log(f"{name}: building the LUT core")
+                lut.update(
+                    build_lut(
+                        int_model, spec, out / "lut", reuse=args.reuse, indexer=args.lut_indexer
+                    )
+                )
+            if "mac" in args.build:
+                log(f"{name}: building the MAC core ({macs} units)")
+                mac.update(build_mac(net, spec, macs, out / "mac", reuse=args.reuse))
+            for r in (lut, mac):
+                if r.get("fmax_mhz"):
+                    r["inferences_per_second"] = r["fmax_mhz"] * 1e6 / r["cycles_per_inference"]
+        result["boards"][name] = {"lut": lut, "mac": mac}
+    if args.explore:
+        result["explore"] = []
+        for label, over in EXPLORE:
+            _m, r = lut_model(ann, data, over)
+            result["explore"].append(
+                {
+                    "settings": label,
+                    "int_accuracy": r["int_accuracy"],
+                    "table_bits_read": r["table_bits_read"],
+                    "table_memory_bits": r["table_memory_bits"],
+                    "additions": r["lut_ops"]["additions"],
+                }
+            )
+            log(f"explore {label}: {result['explore'][-1]}")
+        result["explore"].append(native_lut(data))
+    result["seconds"] = round(time.time() - t0, 1)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"digits MLP (64-32-10) test accuracy {ann_acc:.4f}; MAC core 8-bit weights")
+    for name, r in result["boards"].items():
+        title = f"\n{name}: LUT core (converted) vs MAC core ({r['mac']['macs']} units)"
+        print(table(r["lut"], r["mac"], title))
+    for e in result.get("explore", []):
+        print(
+            f"explore {e['settings']:24} accuracy {e['int_accuracy']:.4f}  "
+            f"bits read {e['table_bits_read']:>7,}  table memory {e['table_memory_bits']:>9,}"
+        )
+    return 0
+
+
+def discard_core(core) -> None:
+    """A core built for its figures only is never elaborated: silence Amaranth's warning."""
+    from spikelut.hdl.params import discard
+
+    discard(core)
+    for sub in getattr(core, "layers", []):
+        for part in (sub, getattr(sub, "indexer", None), getattr(sub, "bank", None)):
+            with contextlib.suppress(AttributeError, TypeError):
+                discard(part)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
