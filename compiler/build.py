@@ -134,7 +134,9 @@ def run_build(
     platform = spec.platform()
     start = time.monotonic()
     progress(f"build: synthesising and placing for {spec.name} ({spec.device}), seed {seed}")
-    plan = platform.prepare(top, name=name, nextpnr_opts=f"--seed {seed}")
+    # iCE40 synthesis maps multipliers onto the SB_MAC16 DSPs only when asked (ECP5 always does)
+    synth = {"synth_opts": "-dsp"} if spec.family == "ice40" else {}
+    plan = platform.prepare(top, name=name, nextpnr_opts=f"--seed {seed}", **synth)
     env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
     failed = None
     plan.extract(str(out))
@@ -163,13 +165,16 @@ def run_build(
     report.seconds = time.monotonic() - start
     bitstream = out / f"{name}.{spec.bitstream_ext}"
     if failed is not None or not bitstream.exists():
-        report.fits = "Unable to place" not in log and "not enough" not in log.lower()
         tail = "\n".join(log.strip().splitlines()[-5:]) or str(failed)
         over = [
             f"{name.replace('_', ' ')} {r['used']}/{r['available']}"
             for name, r in report.resources.items()
             if r["used"] > r["available"]
         ]
+        placement_failed = any(
+            text in log for text in ("Unable to place", "Failed to expand region")
+        )
+        report.fits = not over and not placement_failed and "not enough" not in log.lower()
         if not report.fits:
             report.suggestion = (
                 f"the design does not fit ({', '.join(over) or 'placement failed'}): the "

@@ -59,7 +59,11 @@ def add_parser(sub: Any) -> None:
         help="compile an integer classifier to Verilog/RTLIL with a JSON manifest",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("model", metavar="MODEL", help="integer (quantised) .lutnet classifier")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="integer (quantised) .lutnet classifier, or with --baseline mac an ANN file",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--target", choices=sorted(TARGETS), default="ice40-up5k")
     p.add_argument(
@@ -87,12 +91,55 @@ def add_parser(sub: Any) -> None:
         metavar="F",
         help="core clock for --throughput and the reported rate (default: the target's typical)",
     )
+    p.add_argument(
+        "--baseline",
+        choices=["mac"],
+        help="compile the ANN MODEL (.onnx, scikit-learn file) to the multiply-accumulate "
+        "baseline core instead (8-bit weights, DSP multipliers)",
+    )
+    p.add_argument(
+        "--data", default="digits", metavar="NAME|FILE", help="calibration data for --baseline"
+    )
+    p.add_argument("--macs", type=int, metavar="M", help="multiply-accumulate units (--baseline)")
     report_out.add_json_flag(p)
     p.set_defaults(func=run)
 
 
+def _run_baseline(args: argparse.Namespace) -> int:
+    """``--baseline mac``: the ANN to the multiply-accumulate core (see mac_backend)."""
+    from .ann import ANNError
+    from .mac_backend import compile_mac
+
+    try:
+        result = compile_mac(
+            args.model, args.output, data=args.data, target=args.target, macs=args.macs
+        )
+    except (ANNError, ValueError, OSError) as e:
+        raise UserError(f"cannot compile {args.model} to the MAC baseline: {e}") from None
+    report_out.emit(
+        args,
+        result,
+        lambda r: (
+            "\n".join(
+                f"{k}: {r[k]}"
+                for k in (
+                    "cycles_per_inference",
+                    "weight_bits_read",
+                    "multiplications",
+                    "additions",
+                )
+                if k in r
+            )
+            + f"\nwrote {args.output}/core.v, core.il, manifest.json"
+        ),
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Compile; 0 on success (bad input raises UserError)."""
+    if args.baseline == "mac":
+        return _run_baseline(args)
     t0 = time.perf_counter()
     try:
         model = load_model(args.model)

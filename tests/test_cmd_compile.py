@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -166,3 +167,36 @@ def test_logic_estimate_grows_with_parallelism():
     # the parallel indexer: one comparator of the 6-bit inputs per anchor pair of layer 0
     assert e_slow["luts"] > 16 * 6 * 6
     assert estimate_logic(temporal, "ice40")["flip_flops"] > e_slow["flip_flops"]
+
+
+def test_baseline_mac_compiles_an_ann(tmp_path, capsys):
+    import joblib
+    from sklearn.neural_network import MLPClassifier
+
+    from spikelut.compiler.cli import main
+    from spikelut.compiler.datasets import load_dataset
+
+    data = load_dataset("digits")
+    with warnings.catch_warnings():  # a short fit is enough here; it need not converge
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((16,), max_iter=200, random_state=0).fit(data.X_train, data.y_train)
+    joblib.dump(mlp, tmp_path / "mlp.joblib")
+    out = tmp_path / "mac"
+    assert (
+        main(
+            ["compile", str(tmp_path / "mlp.joblib"), "--baseline", "mac", "-o", str(out), "--json"]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["multiplications"] == 64 * 16 + 16 * 10
+    assert (out / "core.v").read_text().count("module") >= 1
+    assert json.loads((out / "manifest.json").read_text())["cycles_per_inference"] > 0
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    assert (
+        main(
+            ["compile", str(tmp_path / "bad.onnx"), "--baseline", "mac", "-o", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    assert "MAC baseline" in capsys.readouterr().err
