@@ -255,32 +255,19 @@ class LUTBank(wiring.Component):
 
     def _lane_memory(self, m, p, platform, rd_addr, rd_en, w_addr, w_data, w_en):
         """Instantiate lane ``p``; returns its read data (valid the cycle after ``rd_en``)."""
-        shape = vector_layout(self._table_width, self._l)
-        if self._storage == Storage.SPRAM:
-            lane = SPRAMLane(shape=shape, depth=self._depth)
-            m.submodules[f"lane{p}"] = lane
-            m.d.comb += [
-                lane.addr.eq(Mux(w_en, w_addr, rd_addr)),
-                lane.rd_en.eq(rd_en),
-                lane.wr_en.eq(w_en),
-                lane.wr_data.eq(w_data),
-            ]
-            return lane.rd_data
-        init = bank_image(self._tables, tables_per_cycle=self._p, lanes=self._l)[p].tolist()
-        mem = memory.Memory(shape=shape, depth=self._depth, init=init)
-        m.submodules[f"lane{p}"] = mem
-        wp = mem.write_port()
-        m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
-        if self._storage == Storage.BRAM:
-            rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(rd_addr), rp.en.eq(rd_en)]
-            return rp.data
-        rp = mem.read_port(domain="comb")
-        out = Signal(shape, name=f"lane{p}_data")
-        m.d.comb += rp.addr.eq(rd_addr)
-        with m.If(rd_en):
-            m.d.sync += out.eq(rp.data)
-        return out
+        image = bank_image(self._tables, tables_per_cycle=self._p, lanes=self._l)
+        return table_lane(
+            m,
+            f"lane{p}",
+            self._storage,
+            image[p],
+            self._table_width,
+            rd_addr,
+            rd_en,
+            w_addr,
+            w_data,
+            w_en,
+        )
 
     def _elaborate_memory(self, platform):
         m = Module()
@@ -344,3 +331,34 @@ class LUTBank(wiring.Component):
             flat = Cat(r.as_value() for r in rotated)[: y * self._acc_width]
             m.d.sync += [o.valid.eq(1), o.payload.eq(flat)]
         return m
+
+
+def table_lane(m, name, storage, image, table_width, rd_addr, rd_en, w_addr, w_data, w_en):
+    """One lane of table memory in module ``m`` (submodule ``name``), holding ``image``
+    (depth x L entries) in ``storage`` (BRAM, LUTRAM or SPRAM, which starts empty); writes
+    take priority over reads. Returns the read data, valid the cycle after ``rd_en``."""
+    depth, lanes = image.shape
+    shape = vector_layout(table_width, lanes)
+    if storage == Storage.SPRAM:
+        m.submodules[name] = lane = SPRAMLane(shape=shape, depth=depth)
+        m.d.comb += [
+            lane.addr.eq(Mux(w_en, w_addr, rd_addr)),
+            lane.rd_en.eq(rd_en),
+            lane.wr_en.eq(w_en),
+            lane.wr_data.eq(w_data),
+        ]
+        return lane.rd_data
+    m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=image.tolist())
+    wp = mem.write_port()
+    m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
+    if storage == Storage.BRAM:
+        rp = mem.read_port()
+        m.d.comb += [rp.addr.eq(rd_addr), rp.en.eq(rd_en)]
+        return rp.data
+    # distributed RAM: an asynchronous read, registered here
+    rp = mem.read_port(domain="comb")
+    out = Signal(shape, name=f"{name}_data")
+    m.d.comb += rp.addr.eq(rd_addr)
+    with m.If(rd_en):
+        m.d.sync += out.eq(rp.data)
+    return out

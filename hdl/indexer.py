@@ -53,15 +53,18 @@ def spike_events(x, in_width: int) -> list[tuple[int, int]]:
 
 
 class _IndexerBase(wiring.Component):
+    """The parameters and ports both indexers share; a subclass names its input payload in
+    :meth:`_input_layout`."""
+
     @silent_on_error
-    def __init__(self, *, anchors_a, anchors_b, in_dim, in_width, in_shift, i_layout):
+    def __init__(self, *, anchors_a, anchors_b, in_dim: int, in_width: int, in_shift: int = 0):
         self._in_dim = check_int("in_dim", in_dim, 2)
         self._in_width = check_int("in_width", in_width, 1, 64)
         self._in_shift = check_int("in_shift", in_shift, 0, self._in_width - 1)
         self._a, self._b = check_anchors(anchors_a, anchors_b, self._in_dim)
         super().__init__(
             {
-                "i_stream": In(stream.Signature(i_layout(self))),
+                "i_stream": In(stream.Signature(self._input_layout())),
                 "o_stream": Out(stream.Signature(index_layout(self.n_c, self.n_tables))),
             }
         )
@@ -116,16 +119,8 @@ class ParallelIndexer(_IndexerBase):
     ``(x[a[i, r]] >> in_shift) > (x[b[i, r]] >> in_shift)`` (signed, strict).
     """
 
-    @silent_on_error
-    def __init__(self, *, anchors_a, anchors_b, in_dim: int, in_width: int, in_shift: int = 0):
-        super().__init__(
-            anchors_a=anchors_a,
-            anchors_b=anchors_b,
-            in_dim=in_dim,
-            in_width=in_width,
-            in_shift=in_shift,
-            i_layout=lambda s: vector_layout(s.in_width, s.in_dim),
-        )
+    def _input_layout(self):
+        return vector_layout(self.in_width, self.in_dim)
 
     @property
     def kind(self) -> IndexerKind:
@@ -154,16 +149,8 @@ class TemporalIndexer(_IndexerBase):
     after its ``last`` event. Spike semantics and the value mapping: see the module docstring.
     """
 
-    @silent_on_error
-    def __init__(self, *, anchors_a, anchors_b, in_dim: int, in_width: int, in_shift: int = 0):
-        super().__init__(
-            anchors_a=anchors_a,
-            anchors_b=anchors_b,
-            in_dim=in_dim,
-            in_width=in_width,
-            in_shift=in_shift,
-            i_layout=lambda s: event_layout(s.in_dim, s.in_width),
-        )
+    def _input_layout(self):
+        return event_layout(self.in_dim, self.in_width)
 
     @property
     def kind(self) -> IndexerKind:

@@ -17,7 +17,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikelut.hdl.bank import Storage, bank_geometry, bank_image, write_layout
+from spikelut.hdl.bank import Storage, bank_geometry, bank_image, table_lane, write_layout
 from spikelut.hdl.layouts import label_layout, vector_layout
 from spikelut.hdl.params import (
     check_anchors,
@@ -29,7 +29,6 @@ from spikelut.hdl.params import (
     sum_range,
     tree_sum,
 )
-from spikelut.hdl.spram import SPRAMLane
 from spikelut.hdl.vector import Argmax
 
 __all__ = ["SerialLayer", "SerialNetwork"]
@@ -116,33 +115,20 @@ class SerialLayer(wiring.Component):
 
     def _lane(self, m, p, rd_addr, rd_en, w):
         """Lane ``p``'s memory; returns its read data (valid the cycle after ``rd_en``)."""
-        shape = vector_layout(self.table_width, self.lanes)
-        w_en = w.valid & w.ready & (w.payload.lane == p)
-        if self.storage == Storage.SPRAM:
-            m.submodules[f"lane{p}"] = lane = SPRAMLane(shape=shape, depth=self.depth)
-            m.d.comb += [
-                lane.addr.eq(Mux(w_en, w.payload.addr, rd_addr)),
-                lane.rd_en.eq(rd_en),
-                lane.wr_en.eq(w_en),
-                lane.wr_data.eq(w.payload.data),
-            ]
-            return lane.rd_data
         image = bank_image(self._tables, tables_per_cycle=self.tables_per_cycle, lanes=self.lanes)
-        m.submodules[f"lane{p}"] = mem = memory.Memory(
-            shape=shape, depth=self.depth, init=image[p].tolist()
+        w_en = w.valid & w.ready & (w.payload.lane == p)
+        return table_lane(
+            m,
+            f"lane{p}",
+            self.storage,
+            image[p],
+            self.table_width,
+            rd_addr,
+            rd_en,
+            w.payload.addr,
+            w.payload.data,
+            w_en,
         )
-        wp = mem.write_port()
-        m.d.comb += [wp.addr.eq(w.payload.addr), wp.data.eq(w.payload.data), wp.en.eq(w_en)]
-        if self.storage == Storage.BRAM:
-            rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(rd_addr), rp.en.eq(rd_en)]
-            return rp.data
-        rp = mem.read_port(domain="comb")
-        out = Signal(shape, name=f"lane{p}_data")
-        m.d.comb += rp.addr.eq(rd_addr)
-        with m.If(rd_en):
-            m.d.sync += out.eq(rp.data)
-        return out
 
     def elaborate(self, platform):
         m = Module()
