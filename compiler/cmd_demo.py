@@ -145,8 +145,18 @@ def human(s: dict) -> str:
                 f"{v['ann_macs']:,} multiply-accumulates; 0 multiplications",
             ),
         ]
-    if s.get("mac_baseline") is None:
+    mac = s.get("mac_baseline")
+    if mac is None:
         rows.append(("MAC baseline core", "not built (dense-ANN operation counts above)"))
+    else:
+        rows.append(
+            (
+                "MAC baseline core (MLP 64-32-10)",
+                f"{_pct(mac.get('test_accuracy'))} as 8-bit integers; {mac['macs']} multipliers, "
+                f"{mac['cycles_per_inference']:,} cycles, {mac['weight_bits_read']:,} weight bits "
+                f"read and {mac['multiplications']:,} multiplications per inference",
+            )
+        )
     lines = [report_out.table(rows, ("figure", "value")), "", "files:"]
     for stage, files in s["files"].items():
         for f in files:

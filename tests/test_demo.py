@@ -142,6 +142,8 @@ def test_the_demo(tmp_path):
     # the bitstream's own design, simulated over UART, on the whole test set
     assert s["board_run"]["agree"] == s["board_run"]["n"] == 450
     assert s["board_vectors_checked"] == 450 and s["board_mismatches"] == 0
+    mac = s["mac_baseline"]  # the multiply-accumulate core of an MLP, side by side
+    assert mac["multiplications"] == 64 * 32 + 32 * 10 and mac["cycles_per_inference"] > 0
     assert s["logic_cells"]["used"] <= s["logic_cells"]["available"]
     assert s["fmax_mhz"] >= s["clock_mhz"]
     assert Path(s["files"]["build"][0]).stat().st_size > 100_000  # the bitstream
