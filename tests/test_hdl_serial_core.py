@@ -8,10 +8,10 @@ from test_hdl_support import ints, recv, run, send
 
 from spikelut.boards.design import choose_indexer
 from spikelut.boards.platforms import board
-from spikelut.hdl.serial_core import SerialNetwork
 from spikelut.compiler.backend import LayerPlan, network_params
 from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
 from spikelut.hdl.bank import Storage
+from spikelut.hdl.serial_core import SerialNetwork
 from spikelut.sim.golden import run_classifier
 
 
