@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 a check failed, 2 bad input)."""
     parser = build_parser()
@@ -56,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # cocotb's runners log every tool command line at INFO; keep them for -v. A filter,
+        # not a level: the runner resets its logger's level to INFO.
+        for name in ("Verilator", "Icarus"):
+            log = logging.getLogger(name)
+            if _warnings_only not in log.filters:
+                log.addFilter(_warnings_only)
     try:
         return int(args.func(args) or 0)
     except UserError as e:

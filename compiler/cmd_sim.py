@@ -10,7 +10,6 @@ and latency, and the simulation speed. Exit status 1 on any mismatch.
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 import numpy as np
@@ -54,11 +53,6 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _warnings_only(record: logging.LogRecord) -> bool:
-    # a filter, not a level: the cocotb runner resets its logger's level to INFO
-    return record.levelno >= logging.WARNING
-
-
 def _vectors(args, model: ClassifierMLP) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Integer inputs, their labels (None for random vectors) and a description."""
     n = args.vectors
@@ -100,10 +94,6 @@ def run(args: argparse.Namespace) -> int:
     if args.waves and not args.waves.lower().endswith((".vcd", ".fst")):
         raise UserError(f"--waves {args.waves!r} must end in .vcd or .fst")
     x, labels, what = _vectors(args, model)
-    for name in ("Verilator", "Icarus"):  # drop the runners' "Running command ..." lines
-        log = logging.getLogger(name)
-        if _warnings_only not in log.filters:
-            log.addFilter(_warnings_only)
     try:
         report = simulate(
             model,
