@@ -641,7 +641,11 @@ def _operations(r: dict) -> str:
     }
     s = r["summary"] or {}
     if s.get("mac_baseline"):
-        out += f"<p>Multiply-accumulate baseline core: {html.escape(json.dumps(s['mac_baseline']))}</p>"
+        mac = s["mac_baseline"]
+        out += "<p>Multiply-accumulate baseline core (an MLP on the same split):</p>" + _table(
+            ["figure", "MAC core"],
+            [[name.replace("_", " "), value] for name, value in mac.items()],
+        )
     return out + _img(plots.operations_vs_ann(lut, ann), "operations per inference")
 
 
