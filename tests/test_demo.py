@@ -104,6 +104,7 @@ def test_default_stage_order():
         "sim",
         "build",
         "run",
+        "baseline",
     ]
 
 
