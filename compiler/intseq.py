@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from .ir import IRError, LayerQuant, LUTLayer, _check_int
+from .seqmodels import EmbeddedSequence
 from .widths import DEFAULT_MAX_WIDTH, LayerWidths, WidthError, layer_widths, signed_width
 
 
@@ -36,7 +37,7 @@ def _check_int_table(name: str, arr: np.ndarray, bits: int) -> None:
 
 
 @dataclass(eq=False)
-class IntegerRNN:
+class IntegerRNN(EmbeddedSequence):
     """A quantised spiking RNN (see the module docstring for its exact semantics)."""
 
     ARCH: ClassVar[str] = "rnn-int"
@@ -69,16 +70,6 @@ class IntegerRNN:
             "the unembedder tables", self.unembedder.tables, self.unembedder_quant.table_bits
         )
         self.context = _check_int("context", self.context, 2)
-
-    @property
-    def vocab(self) -> int:
-        """V."""
-        return self.embedding.shape[0]
-
-    @property
-    def dim(self) -> int:
-        """D, the number of hidden neurons."""
-        return self.embedding.shape[1]
 
     @property
     def is_integer(self) -> bool:

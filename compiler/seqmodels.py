@@ -78,6 +78,21 @@ def _random_anchors(
 # parts
 
 
+class EmbeddedSequence:
+    """Shared by the recurrent models (float and integer): the sizes their ``embedding``
+    table of shape (V, D) implies."""
+
+    @property
+    def vocab(self) -> int:
+        """V."""
+        return self.embedding.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """D, the number of hidden neurons."""
+        return self.embedding.shape[1]
+
+
 @dataclass(frozen=True, eq=False)
 class TokenEmbedding:
     """A fixed token embedding: ``table`` of shape (V, E); token ``t`` -> ``table[t]``.
@@ -427,7 +442,7 @@ class TransformerLM:
 
 
 @dataclass(eq=False)
-class SpikingRNN:
+class SpikingRNN(EmbeddedSequence):
     """A spiking (LUT) RNN language model over bytes.
 
     Exact semantics (float; the integer model follows it with integers):
@@ -474,16 +489,6 @@ class SpikingRNN:
         if self.cell.is_integer or self.unembedder.is_integer:
             raise IRError("SpikingRNN holds a float network; tables must be float")
         self.context = _check_int("context", self.context, 2)
-
-    @property
-    def vocab(self) -> int:
-        """V."""
-        return self.embedding.shape[0]
-
-    @property
-    def dim(self) -> int:
-        """D, the number of hidden neurons."""
-        return self.embedding.shape[1]
 
     @property
     def n_values(self) -> int:
