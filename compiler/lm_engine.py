@@ -14,22 +14,29 @@ for operation, in float32 with the reference's order of additions and updates:
   smaller than both, updates the row, and updates the head's positional encodings after
   all pairs.
 
-``fast=True`` kernels run the heads of a layer in parallel (numba ``prange``): each head
-adds into its own buffer and the buffers are summed into the stream in head order, so the
-results equal the faithful ones up to float32 summation order. Everything else is the
-same.
+Fast mode (``fast=True``) is asynchronous data-parallel SGD ("Hogwild!"): ``workers``
+threads (one per core by default) each run the faithful step on their own windows at once,
+reading and updating the shared tables without locks. Each step's arithmetic is the
+faithful one, but a worker may read a row while another updates it, and two updates of one
+row at the same instant can lose one of them; the 3 GiB of attention rows make that rare,
+the small FFN and unembedder tables see it more often. Runs are therefore not reproducible
+bit for bit (the seed still fixes the initialisation and the windows); with one worker fast
+mode is the faithful mode.
 """
 
 from __future__ import annotations
 
-import types
-
+import numba
 import numpy as np
 from numba import njit, prange
 
+from .prefetch import prefetch_row
 from .seqmodels import SpikingRNN, TransformerLM
 
 _F32_INF = np.float32(np.inf)
+# attention tables prefetched ahead of the one being read: enough to cover a memory
+# latency, few enough that the rows are still in cache when they are read
+_AHEAD = 4
 
 
 # ---------------------------------------------------------------------------------------
@@ -133,18 +140,56 @@ def _attn_index(x, a, b, pe, qj, qr, qu, pj, pr, pu):
         _pe_index(pe[d], pj[d], pr[d], pu[d])
 
 
+@njit(cache=True, inline="always")
+def _attn_row(qj, pj, pos, pos1, i, n_c, n_p):
+    """Row of table ``i`` read for query position ``pos`` and key position ``pos1``."""
+    return (qj[pos, i] << (n_c + n_p)) | (qj[pos1, i] << n_p) | pj[pos - pos1, i]
+
+
+@njit(cache=True, inline="always")
+def _next_pair(pos, pos1):
+    """The (pos, pos1) pair visited after this one (``pos1 < pos``, pos1 fastest)."""
+    if pos1 + 1 < pos:
+        return pos, pos1 + 1
+    return pos + 1, 0
+
+
 @njit(cache=True)
 def _attn_add(S, qj, pj, n_c, n_p, y, pos_from):
-    """``y[pos] += sum_{pos1<pos} sum_i S[i][row]`` for ``pos >= pos_from``."""
+    """``y[pos] += sum_{pos1<pos} sum_i S[i][row]`` for ``pos >= pos_from``.
+
+    The row ``_AHEAD`` tables further on (into the next pair) is prefetched.
+    """
     n_t = S.shape[0]
     n_y = S.shape[2]
-    for pos in range(max(pos_from, 1), y.shape[0]):
+    ctx = y.shape[0]
+    for pos in range(max(pos_from, 1), ctx):
         for pos1 in range(pos):
-            d = pos - pos1
+            npos, npos1 = _next_pair(pos, pos1)
             for i in range(n_t):
-                row = (qj[pos, i] << (n_c + n_p)) | (qj[pos1, i] << n_p) | pj[d, i]
+                ia = i + _AHEAD
+                if ia < n_t:
+                    prefetch_row(S, ia, _attn_row(qj, pj, pos, pos1, ia, n_c, n_p))
+                elif npos < ctx and ia - n_t < n_t:
+                    ia -= n_t
+                    prefetch_row(S, ia, _attn_row(qj, pj, npos, npos1, ia, n_c, n_p))
+                row = _attn_row(qj, pj, pos, pos1, i, n_c, n_p)
                 for k in range(n_y):
                     y[pos, k] += S[i, row, k]
+
+
+@njit(cache=True, inline="always")
+def _prefetch_backward(S, qj, qr, qu, pj, pos, pos1, i, n_c, n_p, need_gx):
+    """Prefetch the rows the backward of table ``i`` at (pos, pos1) reads."""
+    prefetch_row(S, i, _attn_row(qj, pj, pos, pos1, i, n_c, n_p))
+    if need_gx:
+        jq = qj[pos, i]
+        jk = qj[pos1, i]
+        if abs(qu[pos, i]) < abs(qu[pos1, i]):
+            jq ^= 1 << qr[pos, i]
+        else:
+            jk ^= 1 << qr[pos1, i]
+        prefetch_row(S, i, (jq << (n_c + n_p)) | (jk << n_p) | pj[pos - pos1, i])
 
 
 @njit(cache=True)
@@ -163,7 +208,14 @@ def _attn_backward(S, a, b, pe, qj, qr, qu, pj, pr, pu, gx, gy, pe_grad, lr, nee
         gyp = gy[pos]
         for pos1 in range(pos):
             d = pos - pos1
+            npos, npos1 = _next_pair(pos, pos1)
             for i in range(n_t):
+                ia = i + _AHEAD
+                if ia < n_t:
+                    _prefetch_backward(S, qj, qr, qu, pj, pos, pos1, ia, n_c, n_p, need_gx)
+                elif npos < ctx and ia - n_t < n_t:
+                    ia -= n_t
+                    _prefetch_backward(S, qj, qr, qu, pj, npos, npos1, ia, n_c, n_p, need_gx)
                 jq = qj[pos, i]
                 jk = qj[pos1, i]
                 jp = pj[d, i]
@@ -243,7 +295,7 @@ def _heads_backward(layer, P, W, lr):
     """Backward of the heads of layer ``layer`` one after the other (reference order)."""
     (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
     _z, _x, qj, qr, qu, pj, pr, pu = W[:8]
-    gx, gy, pe_grad = W[16], W[17], W[19]
+    gx, gy, pe_grad = W[15], W[16], W[17]
     for h in range(attn_a.shape[1]):
         _attn_backward(
             attn_S[layer, h],
@@ -262,107 +314,6 @@ def _heads_backward(layer, P, W, lr):
             lr,
             layer > 0,
         )
-
-
-@njit(parallel=True)
-def _heads_forward_par(layer, P, W, pos_from):
-    """Fast mode: the heads of layer ``layer`` in parallel, each into its own buffer."""
-    (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
-    (
-        z,
-        x,
-        qj,
-        qr,
-        qu,
-        pj,
-        pr,
-        pu,
-        _fj,
-        _fr,
-        _fu,
-        _uj,
-        _ur,
-        _uu,
-        _out,
-        ybuf,
-        _gx,
-        _gy,
-        _gxh,
-        _pe_grad,
-    ) = W
-    n_h, _, n_c = attn_a.shape[1:]
-    n_p = pe.shape[4]
-    for h in prange(n_h):
-        _attn_index(
-            x,
-            attn_a[layer, h],
-            attn_b[layer, h],
-            pe[layer, h],
-            qj[layer, h],
-            qr[layer, h],
-            qu[layer, h],
-            pj[layer, h],
-            pr[layer, h],
-            pu[layer, h],
-        )
-        ybuf[h] = 0
-        _attn_add(attn_S[layer, h], qj[layer, h], pj[layer, h], n_c, n_p, ybuf[h], pos_from)
-    for h in range(n_h):
-        for pos in range(pos_from, z.shape[0]):
-            for k in range(z.shape[1]):
-                z[pos, k] += ybuf[h, pos, k]
-
-
-@njit(parallel=True)
-def _heads_backward_par(layer, P, W, lr):
-    """Fast mode: backward of the heads of layer ``layer`` in parallel, own gradient buffers."""
-    (_emb, attn_a, attn_b, attn_S, pe, _ffn_a, _ffn_b, _ffn_S, _un_a, _un_b, _un_S) = P
-    (
-        _z,
-        _x,
-        qj,
-        qr,
-        qu,
-        pj,
-        pr,
-        pu,
-        _fj,
-        _fr,
-        _fu,
-        _uj,
-        _ur,
-        _uu,
-        _out,
-        _ybuf,
-        gx,
-        gy,
-        gxh,
-        pe_grad,
-    ) = W
-    n_h = attn_a.shape[1]
-    for h in prange(n_h):
-        gxh[h] = 0
-        _attn_backward(
-            attn_S[layer, h],
-            attn_a[layer, h],
-            attn_b[layer, h],
-            pe[layer, h],
-            qj[layer, h],
-            qr[layer, h],
-            qu[layer, h],
-            pj[layer, h],
-            pr[layer, h],
-            pu[layer, h],
-            gxh[h],
-            gy,
-            pe_grad[h],
-            lr,
-            layer > 0,
-        )
-    for h in range(n_h):
-        for pos in range(gx.shape[0]):
-            for k in range(gx.shape[1]):
-                gx[pos, k] += gxh[h, pos, k]
 
 
 @njit(cache=True)
@@ -396,7 +347,7 @@ def _tf_backward(P, W, lr):
     """Backward of the last forward; ``W.out`` holds dL/dlogits. Updates ``P`` in place."""
     ffn_a, ffn_b, ffn_S, un_a, un_b, un_S = P[5], P[6], P[7], P[8], P[9], P[10]
     fj, fr, fu, uj, ur, uu, out = W[8], W[9], W[10], W[11], W[12], W[13], W[14]
-    gx, gy = W[16], W[17]
+    gx, gy = W[15], W[16]
     ctx = gx.shape[0]
     n_l = P[1].shape[0]
     gx[:, :] = 0
@@ -459,38 +410,81 @@ def _tf_validate(data, starts, P, W):
     return total
 
 
-def _variant(kernel, **swap):
-    """``kernel`` compiled again with some of the functions it calls swapped (not cached).
-
-    The fast mode's kernels are the faithful ones with the head loops replaced by their
-    parallel versions; numba does not cache code that calls parallel kernels reliably.
-    """
-    fn = kernel.py_func
-    glb = dict(fn.__globals__)
-    glb.update(swap)
-    clone = types.FunctionType(fn.__code__, glb, fn.__name__ + "_fast", fn.__defaults__)
-    clone.__doc__ = fn.__doc__
-    return njit(clone)
+@njit(parallel=True, cache=True)
+def _tf_train_async(data, starts, counts, lrs, P, WK):
+    """Fast mode: worker ``w`` trains on ``starts[w, :counts[w]]`` with the faithful step,
+    all workers at once on the shared tables ``P`` (no locks); returns the summed loss."""
+    n_w = starts.shape[0]
+    losses = np.zeros(n_w)
+    for w in prange(n_w):
+        W = _worker(WK, w)
+        losses[w] = _tf_train_steps(data, starts[w, : counts[w]], lrs[w, : counts[w]], P, W)
+    return losses.sum()
 
 
-_tf_forward_fast = _variant(_tf_forward, _heads_forward=_heads_forward_par)
-_tf_backward_fast = _variant(_tf_backward, _heads_backward=_heads_backward_par)
-_tf_train_steps_fast = _variant(
-    _tf_train_steps, _tf_forward=_tf_forward_fast, _tf_backward=_tf_backward_fast
-)
-_tf_validate_fast = _variant(_tf_validate, _tf_forward=_tf_forward_fast)
+@njit(parallel=True, cache=True)
+def _tf_validate_async(data, starts, counts, P, WK):
+    """Fast mode: the validation windows split over the workers (forward only)."""
+    n_w = starts.shape[0]
+    totals = np.zeros(n_w, np.float32)
+    for w in prange(n_w):
+        totals[w] = _tf_validate(data, starts[w, : counts[w]], P, _worker(WK, w))
+    return totals.sum()
+
+
+@njit(inline="always")
+def _worker(WK, w):
+    """Worker ``w``'s work buffers from the stacked ones."""
+    return (
+        WK[0][w],
+        WK[1][w],
+        WK[2][w],
+        WK[3][w],
+        WK[4][w],
+        WK[5][w],
+        WK[6][w],
+        WK[7][w],
+        WK[8][w],
+        WK[9][w],
+        WK[10][w],
+        WK[11][w],
+        WK[12][w],
+        WK[13][w],
+        WK[14][w],
+        WK[15][w],
+        WK[16][w],
+        WK[17][w],
+    )
+
+
+def _deal(items: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """``items`` dealt round-robin to the workers: a (workers, ceil(n/workers)) array, padded
+    with zeros, and how many each worker holds. Item ``g`` goes to worker ``g % workers``."""
+    n = len(items)
+    per = -(-n // n_workers)
+    out = np.zeros((n_workers, per), items.dtype)
+    counts = np.zeros(n_workers, np.int64)
+    for w in range(n_workers):
+        part = items[w::n_workers]
+        out[w, : len(part)] = part
+        counts[w] = len(part)
+    return out, counts
 
 
 class TransformerEngine:
     """Training and inference of a :class:`TransformerLM` with the compiled kernels.
 
-    The engine trains the model's arrays in place. ``fast`` selects the head-parallel
-    kernels (see the module docstring).
+    The engine trains the model's arrays in place. ``fast`` selects asynchronous training
+    with ``workers`` workers (default: numba's thread count, one per core; see the module
+    docstring); with one worker it is the faithful step.
     """
 
-    def __init__(self, model: TransformerLM, *, fast: bool = False) -> None:
+    def __init__(
+        self, model: TransformerLM, *, fast: bool = False, workers: int | None = None
+    ) -> None:
         self.model = model
         self.fast = bool(fast)
+        self.workers = _workers(workers) if self.fast else 1
         m = model
         for name in ("attn_tables", "pe", "ffn_tables", "unemb_tables", "embedding"):
             arr = getattr(m, name)
@@ -530,30 +524,36 @@ class TransformerEngine:
             np.zeros((C, NT), i32),  # ur
             np.zeros((C, NT), f32),  # uu
             np.zeros((C, V), f32),  # out
-            np.zeros((H, C, E), f32),  # ybuf (fast)
             np.zeros((C, E), f32),  # gx
             np.zeros((C, E), f32),  # gy
-            np.zeros((H, C, E), f32),  # gxh (fast)
             np.zeros((H, C, NT, m.n_pe), f32),  # pe_grad
         )
+        # fast mode: one set of work buffers per worker, stacked
+        self._stacked = tuple(np.zeros((self.workers, *w.shape), w.dtype) for w in self._work)
 
     def train(self, data: np.ndarray, starts: np.ndarray, lrs: np.ndarray) -> float:
-        """One SGD step per window start; returns the summed mean-per-window training loss."""
-        return float(
-            (_tf_train_steps_fast if self.fast else _tf_train_steps)(
-                _as_u8(data),
-                np.asarray(starts, np.int64),
-                np.asarray(lrs, np.float32),
-                self._params,
-                self._work,
-            )
-        )
+        """One SGD step per window start; returns the summed mean-per-window training loss.
+
+        In fast mode step ``g`` of the call goes to worker ``g % workers`` with its rate.
+        """
+        data = _as_u8(data)
+        starts = np.asarray(starts, np.int64)
+        lrs = np.asarray(lrs, np.float32)
+        if self.workers == 1 or len(starts) < 2:
+            return float(_tf_train_steps(data, starts, lrs, self._params, self._work))
+        s2, counts = _deal(starts, self.workers)
+        l2, _ = _deal(lrs, self.workers)
+        return float(_tf_train_async(data, s2, counts, l2, self._params, self._stacked))
 
     def validate(self, data: np.ndarray, starts: np.ndarray) -> float:
-        """Mean -ln p of the byte after each window (float32 accumulation as the reference)."""
+        """Mean -ln p of the byte after each window (float32 accumulation as the reference;
+        in fast mode one float32 sum per worker, added at the end)."""
         starts = np.asarray(starts, np.int64)
-        validate = _tf_validate_fast if self.fast else _tf_validate
-        total = validate(_as_u8(data), starts, self._params, self._work)
+        if self.workers == 1 or len(starts) < 2:
+            total = _tf_validate(_as_u8(data), starts, self._params, self._work)
+        else:
+            s2, counts = _deal(starts, self.workers)
+            total = _tf_validate_async(_as_u8(data), s2, counts, self._params, self._stacked)
         return float(np.float32(total) / np.float32(len(starts)))
 
     def logits(self, tokens: np.ndarray, *, last_only: bool = False) -> np.ndarray:
@@ -561,9 +561,7 @@ class TransformerEngine:
         tokens = _as_u8(tokens)
         if tokens.shape != (self.model.context,):
             raise ValueError(f"need {self.model.context} tokens, not {tokens.shape!r}")
-        (_tf_forward_fast if self.fast else _tf_forward)(
-            tokens, self._params, self._work, last_only
-        )
+        _tf_forward(tokens, self._params, self._work, last_only)
         out = self._work[14]
         return out[-1:].copy() if last_only else out.copy()
 
@@ -727,6 +725,17 @@ class RNNEngine:
             out, h = self.logits(hist)
         self._gen = (hist.copy(), h[-1].copy())
         return out[-1]
+
+
+def _workers(workers: int | None) -> int:
+    """The fast mode's worker count: ``workers``, or numba's thread count."""
+    n = numba.get_num_threads() if workers is None else int(workers)
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"workers must be 1..{numba.config.NUMBA_NUM_THREADS} (the threads numba may use), "
+            f"not {workers!r}"
+        )
+    return n
 
 
 def _as_u8(data: np.ndarray) -> np.ndarray:

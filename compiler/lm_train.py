@@ -13,8 +13,10 @@ Protocol (the C reference ``izhikevich/SNN``, ``main.c``):
   (float32). The reference's step 0 has ``lr = 0`` and changes nothing, so it is skipped.
 - validation at ``t = 0`` and at every multiple of ``val_every`` (and at the last step).
 
-Modes: ``faithful`` runs the reference's kernels single-threaded; ``fast`` runs the heads of
-a layer in parallel (:mod:`spikelut.compiler.lm_engine`); both draw the same windows.
+Modes: ``faithful`` runs the reference's kernels single-threaded; ``fast`` trains with one
+worker per core at once, asynchronously on shared tables (:mod:`spikelut.compiler.lm_engine`
+states the semantics); both draw the same windows and rates, step ``t`` of a chunk going to
+worker ``t % workers``.
 
 Randomness: ``SeedSequence(seed)`` is split into independent streams for the validation
 starts, the model's initialisation and the training starts (samples printed at a
@@ -252,6 +254,7 @@ class LMTrainResult:
     """Figures of a run: validation curve, speed, the final step."""
 
     val: list[tuple[int, float]] = field(default_factory=list)
+    val_train_seconds: list[float] = field(default_factory=list)  # training time at each
     train_seconds: float = 0.0
     val_seconds: float = 0.0
     steps_run: int = 0
@@ -352,6 +355,7 @@ def train_lm(
             loss = engine.validate(data, split.val_starts)
         result.val_seconds += time.perf_counter() - t0
         result.val.append((step, loss))
+        result.val_train_seconds.append(result.train_seconds)
         text = ""
         if cfg.sample_bytes:
             s = int(split.val_starts[0])
@@ -449,7 +453,13 @@ def add_lm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=ARCHS, default="transformer")
     p.add_argument("-o", "--output", default=None, help="model file to write (NAME.lutnet)")
     p.add_argument("--steps", type=int, default=10_000, help="last training step (default 10000)")
-    p.add_argument("--mode", choices=MODES, default="faithful")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="faithful",
+        help="faithful: the reference's step, one thread, reproducible bit for bit; fast: one "
+        "worker per core training at once on shared tables (not bit-reproducible)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint")
     p.add_argument(
