@@ -45,9 +45,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--indexer", choices=("parallel", "temporal"), default="parallel")
     p.add_argument("--target", choices=TARGETS, default="ice40-up5k", help="memory placement")
     p.add_argument(
-        "--quick-build",
+        "--optimize",
         action="store_true",
-        help="compile the Verilator model with -Os (faster build, slower simulation)",
+        help="compile the Verilator model with -O2 instead of -Os: about twice the build "
+        "time for a model about 15%% faster, worth it for long runs",
     )
     report_out.add_json_flag(p)
     p.set_defaults(func=run)
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             simulator=args.simulator,
             seed=args.seed,
             waves=args.waves,
-            optimize=not args.quick_build,
+            optimize=args.optimize,
         )
     except SimulatorUnavailable as e:
         report_out.emit(

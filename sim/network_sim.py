@@ -257,8 +257,13 @@ def _results(case: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _run(net, case: Path, *, simulator: str, seed: int, waves, build_dir, optimize=False):
-    """Run the test on ``net`` with ``simulator``; returns ``(build_seconds, cached, waves)``."""
+def _run(
+    net, case: Path, *, simulator: str, seed: int, waves, build_dir, optimize=False, debug=False
+):
+    """Run the test on ``net`` with ``simulator``; returns ``(build_seconds, cached, waves)``.
+
+    A Verilator build shows Python only the core's ports unless ``debug`` (whose probes read
+    every layer's streams): several times faster on a large core."""
     env = {"SPIKELUT_TB_DIR": str(case.resolve())}
     if simulator == "verilator":
         from .cocotb_runner import run_cocotb
@@ -274,6 +279,7 @@ def _run(net, case: Path, *, simulator: str, seed: int, waves, build_dir, optimi
             seed=seed,
             check=False,
             optimize=optimize,
+            public="all" if debug else "ports",
         )
         if not res.tests:
             log = case / "run" / "sim.log"
@@ -395,6 +401,7 @@ def simulate(
             waves=waves,
             build_dir=build_dir,
             optimize=optimize,
+            debug=debug,
         )
         res = _results(case)
         if res["mismatches"] and not res["divergence"]:
@@ -409,6 +416,7 @@ def simulate(
                 waves=None,
                 build_dir=build_dir,
                 optimize=optimize,
+                debug=True,
             )
             dres = _results(dcase)
             res["divergence"] = dres["divergence"] or "the debug re-run did not reproduce it"
@@ -608,6 +616,7 @@ def simulate_rnn(
             env={"SPIKELUT_TB_DIR": str(case.resolve())},
             seed=seed,
             check=False,
+            public="ports",
         )
         res = _results(case)
     finally:

@@ -29,12 +29,12 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.sim.cocotb_lib import (
-    AERDriver,
     Scoreboard,
     StreamDriver,
     StreamMonitor,
     StreamPort,
     StreamProbe,
+    aer_payloads,
     locate_divergence,
     pack_vector,
     unpack_fields,
@@ -113,10 +113,21 @@ async def network_matches_golden(dut):
     case, cfg = _case()
     inputs = json.loads((case / "inputs.json").read_text())
     expected = [int(h, 16) for h in json.loads((case / "expected.json").read_text())]
-    loads = json.loads((case / "loads.json").read_text())
+    loads = {
+        name: [int(h, 16) for h in words]
+        for name, words in json.loads((case / "loads.json").read_text()).items()
+    }
     period = cfg["period_ns"]
     rng = random.Random(cfg["seed"])
     decode = _decoder(cfg)
+
+    # every vector's payloads, packed before the clock starts (not part of the timing)
+    if cfg["indexer"] == "temporal":
+        vector_payloads = [aer_payloads(x, cfg["event"], cfg["in_width"]) for x in inputs]
+    elif cfg["indexer"] == "payload":  # inputs given as packed payloads (hex)
+        vector_payloads = [[int(x, 16)] for x in inputs]
+    else:
+        vector_payloads = [[pack_vector(x, cfg["in_width"])] for x in inputs]
 
     # the clock toggles in the simulator interface (C++), not in a Python task
     cocotb.start_soon(Clock(dut.clk, period, unit="ns", impl="gpi").start())
@@ -134,34 +145,21 @@ async def network_matches_golden(dut):
     await RisingEdge(dut.clk)
     wall0, cpu0, cycle0 = time.perf_counter(), time.process_time(), driver.cycle()
 
-    for name, payloads in loads.items():
+    for name, words in loads.items():
         writer = StreamDriver(dut.clk, StreamPort.of(dut, name), period_ns=period)
-        await writer.send_all(int(h, 16) for h in payloads)
+        await writer.send_all(words)
     load_cycles = driver.cycle() - cycle0
     load_wall = time.perf_counter() - wall0
 
     probes = _probes(dut, cfg) if cfg["debug"] else None
-    if cfg["indexer"] == "temporal":
-        aer = AERDriver(driver, cfg["event"], cfg["in_width"])
-        send_one = aer.send
-    elif cfg["indexer"] == "payload":  # inputs given as packed payloads (hex)
-
-        async def send_one(x):
-            return await driver.send(int(x, 16))
-
-    else:
-
-        async def send_one(x):
-            return await driver.send(pack_vector(x, cfg["in_width"]))
-
     board = Scoreboard(expected, inputs, decode)
     labels: list[int | None] = []
     in_cycles: list[int] = []
     out_cycles: list[int] = []
 
     async def feed(first: int, last: int) -> None:
-        for x in inputs[first:last]:
-            in_cycles.append(await send_one(x))
+        for vector in vector_payloads[first:last]:
+            in_cycles.append(await driver.send_each(vector))
         driver.idle()
 
     async def drain(first: int, last: int) -> None:

@@ -146,6 +146,39 @@ def test_simulate_rejects_bad_options_and_missing_icarus(monkeypatch):
         simulate(model, x, simulator="icarus")
 
 
+@pytest.mark.slow
+def test_icarus_matches_golden_or_says_it_is_missing(tmp_path):
+    """On Icarus Verilog (where installed) the temporal core with an SPRAM layer, loaded
+    through its write port, matches the golden model, and a fault is caught and located
+    by the debug re-run; where Icarus is missing the run says so instead of failing."""
+    import shutil
+
+    spec, plans, indexer, argmax = SMALL_TEMPORAL
+    model = random_model(4, **spec)
+    x = np.random.default_rng(5).integers(-8, 8, (120, model.encoding.dim))
+    run = dict(plans=plans, indexer=indexer, argmax=argmax, simulator="icarus", seed=2)
+    if shutil.which("iverilog") is None:
+        with pytest.raises(SimulatorUnavailable, match=r"iverilog.*not installed"):
+            simulate(model, x, **run)
+        return
+    rep = simulate(model, x, **run)
+    assert rep.simulator == "icarus"
+    assert (rep.vectors, rep.mismatches) == (120, 0), rep.first_mismatch
+    assert rep.load_cycles > 0 and rep.cycles_per_inference == rep.expected_cycles_per_inference
+    # golden model off by 20 in layer 1's output 2 (table 0): caught, and located
+    tables = model.layers[1].tables.copy()
+    tables[0, :, 2] += 20
+    other = ClassifierMLP(
+        model.encoding,
+        [model.layers[0], model.layers[1].with_tables(tables)],
+        4,
+        quant=[model.quant[0], LayerQuant(table_bits=8, in_shift=model.quant[1].in_shift)],
+    )
+    bad = simulate(model, x[:20], golden=other, work_dir=tmp_path, **run)
+    assert bad.mismatches >= 1
+    assert bad.divergence.startswith("layer 1 output 2: sum"), bad.divergence
+
+
 TEXT = "the cat sat on the mat; a spiking net reads the text one byte at a time."
 
 
