@@ -1,13 +1,17 @@
 """The digits classifier on the iCE40 UP5K: compile time, cycles, size, rate per logic cell.
 
 Trains the default digits classifier (or loads ``--model``, float or integer), quantises it,
-and for the UP5K reports: compile time (model to Verilog), cycles per inference with each
-indexer, and the fastest and the smallest placement whose tables fit the UP5K's memories:
-estimated (and with ``--synth``, Yosys ``synth_ice40``-measured) LUT4s, flip-flops, logic
-cells, memory blocks, cycles per inference, inferences per second per logic cell at
-``--clock-mhz``, and the fraction of the memory-bandwidth floor reached.
+and for the UP5K reports:
 
-    python bench/compile_digits.py [--model FILE] [--synth] [--clock-mhz 24] [--json]
+- cycles per inference of each indexer (parallel, temporal, serial) at the fastest table
+  placement the UP5K's memories allow, with the bandwidth floor and the logic estimate;
+- the fastest and the smallest configuration (indexer and placement) that fit the UP5K with
+  room for the host link, by the logic estimate: logic cells (with ``--synth``: measured by
+  Yosys ``synth_ice40``), block RAMs and SPRAMs, cycles per inference, and inferences per
+  second per logic cell at ``--clock-mhz`` (an assumed clock: the bare core is not placed and
+  routed; ``spikelut build --board icebreaker`` reports the Fmax of the board design).
+
+    python bench/compile_digits.py [--model FILE] [--synth] [--clock-mhz 12] [--json]
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ from amaranth.back import verilog
 from spikelut.compiler.backend import fit_plans, manifest, network_params
 from spikelut.compiler.cmd_compile import TARGETS, _Device
 from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.estimate import HOST_LINK_CELLS, LOGIC_CELLS
+from spikelut.compiler.estimate import HOST_LINK_CELLS, LOGIC_CELLS, estimate_logic
 from spikelut.compiler.modelfile import load_model
 from spikelut.compiler.quantize import int_predict, quantize_classifier
 from spikelut.compiler.toolchain import find
 from spikelut.compiler.train_classifier import train_on_dataset
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.layer import Network
+from spikelut.hdl.serial_core import SerialNetwork
 
 TARGET = "ice40-up5k"
+INDEXERS = ("parallel", "temporal", "serial")
 # TreeLUT on the same UP5K and digits split (issue 5): 98.0 %, 2,764 logic cells, ~46 MHz,
 # one inference per clock, no block RAM
 TREELUT = {"accuracy": 0.980, "logic_cells": 2764, "clock_mhz": 46.0, "cycles_per_inference": 1}
@@ -71,20 +77,27 @@ def _synth(text: str) -> dict:
     }
 
 
-def _config(model, plans, indexer, clock_mhz: float, synth: bool) -> dict:
+def _config(model, plans, indexer: str, clock_mhz: float, synth: bool) -> dict:
     family, device, _, _ = TARGETS[TARGET]
     t0 = time.perf_counter()
-    params, widths = network_params(model, plans, indexer=indexer)
-    net = Network(layers=params)
+    serial = indexer == "serial"
+    kind = IndexerKind.PARALLEL if serial else IndexerKind[indexer.upper()]
+    params, widths = network_params(model, plans, indexer=kind)
+    net = SerialNetwork(layers=params) if serial else Network(layers=params)
     text = verilog.convert(net, name="spikelut_core", platform=_Device(device))
     seconds = time.perf_counter() - t0
     m = manifest(net, widths, family=family)
     est = m["estimate"]
     rate = clock_mhz * 1e6 / m["cycles_per_inference"]
     out = {
-        "indexer": indexer.name.lower(),
+        "indexer": indexer,
         "placement": [
-            {k: layer[k] for k in ("storage", "tables_per_cycle", "lanes")} for layer in m["layers"]
+            {
+                k: layer[k]
+                for k in ("storage", "tables_per_cycle", "lanes", "comparators")
+                if k in layer
+            }
+            for layer in m["layers"]
         ],
         "compile_seconds": round(seconds, 2),
         "cycles_per_inference": m["cycles_per_inference"],
@@ -102,12 +115,49 @@ def _config(model, plans, indexer, clock_mhz: float, synth: bool) -> dict:
     return out
 
 
+def _fitting(model, mem: dict, smallest: bool):
+    """``(indexer, plans)`` of the fastest (or smallest, by the logic estimate) configuration
+    that fits the UP5K beside the host link, over every indexer."""
+    cells = LOGIC_CELLS[TARGET] - HOST_LINK_CELLS
+    found = []
+    for indexer in INDEXERS:
+        serial = indexer == "serial"
+        kind = IndexerKind.PARALLEL if serial else IndexerKind[indexer.upper()]
+        try:
+            plans = fit_plans(
+                model, logic_cells=cells, indexer=kind, serial=serial, smallest=smallest, **mem
+            )
+        except ValueError:
+            continue
+        params, _ = network_params(model, plans, indexer=kind)
+        est = estimate_logic(params, mem["family"], serial=serial)["logic_cells"]
+        cycles = max(
+            -(-p["tables"].shape[0] // p["tables_per_cycle"])
+            * -(-p["tables"].shape[2] // p["lanes"])
+            for p in params
+        )
+        found.append(((est, cycles) if smallest else (cycles, est), indexer, plans))
+    if not found:
+        raise SystemExit("no configuration of the digits classifier fits the UP5K")
+    _, indexer, plans = min(found, key=lambda f: f[0])
+    return indexer, plans
+
+
 def main(argv=None) -> int:
     """Run the benchmark; print a summary (or ``--json``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help=".lutnet digits classifier (default: train one)")
-    ap.add_argument("--synth", action="store_true", help="also synthesise with Yosys")
-    ap.add_argument("--clock-mhz", type=float, default=24.0)
+    ap.add_argument(
+        "--synth",
+        action="store_true",
+        help="synthesise the fitting configurations with Yosys (about a minute)",
+    )
+    ap.add_argument(
+        "--clock-mhz",
+        type=float,
+        default=12.0,
+        help="assumed core clock for the rates (the iCEBreaker's 12 MHz by default)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -116,13 +166,14 @@ def main(argv=None) -> int:
     acc = float((int_predict(model, data.X_test) == data.y_test).mean())
     family, _, brams, sprams = TARGETS[TARGET]
     mem = dict(family=family, block_rams=brams, sprams=sprams)
-    fastest = fit_plans(model, **mem)
-    smallest = fit_plans(model, smallest=True, **mem)
-    configs = {}
-    for name, plans in (("fastest", fastest), ("smallest", smallest)):
-        for kind in IndexerKind:
-            key = f"{name}_{kind.name.lower()}"
-            configs[key] = _config(model, plans, kind, args.clock_mhz, args.synth)
+    fastest_mem = fit_plans(model, **mem)  # the memories' limit, whatever the logic
+    configs = {
+        f"{kind}_at_fastest_placement": _config(model, fastest_mem, kind, args.clock_mhz, False)
+        for kind in INDEXERS
+    }
+    for name, smallest in (("fastest_that_fits", False), ("smallest_that_fits", True)):
+        indexer, plans = _fitting(model, mem, smallest)
+        configs[name] = _config(model, plans, indexer, args.clock_mhz, args.synth)
     layers = model.layers
     result = {
         "target": TARGET,
@@ -152,20 +203,23 @@ def main(argv=None) -> int:
         f"{len(data.y_test)} test vectors; {TARGET} at {args.clock_mhz:g} MHz"
     )
     for key, c in configs.items():
+        est = c["estimate"]
         line = (
-            f"{key:18s} {c['placement']} compile {c['compile_seconds']} s, "
-            f"{c['cycles_per_inference']} cycles/inf (floor {c['bandwidth_floor_cycles']}, "
-            f"{c['bandwidth_fraction']:.0%}), est {c['estimate']['logic_cells']} LC "
-            f"({c['estimate']['luts']} LUT4, {c['estimate']['flip_flops']} FF), "
-            f"{c['estimate']['block_rams']} BRAM + {c['estimate']['sprams']} SPRAM, "
+            f"{key:32s} {c['indexer']:8s} {c['placement']}: {c['cycles_per_inference']} "
+            f"cycles/inf (floor {c['bandwidth_floor_cycles']}, {c['bandwidth_fraction']:.0%}), "
+            f"est {est['logic_cells']} LC ({est['luts']} LUT4, {est['flip_flops']} FF), "
+            f"{est['block_rams']} BRAM + {est['sprams']} SPRAM, "
             f"{c['estimate_per_logic_cell']:.1f} inf/s/LC, "
-            f"{'fits' if c['fits_logic'] else 'does NOT fit'} {result['logic_cells_available']} LC"
+            f"{'fits' if c['fits_logic'] else 'does NOT fit'} "
+            f"{result['logic_cells_available']} LC, "
+            f"compile {c['compile_seconds']} s"
         )
         if "yosys" in c:
             y = c["yosys"]
             line += (
-                f"; yosys {y['luts']} LUT4, {y['flip_flops']} FF, {y['block_rams']} BRAM, "
-                f"{y['sprams']} SPRAM, {c['yosys_per_logic_cell']:.1f} inf/s/LC"
+                f"; yosys {y['logic_cells']} LC ({y['luts']} LUT4, {y['flip_flops']} FF), "
+                f"{y['block_rams']} BRAM, {y['sprams']} SPRAM, "
+                f"{c['yosys_per_logic_cell']:.1f} inf/s/LC"
             )
         print(line)
     t = result["treelut"]

@@ -89,22 +89,26 @@ def model_tables(model: ClassifierMLP) -> dict[int, np.ndarray]:
     return {k: np.asarray(layer.tables, np.int64) for k, layer in enumerate(model.layers)}
 
 
-def choose_indexer(model: ClassifierMLP, spec, *, baud: int = 115200) -> str:
+def choose_indexer(model: ClassifierMLP, spec, *, plans=None) -> str:
     """The indexer a board design gets: ``"serial"`` unless a layer is residual (the serial
-    core has no residual add) or the serial core would not keep up with the UART.
+    core has no residual add) or the parallel core is estimated smaller.
 
-    A host-link board is bound by its UART: at ``baud`` it moves ``baud / 10 / vector_bytes``
-    input vectors per second at most. The serial core (one comparison per clock) stays far
-    above that for any network that fits a board, at a fraction of the parallel
-    comparators' logic, Fmax loss and build time; it is chosen when it still runs at least
-    20 times the UART's rate at the board's clock.
+    Both cores read the tables at the same rate for the same placement (``plans``, by
+    default :func:`board_plans`): the serial core indexes one group of tables while reading
+    the previous one, so it reaches the memory-bandwidth floor with a few comparators
+    instead of ``N_T * N_C``; the logic estimate
+    (:func:`spikelut.compiler.estimate.estimate_logic`) decides.
     """
     if any(layer.residual for layer in model.layers):
         return "parallel"
-    vector_bytes = model.encoding.dim * -(-model.encoding.bits // 8)
-    uart_rate = baud / 10 / vector_bytes
-    serial_cycles = sum(2 * layer.n_tables * layer.n_c + 4 for layer in model.layers)
-    return "serial" if spec.clock_hz / serial_cycles >= 20 * uart_rate else "parallel"
+    from spikelut.compiler.estimate import estimate_logic
+
+    if plans is None:
+        plans = board_plans(model, spec)
+    params, _ = network_params(model, plans)
+    serial = estimate_logic(params, spec.family, serial=True)["logic_cells"]
+    parallel = estimate_logic(params, spec.family)["logic_cells"]
+    return "serial" if serial <= parallel else "parallel"
 
 
 def make_core(

@@ -2,9 +2,11 @@
 
 :func:`network_params` maps a quantised :class:`~spikelut.compiler.ir.ClassifierMLP` and a
 per-layer placement (storage, tables per cycle ``P``, outputs per beat ``L``) onto the
-parameters of :class:`spikelut.hdl.layer.Network`, with the exact widths of
-:func:`spikelut.compiler.widths.infer_widths`. :func:`manifest` describes the result: ports
-and payload formats, cycles per inference, memory placement and the memory-bandwidth floor.
+parameters of :class:`spikelut.hdl.layer.Network` (or of the logic-lean
+:class:`spikelut.hdl.serial_core.SerialNetwork`, :func:`build_serial_network`), with the exact
+widths of :func:`spikelut.compiler.widths.infer_widths`. :func:`manifest` describes the
+result: ports and payload formats, the indexer, cycles per inference, memory placement and
+the memory-bandwidth floor.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ __all__ = [
     "bandwidth_floor",
     "bank_blocks",
     "build_network",
+    "build_serial_network",
     "fit_plans",
     "lane_blocks",
     "manifest",
     "network_blocks",
     "network_params",
+    "serial_index_blocks",
 ]
 
 
@@ -108,6 +112,15 @@ def build_network(model: ClassifierMLP, plans=None, *, indexer=IndexerKind.PARAL
     return Network(layers=params, argmax=argmax)
 
 
+def build_serial_network(model: ClassifierMLP, plans=None):
+    """The :class:`~spikelut.hdl.serial_core.SerialNetwork` of an integer classifier without
+    residual layers (see :func:`network_params`)."""
+    from spikelut.hdl.serial_core import SerialNetwork
+
+    params, _ = network_params(model, plans)
+    return SerialNetwork(layers=params)
+
+
 def bandwidth_floor(n_tables: int, out_dim: int, tables_per_cycle: int, lanes: int) -> int:
     """Fewest cycles to read ``N_T * Y`` entries through ``P * L`` entries per cycle."""
     return -(-(n_tables * out_dim) // (tables_per_cycle * lanes))
@@ -150,10 +163,15 @@ def _ports(component: wiring.Component) -> dict:
     return out
 
 
-def manifest(net: Network, widths: list[LayerWidths], *, family: str | None = None) -> dict:
-    """What a build produced: ports, throughput, memory placement and bandwidth per layer;
-    with ``family`` (``"ice40"``/``"ecp5"``) also the estimated LUT4s, flip-flops, logic
-    cells (:func:`spikelut.compiler.estimate.estimate_logic`), block RAMs and SPRAMs."""
+def manifest(net, widths: list[LayerWidths], *, family: str | None = None) -> dict:
+    """What a build of ``net`` (a :class:`~spikelut.hdl.layer.Network` or a
+    :class:`~spikelut.hdl.serial_core.SerialNetwork`) produced: ports, indexer, throughput,
+    memory placement and bandwidth per layer; with ``family`` (``"ice40"``/``"ecp5"``) also
+    the estimated LUT4s, flip-flops, logic cells
+    (:func:`spikelut.compiler.estimate.estimate_logic`), block RAMs and SPRAMs."""
+    from spikelut.hdl.serial_core import SerialNetwork
+
+    serial = isinstance(net, SerialNetwork)
     layers = []
     floor = 1
     for k, (hw, w) in enumerate(zip(net.layers, widths, strict=True)):
@@ -165,13 +183,21 @@ def manifest(net: Network, widths: list[LayerWidths], *, family: str | None = No
             else bandwidth_floor(bank.n_tables, bank.out_dim, p, lanes)
         )
         floor = max(floor, lf)
+        extra = {}
+        if serial:
+            extra = {
+                "comparators": hw.comparators,
+                "index_cycles_per_group": hw.index_cycles,
+                "operand_memory": hw.operand_memory,
+            }
         layers.append(
             {
                 "layer": k,
                 "storage": bank.storage.name.lower(),
                 "tables_per_cycle": p,
                 "lanes": lanes,
-                "indexer": hw.indexer_kind.name.lower(),
+                "indexer": "serial" if serial else hw.indexer_kind.name.lower(),
+                **extra,
                 "cycles_per_inference": hw.cycles_per_inference,
                 "bank_cycles_per_inference": bank.cycles_per_inference,
                 "bandwidth_floor_cycles": lf,
@@ -187,6 +213,7 @@ def manifest(net: Network, widths: list[LayerWidths], *, family: str | None = No
     cycles = net.cycles_per_inference
     out = {
         "ports": _ports(net),
+        "indexer": "serial" if serial else net.layers[0].indexer_kind.name.lower(),
         "cycles_per_inference": cycles,
         "bandwidth_floor_cycles": floor,
         "bandwidth_fraction": floor / cycles,
@@ -196,7 +223,9 @@ def manifest(net: Network, widths: list[LayerWidths], *, family: str | None = No
         from .estimate import estimate_logic, network_layer_params
 
         brams, sprams = network_blocks(net, family)
-        est = estimate_logic(network_layer_params(net), family, argmax=net.argmax)
+        est = estimate_logic(
+            network_layer_params(net), family, argmax=serial or net.argmax, serial=serial
+        )
         out["estimate"] = {**est, "block_rams": brams, "sprams": sprams, "family": family}
     return out
 
@@ -261,6 +290,7 @@ def fit_plans(
     indexer: IndexerKind = IndexerKind.PARALLEL,
     max_cycles: int | None = None,
     smallest: bool = False,
+    serial: bool = False,
 ) -> list[LayerPlan]:
     """The fastest (or, with ``smallest``, the slowest within ``max_cycles``) placement of
     every layer's tables in block RAM or SPRAM that fits.
@@ -270,8 +300,10 @@ def fit_plans(
     layers is tried, BRAM first); intervals are tried fastest first (slowest first with
     ``smallest``), and the first whose totals fit ``block_rams``, ``sprams`` and, when
     given, ``logic_cells`` (the estimate of :func:`spikelut.compiler.estimate.estimate_logic`
-    with ``indexer``) wins. ``max_cycles`` bounds the interval. Raises ``ValueError`` saying
-    what is short and by how much (block RAMs, logic cells, or the interval reachable).
+    with ``indexer``, or of the serial core with ``serial``, whose anchor ROMs and input
+    copies also take block RAMs: :func:`serial_index_blocks`) wins. ``max_cycles`` bounds
+    the interval. Raises ``ValueError`` saying what is short and by how much (block RAMs,
+    logic cells, or the interval reachable).
     """
     from .estimate import estimate_logic
 
@@ -296,6 +328,9 @@ def fit_plans(
                 used[kind] += cost
                 chosen.append(LayerPlan(kind, p, lanes))
             else:
+                if serial:
+                    params, _ = network_params(model, chosen)
+                    used[Storage.BRAM] += sum(serial_index_blocks(p, family) for p in params)
                 if used[Storage.BRAM] > block_rams or used[Storage.SPRAM] > sprams:
                     continue
                 if fastest_mem is None or target < fastest_mem:
@@ -304,7 +339,7 @@ def fit_plans(
                     continue
                 if logic_cells is not None:
                     params, _ = network_params(model, chosen, indexer=indexer)
-                    cells = estimate_logic(params, family)["logic_cells"]
+                    cells = estimate_logic(params, family, serial=serial)["logic_cells"]
                     if best_cells is None or cells < best_cells[0]:
                         best_cells = (cells, target)
                     if cells > logic_cells:
@@ -312,19 +347,25 @@ def fit_plans(
                 return chosen
     if fastest_mem is None:
         bram_only = sum(opts[Storage.BRAM][-1][1] for opts in options)
+        index = " plus the serial core's anchor ROMs and input copies" if serial else ""
         raise ValueError(
             f"the tables need at least {bram_only} block RAMs (or SPRAMs beyond the {sprams} "
-            f"there are), the target has {block_rams}; use fewer tables or a smaller N_C, "
-            "fewer table bits, or a larger device"
+            f"there are){index}, the target has {block_rams}; use fewer tables or a smaller "
+            "N_C, fewer table bits, or a larger device"
         )
     if best_cells is not None and best_cells[0] > logic_cells:
         raise ValueError(
             f"the core needs about {best_cells[0]} logic cells (estimated, at "
             f"{best_cells[1]} cycles per inference), {best_cells[0] - logic_cells} more than "
-            f"the {logic_cells} available; most go to the {indexer.name.lower()} indexer's "
-            f"{sum(layer.n_tables * layer.n_c for layer in model.layers)} anchor pairs: use "
-            "fewer tables or a smaller N_C, narrower inputs (in_shift), "
-            + ("the temporal indexer, " if indexer == IndexerKind.PARALLEL else "")
+            f"the {logic_cells} available; "
+            + (
+                "use fewer tables or a smaller N_C, "
+                if serial
+                else f"most go to the {indexer.name.lower()} indexer's "
+                f"{sum(layer.n_tables * layer.n_c for layer in model.layers)} anchor pairs: use "
+                "fewer tables or a smaller N_C, narrower inputs (in_shift), "
+                + ("the serial or temporal indexer, " if indexer == IndexerKind.PARALLEL else "")
+            )
             + "or a larger device"
         )
     raise ValueError(
@@ -333,10 +374,46 @@ def fit_plans(
     )
 
 
-def network_blocks(net: Network, family: str) -> tuple[int, int]:
-    """``(block RAMs, SPRAMs)`` the tables of ``net`` occupy."""
+def serial_index_blocks(params: dict, family: str) -> int:
+    """Block RAMs of a serial-core layer's indexer (``params`` as :func:`network_params`):
+    its anchor ROM and, with operands copied to memory, the ``2 * C`` input copies."""
+    from spikelut.hdl.serial_core import MIN_COPY_DIM, serial_geometry
+
+    n_t, rows, y = params["tables"].shape
+    n_c = rows.bit_length() - 1
+    d = params["in_dim"]
+    sel = max(1, (d - 1).bit_length())
+    groups, _, comps, slots = serial_geometry(
+        n_t, n_c, y, params.get("tables_per_cycle") or 1, params.get("lanes") or y
+    )
+    copies = params.get("operand_memory")
+    if copies is None:
+        copies = d + 1 <= groups * slots and d >= MIN_COPY_DIM
+    blocks = lane_blocks(2 * sel * comps, groups * slots, family)
+    if copies:
+        blocks += 2 * comps * lane_blocks(params["in_width"], 2 << sel, family)
+    return blocks
+
+
+def network_blocks(net, family: str) -> tuple[int, int]:
+    """``(block RAMs, SPRAMs)`` the tables of ``net`` occupy (and, for a serial core, its
+    anchor ROMs and input copies)."""
+    from spikelut.hdl.serial_core import SerialLayer
+
     brams = sprams = 0
     for hw in net.layers:
+        if isinstance(hw, SerialLayer):
+            brams += serial_index_blocks(
+                {
+                    "tables": hw.tables,
+                    "in_dim": hw.in_dim,
+                    "in_width": hw.in_width,
+                    "tables_per_cycle": hw.tables_per_cycle,
+                    "lanes": hw.lanes,
+                    "operand_memory": hw.operand_memory,
+                },
+                family,
+            )
         b = hw.bank
         br, sp = bank_blocks(
             b.n_tables,

@@ -2,18 +2,24 @@
 
 Writes ``core.v``, ``core.il`` and ``manifest.json`` (ports and payload formats, cycles per
 inference, memory placement per layer, block RAMs and SPRAMs used, estimated LUT4s,
-flip-flops and logic cells, the memory-bandwidth floor and the fraction of it achieved).
+flip-flops and logic cells, the memory-bandwidth floor and the fraction of it achieved, the
+compile time from model to Verilog, wall and CPU).
 Without ``--storage``/``--tables-per-cycle``/``--lanes`` it picks the fastest placement in
 block RAM (and SPRAM on an UltraPlus) that fits the target's memories and, by the logic
 estimate, its logic cells less room for the host link; ``--throughput`` picks the smallest
-placement that reaches a rate at ``--clock-mhz``. What cannot fit is refused before any
-Verilog is written.
+placement that reaches a rate at ``--clock-mhz``. ``--indexer`` picks the network core: the
+parallel indexer (every comparator at once), the temporal one (AER spike events in), or the
+logic-lean serial core (:mod:`spikelut.hdl.serial_core`: a few comparators per clock, indexing
+one group of tables while reading the previous one, at the memory-bandwidth floor); ``auto``
+(the default) takes the parallel core when it fits the target's logic estimate, else the
+serial one. What cannot fit is refused before any Verilog is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from spikelut.hdl.bank import Storage
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.layer import Network
 from spikelut.hdl.params import discard
+from spikelut.hdl.serial_core import SerialNetwork
 
 from . import report_out
 from .backend import LayerPlan, fit_plans, manifest, network_blocks, network_params
@@ -75,9 +82,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lanes", type=int, metavar="L", help="outputs read per row beat")
     p.add_argument(
         "--indexer",
-        choices=[k.name.lower() for k in IndexerKind],
-        default="parallel",
-        help="input as value vectors (parallel) or AER spike events (temporal)",
+        choices=["auto", "parallel", "serial", "temporal"],
+        default="auto",
+        help="all comparators at once (parallel), a few per clock (serial: far less logic, "
+        "same rate at the memory-bandwidth floor), or AER spike events in (temporal); "
+        "auto: parallel if it fits the target's logic, else serial",
     )
     p.add_argument(
         "--throughput",
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     """Compile; 0 on success (bad input raises UserError)."""
     if args.baseline == "mac":
         return _run_baseline(args)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     try:
         model = load_model(args.model)
     except (ModelFileError, IRError, OSError) as e:
@@ -152,38 +161,23 @@ def run(args: argparse.Namespace) -> int:
     if clock_mhz <= 0:
         raise UserError(f"--clock-mhz must be positive, not {clock_mhz:g}")
     cells = LOGIC_CELLS[args.target] - HOST_LINK_CELLS
-    indexer = IndexerKind[args.indexer.upper()]
-    manual = args.storage or args.tables_per_cycle or args.lanes
-    try:
-        if manual:
-            if args.throughput:
-                raise UserError("--throughput picks the placement: drop --storage/-P/-L")
-            storage = Storage[(args.storage or "bram").upper()]
-            if storage == Storage.SPRAM and not sprams:
-                raise UserError(f"{args.target} has no SPRAM; use --storage bram or lutram")
-            plans: Any = LayerPlan(storage, args.tables_per_cycle or 1, args.lanes)
-        else:
-            plans = _auto_plans(model, args, family, brams, sprams, cells, indexer, clock_mhz)
-        params, widths = network_params(model, plans, indexer=indexer)
-        net = Network(layers=params)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    if (args.storage or args.tables_per_cycle or args.lanes) and args.throughput:
+        raise UserError("--throughput picks the placement: drop --storage/-P/-L")
+    choices = [args.indexer]
+    if args.indexer == "auto":
+        # the serial core has no residual add
+        choices = ["parallel"] if _has_residual(model) else ["parallel", "serial"]
+    failures = []
+    for choice in choices:
+        try:
+            net, _, widths, est = _core(model, args, choice, family, brams, sprams, cells)
+            break
+        except UserError as e:
+            failures.append(e)
+    else:
+        # a rate out of reach: the fastest core's figure; else the leanest core's shortfall
+        raise failures[0] if args.throughput else failures[-1]
     used_brams, used_sprams = network_blocks(net, family)
-    if used_brams > brams or used_sprams > sprams:
-        discard(net)
-        raise UserError(
-            f"the tables need {used_brams} block RAMs and {used_sprams} SPRAMs, {args.target} "
-            f"has {brams} and {sprams}; lower --tables-per-cycle/--lanes or change --storage"
-        )
-    est = estimate_logic(params, family)
-    if est["logic_cells"] > cells:
-        discard(net)
-        raise UserError(
-            f"the core needs about {est['logic_cells']} logic cells (estimated), "
-            f"{est['logic_cells'] - cells} more than the {cells} {args.target} leaves beside "
-            "the host link; lower --tables-per-cycle/--lanes, try --indexer temporal, or use "
-            "fewer tables, a smaller N_C or a larger device"
-        )
     platform = _Device(device)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     rate = clock_mhz * 1e6 / result["cycles_per_inference"]
     result.update(
         target=args.target,
+        indexer=choice,
+        indexer_requested=args.indexer,
         block_rams=used_brams,
         sprams=used_sprams,
         logic_cells_available=cells,
@@ -200,16 +196,78 @@ def run(args: argparse.Namespace) -> int:
         inferences_per_second=rate,
         inferences_per_second_per_logic_cell=rate / est["logic_cells"],
         compile_seconds=round(time.perf_counter() - t0, 3),
+        compile_cpu_seconds=round(_cpu_seconds() - cpu0, 3),
     )
     write_text_atomic(out / "manifest.json", json.dumps(result, indent=1, sort_keys=True))
     report_out.emit(args, result, _human)
     return 0
 
 
-def _auto_plans(model, args, family, brams, sprams, cells, indexer, clock_mhz):
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (Yosys writing the Verilog)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _has_residual(model) -> bool:
+    return any(layer.residual for layer in model.layers)
+
+
+def _core(model, args, choice, family, brams, sprams, cells):
+    """``(net, params, widths, estimate)`` of the core with indexer ``choice`` that fits the
+    target (placement given or picked); UserError when it does not fit."""
+    serial = choice == "serial"
+    if serial and _has_residual(model):
+        raise UserError("the serial core has no residual add; use --indexer parallel")
+    indexer = IndexerKind.PARALLEL if serial else IndexerKind[choice.upper()]
+    clock_mhz = TYPICAL_MHZ[args.target] if args.clock_mhz is None else args.clock_mhz
+    try:
+        if args.storage or args.tables_per_cycle or args.lanes:
+            storage = Storage[(args.storage or "bram").upper()]
+            if storage == Storage.SPRAM and not sprams:
+                raise UserError(f"{args.target} has no SPRAM; use --storage bram or lutram")
+            if serial and storage == Storage.LOGIC:
+                raise UserError("the serial core reads tables from memory; drop --storage logic")
+            plans: Any = LayerPlan(storage, args.tables_per_cycle or 1, args.lanes)
+        else:
+            plans = _auto_plans(
+                model, args, family, brams, sprams, cells, indexer, clock_mhz, serial
+            )
+        params, widths = network_params(model, plans, indexer=indexer)
+        net = SerialNetwork(layers=params) if serial else Network(layers=params)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    used_brams, used_sprams = network_blocks(net, family)
+    if used_brams > brams or used_sprams > sprams:
+        discard(net)
+        raise UserError(
+            f"the {choice} core needs {used_brams} block RAMs and {used_sprams} SPRAMs, "
+            f"{args.target} has {brams} and {sprams}; lower --tables-per-cycle/--lanes or "
+            "change --storage"
+        )
+    est = estimate_logic(params, family, serial=serial)
+    if est["logic_cells"] > cells:
+        discard(net)
+        raise UserError(
+            f"the {choice} core needs about {est['logic_cells']} logic cells (estimated), "
+            f"{est['logic_cells'] - cells} more than the {cells} {args.target} leaves beside "
+            "the host link; lower --tables-per-cycle/--lanes, try --indexer serial or "
+            "temporal, or use fewer tables, a smaller N_C or a larger device"
+        )
+    return net, params, widths, est
+
+
+def _auto_plans(model, args, family, brams, sprams, cells, indexer, clock_mhz, serial=False):
     """The placement to use when none was given: the fastest that fits, or with
     ``--throughput`` the smallest that reaches it (UserError saying what is reachable)."""
-    kw = dict(family=family, block_rams=brams, sprams=sprams, logic_cells=cells, indexer=indexer)
+    kw = dict(
+        family=family,
+        block_rams=brams,
+        sprams=sprams,
+        logic_cells=cells,
+        indexer=indexer,
+        serial=serial,
+    )
     if not args.throughput:
         return fit_plans(model, **kw)
     if args.throughput <= 0:
@@ -220,7 +278,7 @@ def _auto_plans(model, args, family, brams, sprams, cells, indexer, clock_mhz):
     except ValueError:
         fastest = fit_plans(model, **kw)  # raises when nothing fits at all
         params, _ = network_params(model, fastest, indexer=indexer)
-        probe = Network(layers=params)
+        probe = SerialNetwork(layers=params) if serial else Network(layers=params)
         cycles = probe.cycles_per_inference
         discard(probe)
         raise UserError(
@@ -245,10 +303,10 @@ def _human(r: dict) -> str:
     ]
     table = report_out.table(rows, ("layer", "storage", "P", "L", "cycles", "floor"))
     return (
-        f"{table}\ncycles per inference: {r['cycles_per_inference']} "
+        f"{table}\n{r['indexer']} indexer; cycles per inference: {r['cycles_per_inference']} "
         f"(bandwidth floor {r['bandwidth_floor_cycles']}, {r['bandwidth_fraction']:.0%}); "
         f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs, about "
         f"{r['estimate']['logic_cells']} logic cells of {r['logic_cells_available']} on "
         f"{r['target']}; {r['inferences_per_second']:.0f} inferences/s at {r['clock_mhz']:g} MHz; "
-        f"compiled in {r['compile_seconds']} s"
+        f"compiled in {r['compile_seconds']} s ({r['compile_cpu_seconds']} s CPU)"
     )

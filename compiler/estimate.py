@@ -9,19 +9,28 @@ width, ``G = ceil(N_T / P)``):
 - temporal indexer: a first-spike latch per pair, ``4.5 * Q`` LUTs, ``3 * Q + 2 * D`` flip-flops
   (latch, decision, index; per-neuron early/current bits);
 - memory bank: the index shift register (``G * P * N_C`` LUTs and flip-flops), a ``P``-input
-  adder and the accumulate/clear per lane output (``L * (P + 1) * a`` LUTs), address muxes, accumulators and output (``2 * Y * a`` flip-flops);
+  adder and the accumulate/clear per lane output (``L * (P + 1) * a`` LUTs), address muxes,
+  accumulators and output (``2 * Y * a`` flip-flops);
   constant-logic bank: ``N_T * Y * table_width * ceil(2**N_C / 16)`` LUTs of table logic plus
   ``N_T * Y * a`` of adders; LUT RAM on iCE40 (no distributed RAM there) is flip-flops;
 - residual add: ``Y * a`` LUTs and a FIFO of ``depth * D * in_width`` flip-flops; argmax
   ``2 * Y * a`` LUTs, ``Y * a`` flip-flops.
+
+The serial core (:mod:`spikelut.hdl.serial_core`, ``serial=True``) replaces the indexer by
+``C`` comparators (:func:`~spikelut.hdl.serial_core.serial_geometry`): ``C * (w + 2)`` LUTs;
+their operands come through ``2 * C`` multiplexers of ``D`` inputs (``2 * C * w * m(D)`` LUTs,
+``m(D) = 0.83 * D``: about 53 LUT4s a bit for ``D = 64``) or, with input copies in memory,
+one copying multiplexer (``1.1 * w * m(D)``); its index registers are two groups
+(``2 * P * N_C`` flip-flops) and the collecting word (``C * K``).
 
 Logic cells (iCE40: one LUT4, one carry, one flip-flop each) are estimated as
 ``max(LUTs, flip-flops)``: in these cores nearly every flip-flop is fed by a LUT and packs
 with it. Calibration (Yosys 0.70 ``synth_ice40``, default ABC9 flow, see :data:`CALIBRATION`):
 the coefficients were set on the two 4-SPRAM digits cores. On the held-out cores LUT4s come
 out between 17 % low (a 96-table core reading 6 tables of 10 outputs per cycle from block RAM:
-its adders cost more than modelled) and 1.8 % high; flip-flops within 4.3 %. ECP5 uses the
-same LUT4 counts, uncalibrated.
+its adders cost more than modelled) and 1.8 % high; flip-flops within 4.3 %. The serial
+core's coefficients were set on its two digits cores (within 3 % of Yosys in LUT4s). ECP5
+uses the same LUT4 counts, uncalibrated.
 """
 
 from __future__ import annotations
@@ -64,6 +73,14 @@ CALIBRATION = {
     "digits 64->10 NT256 NC4, SPRAM P2 L2, temporal": {
         "model": (6068, 4679),
         "yosys": (5993, 4702),
+    },
+    "digits 64->10 NT256 NC4, SPRAM P4 L2, serial (operand copies)": {
+        "model": (1120, 591),
+        "yosys": (1151, 593),
+    },
+    "digits 64->10 NT256 NC4, SPRAM P4 L2, serial (multiplexed operands)": {
+        "model": (3305, 629),
+        "yosys": (3296, 602),
     },
     "digits 64->10 NT96 NC4, BRAM P6 L10, parallel": {"model": (3892, 1148), "yosys": (4683, 1130)},
     "digits 64->10 NT96 NC4, BRAM P6 L10, temporal": {"model": (3316, 2049), "yosys": (3741, 2045)},
@@ -113,15 +130,59 @@ def _layer_logic(p: Mapping, family: str) -> tuple[int, int]:
     return lut, ff
 
 
-def estimate_logic(params: Sequence[Mapping], family: str, *, argmax: bool = True) -> dict:
-    """Estimated ``{"luts", "flip_flops", "logic_cells"}`` of ``Network(layers=params)``.
+def _mux(d: int) -> float:
+    """LUT4s per bit of a ``d``-input multiplexer."""
+    return 0.83 * d
+
+
+def _serial_layer_logic(p: Mapping, family: str) -> tuple[int, int]:
+    """``(LUT4s, flip-flops)`` of one :class:`~spikelut.hdl.serial_core.SerialLayer`."""
+    from spikelut.hdl.serial_core import MIN_COPY_DIM, serial_geometry
+
+    tables = p["tables"]
+    n_t, rows, y = tables.shape
+    n_c = rows.bit_length() - 1
+    d = p["in_dim"]
+    w = p["in_width"]
+    acc = p["out_width"]
+    pp = p.get("tables_per_cycle") or 1
+    lanes = p.get("lanes") or y
+    groups, beats, comps, slots = serial_geometry(n_t, n_c, y, pp, lanes)
+    copies = p.get("operand_memory")
+    if copies is None:
+        copies = d + 1 <= groups * slots and d >= MIN_COPY_DIM
+    steps = groups * beats
+    depth_bits = (steps << n_c).bit_length()
+    lut = comps * (w + 2) + lanes * (pp + 1) * acc + 2 * pp * depth_bits + 200
+    ff = 2 * pp * n_c + comps * slots + 2 * y * acc + 2 * (groups * slots).bit_length()
+    ff += 2 * steps.bit_length() + 72
+    if copies:
+        lut += int(1.1 * w * _mux(d)) + 2 * d.bit_length()
+        ff += d.bit_length() + 3
+    else:
+        lut += int(2 * comps * w * _mux(d))
+        ff += 2 * comps * w
+    if p.get("storage", Storage.BRAM) == Storage.LUTRAM:
+        bits = pp * (steps << n_c) * lanes * p["table_width"]
+        if family == "ice40":
+            lut, ff = lut + bits, ff + bits
+        else:
+            lut += _ceil(bits, 16)
+    return lut, ff
+
+
+def estimate_logic(
+    params: Sequence[Mapping], family: str, *, argmax: bool = True, serial: bool = False
+) -> dict:
+    """Estimated ``{"luts", "flip_flops", "logic_cells"}`` of ``Network(layers=params)`` (or,
+    with ``serial``, of ``SerialNetwork(layers=params)``).
 
     ``params``: the per-layer dicts of :func:`spikelut.compiler.backend.network_params`;
     ``family``: ``"ice40"`` or ``"ecp5"``. See the module docstring for the model.
     """
     lut = ff = 0
     for p in params:
-        lu, f = _layer_logic(p, family)
+        lu, f = (_serial_layer_logic if serial else _layer_logic)(p, family)
         lut, ff = lut + lu, ff + f
     if argmax:
         y, acc = params[-1]["tables"].shape[2], params[-1]["out_width"]
@@ -132,9 +193,26 @@ def estimate_logic(params: Sequence[Mapping], family: str, *, argmax: bool = Tru
 
 def network_layer_params(net) -> list[dict]:
     """The per-layer parameters :func:`estimate_logic` reads, taken from a built
-    :class:`~spikelut.hdl.layer.Network`."""
+    :class:`~spikelut.hdl.layer.Network` or :class:`~spikelut.hdl.serial_core.SerialNetwork`."""
+    from spikelut.hdl.serial_core import SerialLayer
+
     out = []
     for hw in net.layers:
+        if isinstance(hw, SerialLayer):
+            out.append(
+                {
+                    "tables": hw.tables,
+                    "in_dim": hw.in_dim,
+                    "in_width": hw.in_width,
+                    "out_width": hw.out_width,
+                    "table_width": hw.table_width,
+                    "storage": hw.storage,
+                    "tables_per_cycle": hw.tables_per_cycle,
+                    "lanes": hw.lanes,
+                    "operand_memory": hw.operand_memory,
+                }
+            )
+            continue
         idx, bank = hw.indexer, hw.bank
         out.append(
             {

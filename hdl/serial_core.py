@@ -1,14 +1,25 @@
-"""A logic-lean network core for small devices: one anchor comparison per clock.
+"""A logic-lean network core for small devices: a few anchor comparisons per clock.
 
 The parallel indexer of :class:`spikelut.hdl.layer.Network` spends ``N_T * N_C`` comparators
 and ``N_T * N_C``-bit index registers (1024 of each for the digits classifier: more logic
-cells than an iCE40 UP5K has). On a host-link board the UART is the bound anyway (about 170
-digits inferences/s at 115200 baud), so :class:`SerialLayer` compares one anchor pair per
-clock (anchors in a ROM, the two values read through multiplexers straight from the input
-stream's payload, which the stream rules hold still until it is accepted), keeps the row
-indices in a small RAM, then reads the tables ``P`` at a time exactly as
-:class:`~spikelut.hdl.bank.LUTBank` does: same memories, same table layout (so the same
-:mod:`~spikelut.boards.tables` space, flash image and LOAD_TABLES), same ``w_stream``.
+cells than an iCE40 UP5K has). :class:`SerialLayer` computes the row indices of one group of
+``P`` tables at a time with ``C`` comparators, anchors from a ROM, while it reads the tables
+of the previous group ``P`` at a time exactly as :class:`~spikelut.hdl.bank.LUTBank` does:
+same memories, same table layout (so the same :mod:`~spikelut.boards.tables` space, flash
+image and LOAD_TABLES), same ``w_stream``. ``C = ceil(P * N_C / B)`` is the fewest
+comparators that index a group within the ``B`` beats its table reads take
+(:func:`serial_geometry`), so the reads never wait: vectors follow each other every
+``G * B`` cycles, the memory-bandwidth floor ``ceil(N_T/P) * ceil(Y/L)`` of the chosen ``P``
+and ``L``.
+
+The ``2 * C`` compared values come either through ``D``-input multiplexers straight from the
+input stream's payload (which the stream rules hold still until it is accepted), or, when a
+layer has many inputs (``D >= MIN_COPY_DIM``) and indexing a vector takes longer than
+copying it (``D + 1 <= G * K``), from ``2 * C`` small memories holding copies of the input
+(``operand_memory``): one value a clock is copied into one of two banks while the other is
+being compared, which replaces ``2 * C`` wide multiplexers by one (for the digits
+classifier, 4 comparators: about 1,150 LUT4s instead of 3,300).
+
 :class:`SerialNetwork` chains such layers and ends with the argmax; it is bit-identical with
 ``spikelut.sim.golden.run_classifier``. Residual layers are not supported.
 """
@@ -31,18 +42,36 @@ from spikelut.hdl.params import (
 )
 from spikelut.hdl.vector import Argmax
 
-__all__ = ["SerialLayer", "SerialNetwork"]
+__all__ = ["MIN_COPY_DIM", "SerialLayer", "SerialNetwork", "serial_geometry"]
+
+# below this many inputs the D:1 operand multiplexers are cheaper than memory copies
+MIN_COPY_DIM = 16
+
+
+def serial_geometry(n_tables: int, n_c: int, out_dim: int, tables_per_cycle: int, lanes: int):
+    """``(groups G, beats B, comparators C, index cycles K)`` of a :class:`SerialLayer`:
+    ``C = ceil(P * N_C / B)`` comparisons per clock index a group of ``P`` tables in
+    ``K = ceil(P * N_C / C) <= B`` cycles."""
+    groups, beats, _ = bank_geometry(n_tables, n_c, out_dim, tables_per_cycle, lanes)
+    pairs = tables_per_cycle * n_c
+    comparators = -(-pairs // beats)
+    return groups, beats, comparators, -(-pairs // comparators)
 
 
 class SerialLayer(wiring.Component):
-    """One LUT layer ``y = sum_i T[i, j_i]`` computed with one comparison per clock.
+    """One LUT layer ``y = sum_i T[i, j_i]``, indexing one table group while reading another.
 
     Keyword parameters as :class:`spikelut.hdl.layer.Layer` (``anchors_a``, ``anchors_b``,
     ``tables``, ``in_dim``, ``in_width``, ``table_width``, ``out_width``, ``in_shift``,
-    ``storage`` one of BRAM/LUTRAM/SPRAM, ``tables_per_cycle`` P, ``lanes`` L). Ports:
-    ``i_stream`` ``vector_layout(in_width, D)``, ``o_stream`` ``vector_layout(out_width, Y)``,
-    ``w_stream`` (:func:`~spikelut.hdl.bank.write_layout`, accepted while idle). A vector
-    takes ``G * P * N_C + G * B + 4`` cycles (:attr:`cycles_per_inference`).
+    ``storage`` one of BRAM/LUTRAM/SPRAM, ``tables_per_cycle`` P, ``lanes`` L), and
+    ``operand_memory`` (None: chosen as the module docstring says; True needs
+    ``D + 1 <= G * K``, else ValueError). Ports: ``i_stream`` ``vector_layout(in_width, D)``,
+    ``o_stream`` ``vector_layout(out_width, Y)``, ``w_stream``
+    (:func:`~spikelut.hdl.bank.write_layout`, accepted while no vector is in flight).
+
+    At full rate results leave exactly :attr:`cycles_per_inference` ``= G * B`` cycles apart.
+    An input is accepted once its last group's operands are fetched (or, with
+    ``operand_memory``, once it is copied), while earlier groups are still being read.
     """
 
     @silent_on_error
@@ -60,6 +89,7 @@ class SerialLayer(wiring.Component):
         storage: Storage = Storage.BRAM,
         tables_per_cycle: int | None = None,
         lanes: int | None = None,
+        operand_memory: bool | None = None,
     ):
         self.in_dim = check_int("in_dim", in_dim, 2)
         self.in_width = check_int("in_width", in_width, 1, 64)
@@ -86,9 +116,21 @@ class SerialLayer(wiring.Component):
             "tables_per_cycle", tables_per_cycle or 1, 1, self.n_tables
         )
         self.lanes = check_int("lanes", lanes or self.out_dim, 1, self.out_dim)
-        self._groups, self._beats, self.depth = bank_geometry(
+        self._groups, self._beats, self.comparators, self._slots = serial_geometry(
             self.n_tables, self.n_c, self.out_dim, self.tables_per_cycle, self.lanes
         )
+        self.depth = self._groups * self._beats << self.n_c
+        # copying a vector takes D clocks; it overlaps indexing the previous one (G*K clocks)
+        copy_fits = self.in_dim + 1 <= self._groups * self._slots
+        if operand_memory is None:
+            operand_memory = copy_fits and self.in_dim >= MIN_COPY_DIM
+        if operand_memory and not copy_fits:
+            raise ValueError(
+                f"operand_memory needs D + 1 <= G * K: copying the {self.in_dim} inputs would "
+                f"outlast the {self._groups * self._slots} index cycles; lower tables_per_cycle "
+                "or lanes, or read the operands through multiplexers"
+            )
+        self.operand_memory = bool(operand_memory)
         super().__init__(
             {
                 "i_stream": In(stream.Signature(vector_layout(self.in_width, self.in_dim))),
@@ -109,9 +151,29 @@ class SerialLayer(wiring.Component):
         return self
 
     @property
+    def tables(self):
+        """The tables the layer was built with (a copy)."""
+        return self._tables.copy()
+
+    @property
     def cycles_per_inference(self) -> int:
-        """Clock cycles per vector (index pass, then table pass)."""
-        return self._groups * self.tables_per_cycle * self.n_c + self._groups * self._beats + 4
+        """Clock cycles between consecutive vectors at full rate: ``G * B``."""
+        return self._groups * self._beats
+
+    @property
+    def memory_bits(self) -> int:
+        """Table bits stored: P lanes of ``depth`` words of L entries."""
+        return self.tables_per_cycle * self.depth * self.lanes * self.table_width
+
+    @property
+    def index_cycles(self) -> int:
+        """Cycles the comparators take to index one group of ``P`` tables (``K <= B``)."""
+        return self._slots
+
+    @property
+    def operand_blocks(self) -> int:
+        """Memories holding input copies (``2 * C`` with ``operand_memory``, else 0)."""
+        return 2 * self.comparators if self.operand_memory else 0
 
     def _lane(self, m, p, rd_addr, rd_en, w):
         """Lane ``p``'s memory; returns its read data (valid the cycle after ``rd_en``)."""
@@ -130,119 +192,186 @@ class SerialLayer(wiring.Component):
             w_en,
         )
 
+    def _anchor_rom(self, sel):
+        """ROM word of every indexing slot ``g * K + k``: comparator ``c`` compares pair
+        ``q = k * C + c`` of group ``g`` (table ``g * P + q // N_C``, bit ``q % N_C``);
+        padding compares ``x[0] > x[0]``, which gives the 0 bits of padding tables."""
+        p_, n_c, c_ = self.tables_per_cycle, self.n_c, self.comparators
+        init = []
+        for g in range(self._groups):
+            for k in range(self._slots):
+                word = 0
+                for c in range(c_):
+                    q = k * c_ + c
+                    t, r = g * p_ + q // n_c, q % n_c
+                    if q < p_ * n_c and t < self.n_tables:
+                        pair = int(self._a[t, r]) | int(self._b[t, r]) << sel
+                        word |= pair << (2 * sel * c)
+                init.append(word)
+        return memory.Memory(shape=2 * sel * c_, depth=len(init), init=init)
+
+    def _copies(self, m, sel, anchors, bank_b, fetch):
+        """Memory operands: the input copied, one value per clock, into one of two banks of
+        ``2 * C`` memories (accepted once copied); returns the memories' read data at stage C
+        (read when ``fetch``, from bank ``bank_b`` at the anchors) and the banks' full bits."""
+        i, wd, d = self.i_stream, self.in_width, self.in_dim
+        x = i.payload.as_value()
+        full = Signal(2)
+        wb = Signal()  # the bank being copied into
+        j = Signal(range(d))
+        free = ~Mux(wb, full[1], full[0])
+        copy = i.valid & free
+        m.d.comb += i.ready.eq(free & (j == d - 1))
+        with m.If(copy):
+            m.d.sync += j.eq(Mux(j == d - 1, 0, j + 1))
+            with m.If(j == d - 1):
+                m.d.sync += wb.eq(~wb)
+        data = []
+        for n, anchor in enumerate(anchors):
+            m.submodules[f"operand{n}"] = mem = memory.Memory(shape=wd, depth=2 << sel, init=[])
+            wp = mem.write_port()
+            rp = mem.read_port()
+            m.d.comb += [
+                wp.addr.eq(Cat(j, wb)),
+                wp.data.eq(x.word_select(j, wd)),
+                wp.en.eq(copy),
+                rp.addr.eq(Cat(anchor, bank_b)),
+                rp.en.eq(fetch),
+            ]
+            data.append(rp.data)
+        return data, full, copy & (j == d - 1), wb
+
     def elaborate(self, platform):
         m = Module()
         i, o, w = self.i_stream, self.o_stream, self.w_stream
         p_, n_c, wd = self.tables_per_cycle, self.n_c, self.in_width
-        groups, beats = self._groups, self._beats
-        group_bits = p_ * n_c
-        n_pairs = groups * group_bits  # padding tables compare x[0] > x[0]: row 0, zeros
+        groups, beats, c_, slots = self._groups, self._beats, self.comparators, self._slots
+        pairs = p_ * n_c
+        n_slots = groups * slots
         sel = max(1, (self.in_dim - 1).bit_length())
-
-        # -- index pass: pair k of table k // N_C, bit k % N_C ------------------------------
-        flat_a = [0] * n_pairs
-        flat_b = [0] * n_pairs
-        flat_a[: self._a.size] = [int(v) for v in self._a.ravel()]
-        flat_b[: self._b.size] = [int(v) for v in self._b.ravel()]
-        rom_init = [a | b << sel for a, b in zip(flat_a, flat_b, strict=True)]
-        m.submodules.anchors = rom = memory.Memory(shape=2 * sel, depth=n_pairs, init=rom_init)
-        rom_rd = rom.read_port()
-        m.submodules.indices = idx_mem = memory.Memory(shape=group_bits, depth=groups, init=[])
-        idx_wr = idx_mem.write_port()
-        idx_rd = idx_mem.read_port()
-
-        k = Signal(range(n_pairs + 1))
-        in_group = Signal(range(group_bits))  # bit position of pair k within its group
-        word = Signal(group_bits)
-        fetched = Signal()  # the ROM shows pair k-1's anchors
-        fetched_end = Signal()  # ... and it ends a group
-        fetched_last = Signal()  # ... and it is the last pair
-        group_w = Signal(range(groups + 1))
         x = i.payload.as_value()
-        xa = x.word_select(rom_rd.data[:sel], wd).as_signed() >> self._in_shift
-        xb = x.word_select(rom_rd.data[sel:], wd).as_signed() >> self._in_shift
-        next_word = Cat(word[1:], xa > xb)
-        m.d.comb += [rom_rd.addr.eq(k), idx_wr.addr.eq(group_w), idx_wr.data.eq(next_word)]
 
-        # -- table pass: step s = g * B + b, two pipeline stages ----------------------------
+        # -- indexer: slot g * K + k compares C pairs of group g, in three stages: A reads
+        # the anchor ROM, B fetches the 2*C operands, C compares and collects the group's bits
+        m.submodules.anchors = rom = self._anchor_rom(sel)
+        rom_rd = rom.read_port()
+        anchors = [
+            rom_rd.data[sel * n : sel * (n + 1)] for n in range(2 * c_)
+        ]  # a0, b0, a1, b1, ...
+        slot = Signal(range(n_slots))  # the next slot stage A issues
+        k_a = Signal(range(slots))
+        rb = Signal()  # (memory operands) the bank stage A reads
+        vb, lastk_b, lastslot_b, bank_b = Signal(), Signal(), Signal(), Signal()
+        vc, lastk_c = Signal(), Signal()
+        word = Signal(c_ * slots)  # the group's bits so far, C per slot
+        hold = Signal(pairs)  # a complete group of indices, waiting for the reader
+        hold_valid = Signal()
+        take = Signal()  # the reader takes ``hold`` this cycle
+        can_push = ~hold_valid | take
+        c_free = ~vc | ~lastk_c | can_push
+        b_move = Signal()
+        if self.operand_memory:
+            operands, full, copied, wb = self._copies(m, sel, anchors, bank_b, b_move)
+            m.d.comb += b_move.eq(vb & c_free)
+            a_ok = Mux(rb, full[1], full[0])
+            last_fetch = b_move & lastslot_b
+            for bank in range(2):
+                set_ = copied & (wb == bank)
+                clear = last_fetch & (bank_b == bank)
+                m.d.sync += full[bank].eq((full[bank] | set_) & ~clear)
+        else:
+            # straight from the held payload through D:1 multiplexers; the input is accepted
+            # when its last slot's operands are fetched
+            m.d.comb += [b_move.eq(vb & i.valid & c_free), i.ready.eq(vb & lastslot_b & c_free)]
+            a_ok = 1
+            operands = []
+            for n, anchor in enumerate(anchors):
+                r = Signal(wd, name=f"operand{n}")
+                with m.If(b_move):
+                    m.d.sync += r.eq(x.word_select(anchor, wd))
+                operands.append(r)
+        a_move = a_ok & (~vb | b_move)
+        m.d.comb += [rom_rd.addr.eq(slot), rom_rd.en.eq(a_move)]
+        with m.If(a_move):
+            m.d.sync += [
+                slot.eq(Mux(slot == n_slots - 1, 0, slot + 1)),
+                k_a.eq(Mux(k_a == slots - 1, 0, k_a + 1)),
+                vb.eq(1),
+                lastk_b.eq(k_a == slots - 1),
+                lastslot_b.eq(slot == n_slots - 1),
+                bank_b.eq(rb),
+            ]
+            with m.If(slot == n_slots - 1):
+                m.d.sync += rb.eq(~rb)
+        with m.Elif(b_move):
+            m.d.sync += vb.eq(0)
+        c_go = vc & c_free
+        with m.If(b_move):
+            m.d.sync += [vc.eq(1), lastk_c.eq(lastk_b)]
+        with m.Elif(c_go):
+            m.d.sync += vc.eq(0)
+        bits = []
+        for c in range(c_):
+            xa = operands[2 * c].as_signed() >> self._in_shift
+            xb = operands[2 * c + 1].as_signed() >> self._in_shift
+            bits.append(xa > xb)
+        next_word = Cat(word[c_:], *bits)
+        with m.If(c_go):
+            m.d.sync += word.eq(next_word)
+
+        # -- reader: step s = g * B + b, P tables at a time, as LUTBank --------------------------
         steps = groups * beats
-        s = Signal(range(steps + 1))
-        g = Signal(range(groups + 1))
-        b = Signal(range(beats + 1))
-        st1 = Signal()  # index word of (g, b) on idx_rd.data
-        st1_s = Signal.like(s)
-        st1_first = Signal()
-        st1_last = Signal()
-        st2 = Signal()  # lane data of that step on the lane outputs
-        st2_first = Signal()
-        st2_last = Signal()
-        m.d.comb += idx_rd.addr.eq(g)
+        cur = Signal(pairs)  # the indices of the group being read
+        cur_valid = Signal()
+        step = Signal(range(steps))
+        beat = Signal(range(beats))
+        s1_valid = Signal()  # a read issued last cycle: its data is on the lane outputs
+        s1_clear = Signal()  # ... of group 0: the accumulators start from zero
+        s1_last = Signal()  # ... the final read of a vector
+        last_step = step == steps - 1
+        stall = s1_valid & s1_last & o.valid & ~o.ready
+        issue = cur_valid & ~stall
+        group_end = issue & (beat == beats - 1)
+        m.d.comb += take.eq(hold_valid & (~cur_valid | group_end))
+        with m.If(take):
+            m.d.sync += [cur.eq(hold), cur_valid.eq(1), hold_valid.eq(0)]
+        with m.Elif(group_end):
+            m.d.sync += cur_valid.eq(0)
+        with m.If(c_go & lastk_c):
+            m.d.sync += [hold.eq(next_word[:pairs]), hold_valid.eq(1)]
+        # tables are written only while no vector is in flight: no read shares a write's cycle
+        idle = ~i.valid & ~vc & ~hold_valid & ~cur_valid & ~s1_valid
+        if self.operand_memory:
+            idle &= ~vb & ~full.any()
+        m.d.comb += w.ready.eq(idle)
+
+        with m.If(issue):
+            m.d.sync += [
+                step.eq(Mux(last_step, 0, step + 1)),
+                beat.eq(Mux(beat == beats - 1, 0, beat + 1)),
+            ]
+        with m.If(~stall):
+            m.d.sync += [s1_valid.eq(issue), s1_clear.eq(step < beats), s1_last.eq(last_step)]
         lane_data = []
         for p in range(p_):
-            rd_addr = Cat(idx_rd.data[p * n_c : (p + 1) * n_c], st1_s)
-            lane_data.append(self._lane(m, p, rd_addr, st1, w))
+            rd_addr = Cat(cur[p * n_c : (p + 1) * n_c], step)
+            lane_data.append(self._lane(m, p, rd_addr, issue, w))
 
+        # the accumulators rotate by one chunk of L per read (as in LUTBank)
         chunk = vector_layout(self.out_width, self.lanes)
         chunks = [Signal(chunk, name=f"acc{c}") for c in range(beats)]
         head = Signal(chunk, name="acc_next")
         for c in range(self.lanes):
             rows = tree_sum(d[c] for d in lane_data)
-            m.d.comb += head[c].eq(Mux(st2_first, 0, chunks[0][c]) + rows)
+            m.d.comb += head[c].eq(Mux(s1_clear, 0, chunks[0][c]) + rows)
         rotated = [*chunks[1:], head]
-        with m.If(st2):
+        with m.If(s1_valid & ~stall):
             m.d.sync += [dst.eq(src) for dst, src in zip(chunks, rotated, strict=True)]
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)
-        m.d.sync += [st2.eq(st1), st2_first.eq(st1_first), st2_last.eq(st1_last), st1.eq(0)]
-        with m.If(st2 & st2_last):
+        with m.If(s1_valid & s1_last & ~stall):
             flat = Cat(r.as_value() for r in rotated)[: self.out_dim * self.out_width]
             m.d.sync += [o.valid.eq(1), o.payload.eq(flat)]
-
-        m.d.sync += [fetched.eq(0), fetched_end.eq(0), fetched_last.eq(0)]
-        with m.If(fetched):
-            m.d.sync += word.eq(next_word)
-            with m.If(fetched_end):
-                m.d.comb += idx_wr.en.eq(1)
-                m.d.sync += group_w.eq(group_w + 1)
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += w.ready.eq(~i.valid & ~st1 & ~st2)
-                with m.If(i.valid):
-                    m.d.sync += [k.eq(0), in_group.eq(0), group_w.eq(0)]
-                    m.next = "INDEX"
-            with m.State("INDEX"):
-                m.d.sync += [
-                    k.eq(k + 1),
-                    fetched.eq(1),
-                    fetched_end.eq(in_group == group_bits - 1),
-                    fetched_last.eq(k == n_pairs - 1),
-                    in_group.eq(Mux(in_group == group_bits - 1, 0, in_group + 1)),
-                ]
-                with m.If(k == n_pairs - 1):
-                    m.next = "INDEX_END"
-            with m.State("INDEX_END"):  # the last pair's bit goes into the RAM this cycle
-                m.next = "WAIT"
-            # the input is consumed once the previous result has left
-            with m.State("WAIT"), m.If(~o.valid & ~st1 & ~st2):
-                m.d.comb += i.ready.eq(1)
-                m.d.sync += [s.eq(0), g.eq(0), b.eq(0)]
-                m.next = "TABLES"
-            with m.State("TABLES"):
-                # idx_rd.addr = g this cycle; the word is there next cycle (stage 1)
-                m.d.sync += [
-                    st1.eq(1),
-                    st1_s.eq(s),
-                    st1_first.eq(s < beats),
-                    st1_last.eq(s == steps - 1),
-                    s.eq(s + 1),
-                ]
-                with m.If(b == beats - 1):
-                    m.d.sync += [b.eq(0), g.eq(g + 1)]
-                with m.Else():
-                    m.d.sync += b.eq(b + 1)
-                with m.If(s == steps - 1):
-                    m.next = "IDLE"
         return m
 
 
@@ -250,8 +379,9 @@ class SerialNetwork(wiring.Component):
     """A classifier core of :class:`SerialLayer` s and the argmax.
 
     ``layers``: :func:`spikelut.compiler.backend.network_params` dicts (non-residual, tables
-    in BRAM, LUTRAM or SPRAM). Ports as :class:`spikelut.hdl.layer.Network` with argmax:
-    ``i_stream``, ``o_stream`` (``label_layout``), ``w{k}_stream`` for every layer.
+    in BRAM, LUTRAM or SPRAM; an optional ``operand_memory`` as :class:`SerialLayer`). Ports
+    as :class:`spikelut.hdl.layer.Network` with argmax: ``i_stream``, ``o_stream``
+    (``label_layout``), ``w{k}_stream`` for every layer.
     """
 
     def __init__(self, *, layers):
@@ -274,6 +404,7 @@ class SerialNetwork(wiring.Component):
                             storage=p.get("storage", Storage.BRAM),
                             tables_per_cycle=p.get("tables_per_cycle"),
                             lanes=p.get("lanes"),
+                            operand_memory=p.get("operand_memory"),
                         )
                     )
                 except (TypeError, ValueError) as e:
