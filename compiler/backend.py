@@ -5,8 +5,8 @@ per-layer placement (storage, tables per cycle ``P``, outputs per beat ``L``) on
 parameters of :class:`spikelut.hdl.layer.Network` (or of the logic-lean
 :class:`spikelut.hdl.serial_core.SerialNetwork`, :func:`build_serial_network`), with the exact
 widths of :func:`spikelut.compiler.widths.infer_widths`. :func:`manifest` describes the
-result: ports and payload formats, the indexer, cycles per inference, memory placement and
-the memory-bandwidth floor.
+result: ports and payload formats, the indexer, cycles per inference, the latency (measured
+in simulation), memory placement and the memory-bandwidth floor.
 """
 
 from __future__ import annotations
@@ -163,12 +163,17 @@ def _ports(component: wiring.Component) -> dict:
     return out
 
 
-def manifest(net, widths: list[LayerWidths], *, family: str | None = None) -> dict:
+def manifest(
+    net, widths: list[LayerWidths], *, family: str | None = None, latency: bool = True
+) -> dict:
     """What a build of ``net`` (a :class:`~spikelut.hdl.layer.Network` or a
     :class:`~spikelut.hdl.serial_core.SerialNetwork`) produced: ports, indexer, throughput,
-    memory placement and bandwidth per layer; with ``family`` (``"ice40"``/``"ecp5"``) also
-    the estimated LUT4s, flip-flops, logic cells
-    (:func:`spikelut.compiler.estimate.estimate_logic`), block RAMs and SPRAMs."""
+    memory placement and bandwidth per layer; with ``latency`` (the default)
+    ``latency_cycles``, the clock cycles from an input vector's last transfer to its
+    result's, measured by simulating ``net`` (:func:`spikelut.compiler.latency.measure_latency`,
+    SPRAM tables loaded first); with ``family`` (``"ice40"``/``"ecp5"``) also the estimated
+    LUT4s, flip-flops, logic cells (:func:`spikelut.compiler.estimate.estimate_logic`), block
+    RAMs and SPRAMs."""
     from spikelut.hdl.serial_core import SerialNetwork
 
     serial = isinstance(net, SerialNetwork)
@@ -219,6 +224,10 @@ def manifest(net, widths: list[LayerWidths], *, family: str | None = None) -> di
         "bandwidth_fraction": floor / cycles,
         "layers": layers,
     }
+    if latency:
+        from .latency import measure_latency
+
+        out["latency_cycles"] = measure_latency(net)
     if family is not None:
         from .estimate import estimate_logic, network_layer_params
 

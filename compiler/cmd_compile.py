@@ -1,9 +1,11 @@
 """``spikelut compile``: an integer classifier to the Verilog and RTLIL of its network core.
 
 Writes ``core.v``, ``core.il`` and ``manifest.json`` (ports and payload formats, cycles per
-inference, memory placement per layer, block RAMs and SPRAMs used, estimated LUT4s,
-flip-flops and logic cells, the memory-bandwidth floor and the fraction of it achieved, the
-compile time from model to Verilog, wall and CPU).
+inference, latency: cycles from an input vector's last transfer to its result's, measured by
+simulating the core once in Amaranth's simulator, SPRAM tables loaded first; memory
+placement per layer, block RAMs and SPRAMs used, estimated LUT4s, flip-flops and logic
+cells, the memory-bandwidth floor and the fraction of it achieved, the compile time from
+model to Verilog, wall and CPU).
 Without ``--storage``/``--tables-per-cycle``/``--lanes`` it picks the fastest placement in
 block RAM (and SPRAM on an UltraPlus) that fits the target's memories and, by the logic
 estimate, its logic cells less room for the host link; ``--throughput`` picks the smallest
@@ -304,7 +306,8 @@ def _human(r: dict) -> str:
     table = report_out.table(rows, ("layer", "storage", "P", "L", "cycles", "floor"))
     return (
         f"{table}\n{r['indexer']} indexer; cycles per inference: {r['cycles_per_inference']} "
-        f"(bandwidth floor {r['bandwidth_floor_cycles']}, {r['bandwidth_fraction']:.0%}); "
+        f"(bandwidth floor {r['bandwidth_floor_cycles']}, {r['bandwidth_fraction']:.0%}), "
+        f"latency {r['latency_cycles']} cycles; "
         f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs, about "
         f"{r['estimate']['logic_cells']} logic cells of {r['logic_cells_available']} on "
         f"{r['target']}; {r['inferences_per_second']:.0f} inferences/s at {r['clock_mhz']:g} MHz; "

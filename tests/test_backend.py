@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from test_hdl_network import load_writes
 from test_hdl_support import ints, recv, run, send, vector_events
 
 from spikelut.compiler.backend import (
@@ -22,6 +23,7 @@ from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLa
 from spikelut.hdl.bank import Storage, bank_image
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.layer import Network
+from spikelut.hdl.serial_core import SerialNetwork
 from spikelut.sim.golden import run_classifier
 
 
@@ -91,6 +93,74 @@ def test_manifest_describes_ports_and_bandwidth():
     assert m["cycles_per_inference"] == max(layer["cycles_per_inference"] for layer in m["layers"])
     assert 0 < m["bandwidth_fraction"] <= 1
     assert bandwidth_floor(6, 8, 6, 8) == 1
+
+
+def simulated_latency(net, model, x):
+    """Independently of :mod:`spikelut.compiler.latency`: load every memory bank through its
+    write stream, send the vector ``x``, take the result with ``ready`` high; the cycles
+    from the input's last transfer to the result's, and the result (checked against the
+    golden model)."""
+    temporal = getattr(net.layers[0], "indexer_kind", None) == IndexerKind.TEMPORAL
+    payloads = vector_events(x, model.encoding.bits) if temporal else [list(map(int, x))]
+    sent, got = [], []
+
+    async def tb_in(ctx):
+        edges = 0  # this testbench's clock edges from the start, as recv counts its own
+        for name, writes in [*load_writes(net, model.layers), ("i_stream", payloads)]:
+            stream = getattr(net, name)
+            ctx.set(stream.valid, 1)
+            for payload in writes:
+                ctx.set(stream.payload, payload)
+                while True:
+                    _, _, ready = await ctx.tick().sample(stream.ready)
+                    edges += 1
+                    if ready:
+                        break
+            ctx.set(stream.valid, 0)
+        sent.append(edges)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, net.o_stream, 1))
+
+    run(net, tb_in, tb_out)
+    ((cycle, payload),) = got
+    trace = run_classifier(model, np.array([x]))
+    assert ints(payload.logits) == trace.logits[0].tolist()
+    return cycle - sent[0]
+
+
+@pytest.mark.parametrize(
+    ("plans", "indexer"),
+    [
+        (LayerPlan(), IndexerKind.PARALLEL),
+        (LayerPlan(Storage.BRAM, 3, 4), IndexerKind.TEMPORAL),
+        (LayerPlan(Storage.SPRAM, 2, 3), IndexerKind.PARALLEL),
+        (
+            [LayerPlan(Storage.LOGIC), LayerPlan(Storage.LUTRAM, 2, 8), LayerPlan(Storage.SPRAM)],
+            IndexerKind.TEMPORAL,
+        ),
+        (LayerPlan(Storage.BRAM, 2, 3), "serial"),
+        ([LayerPlan(Storage.SPRAM, 1, 2), LayerPlan(Storage.LUTRAM, 5, 1)], "serial"),
+    ],
+)
+def test_manifest_latency_equals_a_simulated_one(plans, indexer):
+    rng = np.random.default_rng(34)
+    model = random_model(rng)
+    if indexer == "serial":  # no residual add: the first and last layers
+        model = ClassifierMLP(
+            model.encoding,
+            [model.layers[0], model.layers[2]],
+            4,
+            quant=[model.quant[0], model.quant[2]],
+        )
+        params, widths = network_params(model, plans)
+        net = SerialNetwork(layers=params)
+    else:
+        params, widths = network_params(model, plans, indexer=indexer)
+        net = Network(layers=params)
+    m = manifest(net, widths)
+    x = rng.integers(-32, 32, 16)
+    assert m["latency_cycles"] == simulated_latency(net, model, x) > len(net.layers)
 
 
 def test_backend_output_converts_to_verilog():

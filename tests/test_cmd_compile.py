@@ -13,8 +13,10 @@ import pytest
 from spikelut.compiler.backend import (
     LayerPlan,
     bank_blocks,
+    build_serial_network,
     fit_plans,
     lane_blocks,
+    manifest,
     network_params,
     serial_index_blocks,
 )
@@ -24,6 +26,9 @@ from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLa
 from spikelut.compiler.modelfile import save_model
 from spikelut.hdl.bank import Storage
 from spikelut.hdl.indexer import IndexerKind
+from spikelut.hdl.layer import Network
+
+UP5K = dict(family="ice40", block_rams=30, sprams=4)
 
 
 def digits_like(rng, n_t=16, n_c=6, hidden=32):
@@ -55,14 +60,17 @@ def test_compile_fits_the_up5k(model_path, tmp_path, capsys):
     )
     # model to Verilog: CPU time (wall time depends on what else runs on the machine)
     assert 0 < result["compile_cpu_seconds"] < 10
+    assert result["latency_cycles"] > 0
     for layer in result["layers"]:
         assert layer["load_at_boot"] == (layer["storage"] == "spram")
 
 
-def test_compile_with_spram_instantiates_sb_spram(model_path, tmp_path):
+def test_compile_with_spram_instantiates_sb_spram(model_path, tmp_path, capsys):
     out = tmp_path / "core"
     args = ["compile", str(model_path), "-o", str(out), "--storage", "spram"]
     assert main([*args, "--tables-per-cycle", "1", "--lanes", "4"]) == 0
+    latency = json.loads((out / "manifest.json").read_text())["latency_cycles"]
+    assert f"latency {latency} cycles" in capsys.readouterr().out
     assert (out / "core.v").read_text().count("SB_SPRAM256KA") == 2
     assert json.loads((out / "manifest.json").read_text())["sprams"] == 2
 
@@ -270,3 +278,24 @@ def test_serial_estimate_and_blocks():
     assert serial_index_blocks(params[0], "ice40") <= 7 and small != plans
     with pytest.raises(ValueError, match="anchor ROMs and input copies"):
         fit_plans(model, logic_cells=4580, serial=True, **{**kw, "block_rams": 2})
+
+
+@pytest.mark.slow
+def test_digits_size_latency_equals_the_simulated_and_cocotb_ones(tmp_path, capsys):
+    """The UP5K digits core's manifest latency equals an independent simulation's (the
+    serial core ``compile`` picks), and for the parallel core at the same placement (the
+    one ``spikelut sim`` runs in cocotb) the 324 cycles cocotb measures."""
+    from test_backend import simulated_latency
+
+    model = digits_size(np.random.default_rng(48))
+    path = tmp_path / "digits.lutnet"
+    save_model(model, path)
+    assert main(["compile", str(path), "-o", str(tmp_path / "c"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["indexer"] == "serial"
+    assert r["compile_cpu_seconds"] < 10
+    net = build_serial_network(model, fit_plans(model, serial=True, **UP5K))
+    x = np.random.default_rng(0).integers(-32, 32, 64)
+    assert r["latency_cycles"] == simulated_latency(net, model, x)
+    params, widths = network_params(model, fit_plans(model, **UP5K))
+    assert manifest(Network(layers=params), widths)["latency_cycles"] == 324
