@@ -4,19 +4,25 @@ For digits: trains the MLP ``MLPClassifier((32,), max_iter=500, random_state=0)`
 fixed split, converts it to a LUT classifier (:func:`convert_ann`, then
 :func:`quantize_classifier`), quantises it for the MAC core (8-bit weights), builds both cores
 for every board in the same board top (:class:`spikelut.boards.top.BoardTop`: UART host
-link, LEDs) with :func:`run_build`, and prints one table side by side: accuracy, logic cells,
-flip-flops, block RAM/SPRAM, DSPs, Fmax, cycles per inference, inferences per second (at the
-achieved Fmax), memory bits read per inference, additions and multiplications per inference,
-and the ratio LUT/MAC. ``--explore`` adds smaller conversion settings (accuracy against
-table bits read; no build).
+link, LEDs), and prints one table side by side: accuracy, logic cells, flip-flops, block
+RAM/SPRAM, DSPs, Fmax, cycles per inference, inferences per second (at the achieved Fmax),
+memory bits read per inference, additions and multiplications per inference, and the ratio
+LUT/MAC. ``--explore`` adds other conversion settings (accuracy against table bits read; no
+build).
 
-On iCE40 both builds run ``synth_ice40 -dsp`` (``AMARANTH_synth_opts``), so the MAC core's
-multipliers can use the UltraPlus's SB_MAC16 blocks; ECP5 maps them to MULT18X18D by default.
+Both cores go through ``spikelut build``'s own functions (:func:`build_board`, and
+:func:`build_mac_board` as ``--baseline mac``); on iCE40 the build runs ``synth_ice40
+-dsp``, so the MAC core's multipliers use the UltraPlus's SB_MAC16 blocks; ECP5 maps them to
+MULT18X18D. The LUT network's tables are ``--bits`` wide (default
+:data:`~spikelut.compiler.convert.INT_TABLE_BITS`), which sets its bits read per inference.
 
 Usage: ``python bench/compare_mac.py [--json] [--boards icebreaker,ulx3s-85f] [--no-build]
-[--explore] [--out DIR] [--build lut,mac] [--reuse] [--lut-tables N0,N1] [--lut-nc C0,C1]
-[--lut-indexer auto|parallel|serial]``. Builds run one at a time; progress goes to stderr.
-The MAC core gets one unit per DSP block of the board, at most the widest layer's outputs.
+[--explore] [--seeds N] [--bits B] [--out DIR] [--build lut,mac] [--reuse] [--lut-tables
+N0,N1] [--lut-nc C0,C1] [--lut-indexer auto|parallel|serial]``. ``--seeds N`` converts at
+seeds 0..N-1 with anchors from the weights and random and prints each seed's gap to the MLP
+(``--no-build --seeds 5`` gives the figures quoted in :func:`default_shape`). Builds run one
+at a time; progress goes to stderr. The MAC core gets one unit per DSP block of the board, at
+most the widest layer's outputs.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 import warnings
@@ -32,24 +37,30 @@ from pathlib import Path
 
 import numpy as np
 
+from spikelut.boards.mac_design import board_macs
 from spikelut.compiler.ann import from_sklearn
-from spikelut.compiler.convert import ConvertSettings, conversion_report, convert_ann
+from spikelut.compiler.convert import (
+    INT_TABLE_BITS,
+    ConvertSettings,
+    conversion_report,
+    convert_ann,
+)
 from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.mac_backend import mac_core, mac_figures, quantize_for
+from spikelut.compiler.mac_backend import mac_figures, quantize_for
 from spikelut.compiler.quantize import quantize_classifier
 from spikelut.compiler.train_classifier import choose_encoding
 from spikelut.sim.mac_golden import mac_predict
 
-# (name, ConvertSettings overrides) tried by --explore: fewer or narrower output tables
+# (name, ConvertSettings overrides, table bits or None for --bits) tried by --explore: the
+# shapes and settings measured against the default (see compiler/convert.py's default_shape)
 EXPLORE = [
-    ("default", {}),
-    ("hidden 128x3, out 32x6", {"n_tables": (128, 32), "n_c": (3, 6)}),
-    ("hidden 64x3, out 32x6", {"n_tables": (64, 32), "n_c": (3, 6)}),
-    ("hidden 64x4, out 16x6", {"n_tables": (64, 16), "n_c": (4, 6)}),
-    ("hidden 64x5, out 16x6", {"n_tables": (64, 16), "n_c": (5, 6)}),
-    ("hidden 64x6, out 16x8", {"n_tables": (64, 16), "n_c": (6, 8)}),
-    ("hidden 64x4, out 16x6, 15 ep", {"n_tables": (64, 16), "n_c": (4, 6), "finetune_epochs": 15}),
-    ("hidden 32x4, out 16x6", {"n_tables": (32, 16), "n_c": (4, 6)}),
+    ("default", {}, None),
+    ("default at 8 bits", {}, 8),
+    ("no table dropout", {"drop": 0.0}, None),
+    ("hidden 96x5, out 32x6", {"n_tables": (96, 32)}, None),
+    ("hidden 256x3, out 64x6", {"n_tables": (256, 64), "n_c": (3, 6)}, 8),
+    ("quantisation-aware", {"quant_bits": INT_TABLE_BITS}, None),
+    ("random anchors", {"anchors": "random"}, None),
 ]
 
 
@@ -66,18 +77,51 @@ def train_mlp(data):
         return clf.fit(data.X_train, data.y_train)
 
 
-def lut_model(ann, data, overrides: dict):
-    """(integer LUT classifier, conversion report on the test split)."""
+def lut_model(ann, data, overrides: dict, bits: int = INT_TABLE_BITS):
+    """(integer LUT classifier with ``bits``-wide tables, conversion report on the test
+    split, conversion seconds)."""
     settings = ConvertSettings(**overrides)
     enc = choose_encoding(data.X_train)
+    t0 = time.perf_counter()
     model = convert_ann(ann, data.X_train, data.y_train, settings=settings, encoding=enc)
-    int_model = quantize_classifier(model, calib_raw=data.X_train)
+    seconds = time.perf_counter() - t0
+    int_model = quantize_classifier(model, table_bits=bits, calib_raw=data.X_train)
     report = conversion_report(ann, model, data.X_test, data.y_test, int_model=int_model)
-    return int_model, report
+    return int_model, report, seconds
 
 
-# Amaranth reads the override AMARANTH_<name> with the option's exact (lower-case) name
-_SYNTH_OPTS = "AMARANTH_" + "synth_opts"
+def seed_study(ann, data, n_seeds: int, bits: int) -> list[dict]:
+    """The default conversion at seeds ``0..n_seeds-1``, anchors from the weights and random:
+    integer accuracy gap to the MLP (percentage points) per seed."""
+    rows = []
+    for anchors in ("weights", "random"):
+        for seed in range(n_seeds):
+            _m, r, sec = lut_model(ann, data, {"seed": seed, "anchors": anchors}, bits)
+            row = {
+                "anchors": anchors,
+                "seed": seed,
+                "int_accuracy": r["int_accuracy"],
+                "float_accuracy": r["float_accuracy"],
+                "gap_pp": 100 * (r["ann_accuracy"] - r["int_accuracy"]),
+                "seconds": round(sec, 1),
+            }
+            log(f"seeds: {row}")
+            rows.append(row)
+    return rows
+
+
+def seed_table(rows: list[dict], bits: int) -> str:
+    """Per-seed gaps, then mean and worst per anchor mode."""
+    lines = [f"conversion gap to the MLP, {bits}-bit integer LUT network (percentage points)"]
+    for anchors in ("weights", "random"):
+        sel = [r for r in rows if r["anchors"] == anchors]
+        gaps = [r["gap_pp"] for r in sel]
+        per = "  ".join(f"s{r['seed']} {r['gap_pp']:+.2f}" for r in sel)
+        lines.append(
+            f"anchors {anchors:8} {per}  | mean {np.mean(gaps):+.2f} worst {max(gaps):+.2f}  "
+            f"({np.mean([r['seconds'] for r in sel]):.0f} s per conversion)"
+        )
+    return "\n".join(lines)
 
 
 def native_lut(data) -> dict:
@@ -99,21 +143,6 @@ def native_lut(data) -> dict:
     }
 
 
-@contextlib.contextmanager
-def synth_opts(family: str):
-    """``synth_ice40 -dsp`` for iCE40 builds (multipliers onto SB_MAC16)."""
-    old = os.environ.get(_SYNTH_OPTS)
-    if family == "ice40":
-        os.environ[_SYNTH_OPTS] = "-dsp"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(_SYNTH_OPTS, None)
-        else:
-            os.environ[_SYNTH_OPTS] = old
-
-
 def build_lut(int_model, spec, out: Path, *, reuse: bool = False, indexer="auto") -> dict:
     from spikelut.compiler.cmd_build import build_board
 
@@ -121,36 +150,23 @@ def build_lut(int_model, spec, out: Path, *, reuse: bool = False, indexer="auto"
         log(f"reusing the build in {out}")
         r = json.loads((out / "board.json").read_text())
     else:
-        with synth_opts(spec.family):
-            r = build_board(int_model, spec, out, progress=log, indexer=indexer)
+        r = build_board(int_model, spec, out, progress=log, indexer=indexer)
     fig = _build_figures(r["resources"], r["fmax_mhz"], r["ok"], r["seconds"])
     fig.update(cycles_per_inference=r["cycles_per_inference"], indexer=r["indexer"])
     return fig
 
 
 def build_mac(net, spec, macs: int, out: Path, *, reuse: bool = False) -> dict:
-    from spikelut.boards.top import BoardCore, BoardTop
-    from spikelut.compiler.build import run_build
-    from spikelut.hdl.uart import uart_divisor
+    """The MAC core through ``spikelut build --baseline mac``'s own path
+    (:func:`spikelut.compiler.cmd_build.build_mac_board`)."""
+    from spikelut.compiler.cmd_build import build_mac_board
 
-    if reuse and (out / "build-report.json").exists():
+    if reuse and (out / "board.json").exists():
         log(f"reusing the build in {out}")
-        r = json.loads((out / "build-report.json").read_text())
-        return _build_figures(r["resources"], r["fmax_mhz"], r["ok"], r["seconds"])
-
-    core = mac_core(net, macs=macs)
-    clock = spec.clock_hz
-    board_core = BoardCore(
-        core,
-        clock_hz=round(clock),
-        divisor=uart_divisor(clock, 115200),
-        model_hash=bytes(16),
-    )
-    with synth_opts(spec.family):
-        rep = run_build(
-            BoardTop(board_core), spec, out, target_mhz=clock / 1e6, name="spikelut", progress=log
-        )
-    return _build_figures(rep.resources, rep.fmax_mhz, rep.ok, rep.seconds)
+        r = json.loads((out / "board.json").read_text())
+    else:
+        r = build_mac_board(net, spec, out, macs=macs, progress=log)
+    return _build_figures(r["resources"], r["fmax_mhz"], r["ok"], r["seconds"])
 
 
 def _build_figures(res: dict, fmax: dict, ok: bool, seconds: float) -> dict:
@@ -170,11 +186,6 @@ def _build_figures(res: dict, fmax: dict, ok: bool, seconds: float) -> dict:
         "fits": not over and bool(fmax),
         "build_seconds": round(seconds, 1),
     }
-
-
-def board_macs(spec, net) -> int:
-    widest = max(layer.w.shape[1] for layer in net.layers)
-    return max(1, min(widest, spec.capacity.dsps))
 
 
 ROWS = [
@@ -222,7 +233,20 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--boards", default="icebreaker,ulx3s-85f")
     p.add_argument("--no-build", action="store_true", help="model figures only, no synthesis")
-    p.add_argument("--explore", action="store_true", help="also try smaller LUT conversions")
+    p.add_argument("--explore", action="store_true", help="also try other LUT conversions")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also convert at seeds 0..N-1 with weight and random anchors (accuracy gaps)",
+    )
+    p.add_argument(
+        "--bits",
+        type=int,
+        default=INT_TABLE_BITS,
+        help=f"table bits of the integer LUT network (default {INT_TABLE_BITS})",
+    )
     p.add_argument("--out", default="build-compare-mac", help="build directory")
     p.add_argument(
         "--reuse",
@@ -256,7 +280,7 @@ def main(argv=None) -> int:
         overrides["n_tables"] = tuple(int(v) for v in args.lut_tables.split(","))
     if args.lut_nc:
         overrides["n_c"] = tuple(int(v) for v in args.lut_nc.split(","))
-    int_model, conv = lut_model(ann, data, overrides)
+    int_model, conv, conv_seconds = lut_model(ann, data, overrides, args.bits)
     log(f"LUT conversion: integer accuracy {conv['int_accuracy']:.4f}")
     lut_ops = conv["lut_ops"]
     lut_base = {
@@ -269,7 +293,9 @@ def main(argv=None) -> int:
     result: dict = {
         "mlp_accuracy": ann_acc,
         "lut_settings": {k: list(v) for k, v in overrides.items()} or "default",
-        "conversion": {k: conv[k] for k in ("int_accuracy", "float_accuracy", "int_agreement")},
+        "lut_table_bits": args.bits,
+        "conversion": {k: conv[k] for k in ("int_accuracy", "float_accuracy", "int_agreement")}
+        | {"seconds": round(conv_seconds, 1), "layers": conv["layers"]},
         "boards": {},
     }
     for name in [b for b in args.boards.split(",") if b]:
@@ -315,11 +341,12 @@ def main(argv=None) -> int:
         result["boards"][name] = {"lut": lut, "mac": mac}
     if args.explore:
         result["explore"] = []
-        for label, over in EXPLORE:
-            _m, r = lut_model(ann, data, over)
+        for label, over, bits in EXPLORE:
+            _m, r, _sec = lut_model(ann, data, over, bits or args.bits)
             result["explore"].append(
                 {
                     "settings": label,
+                    "table_bits": bits or args.bits,
                     "int_accuracy": r["int_accuracy"],
                     "table_bits_read": r["table_bits_read"],
                     "table_memory_bits": r["table_memory_bits"],
@@ -328,19 +355,28 @@ def main(argv=None) -> int:
             )
             log(f"explore {label}: {result['explore'][-1]}")
         result["explore"].append(native_lut(data))
+    if args.seeds:
+        result["seeds"] = seed_study(ann, data, args.seeds, args.bits)
     result["seconds"] = round(time.time() - t0, 1)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"digits MLP (64-32-10) test accuracy {ann_acc:.4f}; MAC core 8-bit weights")
+    shape = ", ".join(f"{x['in']}->{x['out']} ({x['n_tables']}x{x['n_c']})" for x in conv["layers"])
+    print(
+        f"digits MLP (64-32-10) test accuracy {ann_acc:.4f}; MAC core 8-bit weights; LUT "
+        f"network {shape} (N_T x N_C), {args.bits}-bit tables, converted in {conv_seconds:.0f} s"
+    )
     for name, r in result["boards"].items():
         title = f"\n{name}: LUT core (converted) vs MAC core ({r['mac']['macs']} units)"
         print(table(r["lut"], r["mac"], title))
     for e in result.get("explore", []):
         print(
-            f"explore {e['settings']:24} accuracy {e['int_accuracy']:.4f}  "
+            f"explore {e['settings']:32} {e.get('table_bits', 8)}-bit accuracy "
+            f"{e['int_accuracy']:.4f}  "
             f"bits read {e['table_bits_read']:>7,}  table memory {e['table_memory_bits']:>9,}"
         )
+    if result.get("seeds"):
+        print(seed_table(result["seeds"], args.bits))
     return 0
 
 

@@ -2,14 +2,22 @@
 
 Places the tables in the board's memories (the fastest placement within an eighth of the
 block RAMs unless ``--max-brams`` says otherwise, SPRAM on an UltraPlus), picks the serial
-core (:mod:`spikelut.hdl.serial_core`: one comparison per clock, far above the UART's
-rate) or the parallel indexer, wraps the network in the board top (UART host link,
-boot-time table loader for SPRAM, LEDs, a PLL when ``--freq`` differs from the oscillator),
-runs Yosys/nextpnr/packing, and reports resources and timing. Writes into DIR: the
-bitstream, ``build-report.json`` (tool figures), ``board.json`` (what ``spikelut run`` and
-``flash`` need: board, plans, indexer, clock, baud, model hash) and, when tables live in
-SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables at the documented offset).
+core (:mod:`spikelut.hdl.serial_core`: a few comparisons per clock, the same table rate) or
+the parallel indexer, whichever the logic estimate finds smaller, wraps the network in the
+board top (UART host link, boot-time table loader for SPRAM, LEDs, a PLL when ``--freq``
+differs from the oscillator), runs Yosys/nextpnr/packing, and reports resources and timing.
+Writes into DIR: the bitstream, ``build-report.json`` (tool figures), ``board.json`` (what
+``spikelut run`` and ``flash`` need: board, plans, indexer, clock, baud, model hash) and,
+when tables live in SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables at the
+documented offset).
 Exit 1 when the design does not fit or misses timing.
+
+``--baseline mac``: MODEL is a trained ANN (.onnx or a scikit-learn pickle, as
+``spikelut compile --baseline mac``); it is quantised to 8-bit weights on ``--data``'s
+training split and built as the multiply-accumulate core
+(:mod:`spikelut.boards.mac_design`: one unit per DSP block unless ``--macs``) in the same
+board top, with the same report (``board.json`` has ``"baseline": "mac"``; no plans, no
+tables: the weights are in the bitstream).
 """
 
 from __future__ import annotations
@@ -35,7 +43,11 @@ def add_parser(sub: Any) -> None:
         help="synthesise a quantised classifier into a bitstream for a board",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("model", metavar="MODEL", help="integer (quantised) .lutnet classifier")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="integer (quantised) .lutnet classifier, or with --baseline mac an ANN file",
+    )
     p.add_argument("--board", required=True, metavar="BOARD", help="target board")
     p.add_argument("-o", "--output", metavar="DIR", help="output directory (default build-BOARD)")
     p.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the oscillator)")
@@ -52,9 +64,21 @@ def add_parser(sub: Any) -> None:
         "--indexer",
         choices=["auto", "parallel", "serial"],
         default="auto",
-        help="comparators all at once, or one per clock (auto: serial while it keeps 20x "
-        "ahead of the UART, which bounds a host-link board)",
+        help="comparators all at once, or a few per clock at the same table rate (auto: "
+        "whichever the logic estimate finds smaller)",
     )
+    p.add_argument(
+        "--baseline",
+        choices=["mac"],
+        help="build the ANN MODEL (.onnx, scikit-learn file) as the multiply-accumulate "
+        "baseline core instead (8-bit weights, DSP multipliers)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="NAME|FILE",
+        help="calibration data for --baseline (default digits)",
+    )
+    p.add_argument("--macs", type=int, metavar="M", help="multiply-accumulate units (--baseline)")
     report_out.add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -103,7 +127,7 @@ def build_board(
         clock_hz = pll.out_hz if pll is not None else spec.clock_hz
         divisor = uart_divisor(clock_hz, baud)
         if indexer == "auto":
-            indexer = choose_indexer(model, spec, baud=baud)
+            indexer = choose_indexer(model, spec, plans=plans)
         core = make_core(model, plans, clock_hz=round(clock_hz), divisor=divisor, indexer=indexer)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -152,14 +176,119 @@ def build_board(
     return result
 
 
+def build_mac_board(
+    net,
+    spec,
+    out: Path,
+    *,
+    macs: int | None = None,
+    freq=None,
+    seed=1,
+    baud=DEFAULT_BAUD,
+    progress=print,
+) -> dict:
+    """Build the integer MAC network ``net`` (:class:`spikelut.sim.mac_golden.MACNetwork`)
+    for ``spec`` into ``out`` on ``macs`` units (default
+    :func:`spikelut.boards.mac_design.board_macs`); returns the result dict of
+    :func:`build_board` with ``baseline``, ``macs`` and the core's per-inference figures
+    (``weight_bits_read``, ``multiplications``, ``additions``) instead of plans and tables."""
+    from spikelut.boards.mac_design import board_macs, mac_hash, make_mac_core
+    from spikelut.boards.top import BoardTop, choose_pll
+    from spikelut.hdl.uart import uart_divisor
+
+    from .build import run_build
+    from .mac_backend import core_figures
+
+    try:
+        macs = board_macs(spec, net) if macs is None else macs
+        pll = choose_pll(spec, freq)
+        clock_hz = pll.out_hz if pll is not None else spec.clock_hz
+        divisor = uart_divisor(clock_hz, baud)
+        core = make_mac_core(net, macs=macs, clock_hz=round(clock_hz), divisor=divisor)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    figures = core_figures(core.net)
+    cycles = figures["cycles_per_inference"]
+    out.mkdir(parents=True, exist_ok=True)
+    report = run_build(
+        BoardTop(core, pll=pll),
+        spec,
+        out,
+        target_mhz=clock_hz / 1e6,
+        seed=seed,
+        name="spikelut",
+        progress=progress,
+    )
+    result = {
+        "baseline": "mac",
+        "board": spec.name,
+        "device": spec.device,
+        "ok": report.ok,
+        "fits": report.fits,
+        "timing_met": report.timing_met,
+        "target_mhz": clock_hz / 1e6,
+        "fmax_mhz": report.fmax_mhz,
+        "resources": report.resources,
+        "seconds": round(report.seconds, 1),
+        "suggestion": report.suggestion,
+        "bitstream": report.bitstream,
+        "pll": None if pll is None else pll.params,
+        "baud": baud,
+        "uart_divisor": divisor,
+        "macs": macs,
+        "cycles_per_inference": cycles,
+        "inferences_per_second": clock_hz / cycles,
+        "weight_bits_read": figures["weight_bits_read"],
+        "multiplications": figures["multiplications"],
+        "additions": figures["additions"],
+        "model_hash": mac_hash(net).hex(),
+        "boot_load": False,
+        "table_offset": None,
+        "flash_image": None,
+    }
+    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def _mac_network(args: argparse.Namespace):
+    """``--baseline mac``: the ANN file quantised for the MAC core (UserError on bad input)."""
+    from .ann import ANNError, load_ann
+    from .mac_backend import quantize_for
+
+    try:
+        net, _ = quantize_for(load_ann(args.model), args.data or "digits")
+    except (ANNError, ValueError, OSError) as e:
+        raise UserError(f"cannot build {args.model} as the MAC baseline: {e}") from None
+    return net
+
+
 def run(args: argparse.Namespace) -> int:
     """Build; 0 when the bitstream fits and meets timing, 1 otherwise."""
     from spikelut.boards.platforms import board
 
-    model = load_classifier(args.model)
     spec = board(args.board)
     out = Path(args.output or f"build-{spec.name}")
     quiet = getattr(args, "json", False)
+    if getattr(args, "baseline", None) == "mac":
+        if args.max_brams is not None or args.indexer != "auto":
+            raise UserError(
+                "--max-brams and --indexer are LUT-core options; drop them for --baseline"
+            )
+        result = build_mac_board(
+            _mac_network(args),
+            spec,
+            out,
+            macs=args.macs,
+            freq=args.freq,
+            seed=args.seed,
+            baud=args.baud,
+            progress=(lambda msg: None) if quiet else print,
+        )
+        report_out.emit(args, result, _human)
+        return 0 if result["ok"] else 1
+    if args.macs is not None or args.data is not None:
+        raise UserError("--macs and --data apply to --baseline mac only")
+    model = load_classifier(args.model)
     result = build_board(
         model,
         spec,
@@ -199,7 +328,12 @@ def _human(r: dict) -> str:
     rows.append(("result", verdict))
     lines = [
         report_out.table(rows, ("resource", "used/available")),
-        f"{r['indexer']} indexer, {r['cycles_per_inference']} cycles per inference: "
+        (
+            f"MAC baseline on {r['macs']} multiply-accumulate units"
+            if r.get("baseline") == "mac"
+            else f"{r['indexer']} indexer"
+        )
+        + f", {r['cycles_per_inference']} cycles per inference: "
         f"{r['inferences_per_second']:,.0f} inferences/s at {r['target_mhz']:.1f} MHz "
         f"(UART at {r['baud']} baud is the bound on a host link)",
     ]

@@ -17,7 +17,13 @@ import numpy as np
 
 from . import report_out
 from .ann import ANNError, load_ann
-from .convert import ConvertError, ConvertSettings, conversion_report, convert_ann
+from .convert import (
+    INT_TABLE_BITS,
+    ConvertError,
+    ConvertSettings,
+    conversion_report,
+    convert_ann,
+)
 from .errors import UserError
 from .ir import IRError
 from .modelfile import save_model
@@ -83,7 +89,11 @@ def add_parser(sub: Any) -> None:
         help="the ANN was trained on features times G (e.g. 0.0625 for digits / 16)",
     )
     p.add_argument(
-        "--bits", type=int, default=8, metavar="N", help="table bits of the integer figures"
+        "--bits",
+        type=int,
+        default=INT_TABLE_BITS,
+        metavar="N",
+        help=f"table bits of the integer model (figures, --int-output; default {INT_TABLE_BITS})",
     )
     p.add_argument("--int-output", metavar="MODEL_INT", help="also write the integer model")
     report_out.add_json_flag(p)

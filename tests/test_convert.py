@@ -19,6 +19,7 @@ from spikelut.compiler.convert import (
     convert_ann,
     lstsq_tables,
     lut_operations,
+    snap_tables,
     weight_anchors,
 )
 from spikelut.compiler.engine import lut_predict
@@ -103,10 +104,28 @@ def test_conversion_learns_the_ann(wine):
     assert r["ann_accuracy"] >= 0.85
 
 
+def test_quantisation_aware_tables_quantise_exactly(wine):
+    from spikelut.compiler.quantize import quantize_classifier
+
+    ds, ann = wine
+    settings = ConvertSettings(augment=1, finetune_epochs=2, quant_bits=4, quant_epochs=1)
+    model = convert_ann(ann, ds.X_train, ds.y_train, settings=settings)
+    snapped = snap_tables(model.layers[0].tables, 4)
+    np.testing.assert_array_equal(snapped, model.layers[0].tables)  # left on the grid
+    qmodel = quantize_classifier(model, table_bits=4)  # the clip-free scale: exact
+    for layer, qlayer, q in zip(model.layers, qmodel.layers, qmodel.quant, strict=True):
+        assert np.abs(qlayer.tables).max() <= 8
+        np.testing.assert_array_equal(qlayer.tables * 2.0**-q.out_scale_log2, layer.tables)
+    with pytest.raises(ConvertError, match="quant_bits"):
+        convert_ann(ann, ds.X_train, settings=ConvertSettings(quant_bits=1))
+
+
 def test_bad_settings_and_data(wine):
     ds, ann = wine
     with pytest.raises(ConvertError, match="anchors"):
         convert_ann(ann, ds.X_train, settings=ConvertSettings(anchors="best"))
+    with pytest.raises(ConvertError, match="drop"):
+        convert_ann(ann, ds.X_train, settings=ConvertSettings(drop=1.0))
     with pytest.raises(ConvertError, match="reads 13 features"):
         convert_ann(ann, ds.X_train[:, :3])
     one = DenseNet([(np.ones((13, 1)), np.zeros(1), "identity")])
@@ -194,19 +213,29 @@ def test_cli_errors(wine, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_digits_conversion_within_target():
-    """The issue's target: the integer LUT network close to the source MLP on digits."""
+def test_digits_conversion_reads_fewer_bits_than_the_mac_core():
+    """The issue's targets on digits, for the default conversion at the default seed: the
+    integer LUT network (4-bit tables) within 1 percentage point of the source MLP's
+    accuracy, and fewer table bits read per inference than the MAC core's 8-bit weights,
+    with no multiplications (the 5-seed figures come from ``bench/compare_mac.py``)."""
+    from spikelut.compiler.convert import INT_TABLE_BITS
     from spikelut.compiler.datasets import load_dataset
+    from spikelut.compiler.mac_backend import mac_figures, quantize_for
     from spikelut.compiler.quantize import quantize_classifier
 
     ds = load_dataset("digits")
     mlp = _mlp(ds.X_train, ds.y_train, hidden=(32,), max_iter=500)
     ann = from_sklearn(mlp)
     model = convert_ann(ann, ds.X_train, ds.y_train)
-    qmodel = quantize_classifier(model, table_bits=8, calib_raw=ds.X_train)
+    qmodel = quantize_classifier(model, table_bits=INT_TABLE_BITS, calib_raw=ds.X_train)
     r = conversion_report(ann, model, ds.X_test, ds.y_test, int_model=qmodel)
     assert r["ann_accuracy"] == pytest.approx(mlp.score(ds.X_test, ds.y_test))
-    assert r["int_accuracy"] >= r["ann_accuracy"] - 0.015
+    assert r["int_accuracy"] >= r["ann_accuracy"] - 0.01
     assert r["int_agreement"] >= 0.94
+    assert r["table_bits"] == [INT_TABLE_BITS] * 2
+    assert r["table_bits_read"] == sum(
+        layer.n_tables * layer.out_dim * INT_TABLE_BITS for layer in model.layers
+    )
+    net, _ = quantize_for(ann, "digits")
+    assert r["table_bits_read"] < mac_figures(net, macs=8)["weight_bits_read"]
     assert r["lut_ops"]["multiplications"] == 0
-    assert r["lut_ops"]["table_rows_read"] == sum(layer.n_tables for layer in model.layers)

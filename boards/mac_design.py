@@ -1,0 +1,54 @@
+"""The multiply-accumulate baseline as a board design (shared by ``spikelut build --baseline
+mac`` and ``bench/compare_mac.py``): units per board, identity hash, the board core.
+
+The MAC core's weights are fixed by the bitstream, so the design has no table space to load;
+it sits in the same :class:`~spikelut.boards.top.BoardCore` (UART host link, LEDs) as a LUT
+network and answers IDENTIFY with :func:`mac_hash` of its integer network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .design import HASH_BYTES
+from .top import BoardCore
+
+__all__ = ["board_macs", "mac_hash", "make_mac_core"]
+
+
+def board_macs(spec, net) -> int:
+    """Units for board ``spec``: one per DSP block, at most the widest layer's outputs (one
+    on a device without DSP blocks, where a multiplier costs logic cells)."""
+    widest = max(layer.w.shape[1] for layer in net.layers)
+    return max(1, min(widest, spec.capacity.dsps))
+
+
+def mac_hash(net) -> bytes:
+    """The first 16 bytes of a SHA-256 over the integer MAC network (encoding, weights,
+    biases, shifts, widths): what the board reports as its model."""
+    enc = net.encoding
+    h = hashlib.sha256(b"spikelut-mac")
+    h.update(repr((enc.bits, enc.frac_bits)).encode())
+    h.update(
+        np.asarray(enc.offset, np.float64).tobytes() + np.asarray(enc.gain, np.float64).tobytes()
+    )
+    for layer in net.layers:
+        h.update(repr((layer.relu, layer.shift, layer.weight_bits, layer.act_bits)).encode())
+        for arr in (layer.w, layer.b):
+            a = np.ascontiguousarray(np.asarray(arr, np.int64))
+            h.update(str(a.shape).encode() + a.tobytes())
+    return h.digest()[:HASH_BYTES]
+
+
+def make_mac_core(net, *, macs: int, clock_hz: int, divisor: int, **options) -> BoardCore:
+    """The :class:`~spikelut.boards.top.BoardCore` of the integer MAC network ``net``
+    (:class:`spikelut.sim.mac_golden.MACNetwork`) on ``macs`` units; ``options`` go to
+    :class:`BoardCore`. Raises ValueError for a bad unit count."""
+    from spikelut.compiler.mac_backend import mac_core
+
+    core = mac_core(net, macs=macs)
+    return BoardCore(
+        core, clock_hz=int(clock_hz), divisor=divisor, model_hash=mac_hash(net), **options
+    )
