@@ -143,6 +143,27 @@ def build_board(
         progress=progress,
     )
     result = {
+        **_board_result(spec, report, clock_hz, pll, baud, divisor, cycles),
+        "plans": plans_to_json(plans),
+        "indexer": indexer,
+        "model_hash": model_hash(model).hex(),
+        "boot_load": core.boot_load,
+        "table_offset": TABLE_OFFSET if core.boot_load else None,
+        "flash_image": None,
+    }
+    if report.bitstream and core.boot_load:
+        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
+        write_bytes_atomic(out / "tables.bin", area)
+        image = build_image(Path(report.bitstream).read_bytes(), area)
+        write_bytes_atomic(out / "flash.bin", image)
+        result["flash_image"] = str(out / "flash.bin")
+    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def _board_result(spec, report, clock_hz, pll, baud, divisor, cycles) -> dict:
+    """The ``board.json`` fields every build has: board, tool figures, clock, UART, rate."""
+    return {
         "board": spec.name,
         "device": spec.device,
         "ok": report.ok,
@@ -159,21 +180,7 @@ def build_board(
         "uart_divisor": divisor,
         "cycles_per_inference": cycles,
         "inferences_per_second": clock_hz / cycles,
-        "plans": plans_to_json(plans),
-        "indexer": indexer,
-        "model_hash": model_hash(model).hex(),
-        "boot_load": core.boot_load,
-        "table_offset": TABLE_OFFSET if core.boot_load else None,
-        "flash_image": None,
     }
-    if report.bitstream and core.boot_load:
-        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
-        write_bytes_atomic(out / "tables.bin", area)
-        image = build_image(Path(report.bitstream).read_bytes(), area)
-        write_bytes_atomic(out / "flash.bin", image)
-        result["flash_image"] = str(out / "flash.bin")
-    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
-    return result
 
 
 def build_mac_board(
@@ -221,23 +228,8 @@ def build_mac_board(
     )
     result = {
         "baseline": "mac",
-        "board": spec.name,
-        "device": spec.device,
-        "ok": report.ok,
-        "fits": report.fits,
-        "timing_met": report.timing_met,
-        "target_mhz": clock_hz / 1e6,
-        "fmax_mhz": report.fmax_mhz,
-        "resources": report.resources,
-        "seconds": round(report.seconds, 1),
-        "suggestion": report.suggestion,
-        "bitstream": report.bitstream,
-        "pll": None if pll is None else pll.params,
-        "baud": baud,
-        "uart_divisor": divisor,
+        **_board_result(spec, report, clock_hz, pll, baud, divisor, cycles),
         "macs": macs,
-        "cycles_per_inference": cycles,
-        "inferences_per_second": clock_hz / cycles,
         "weight_bits_read": figures["weight_bits_read"],
         "multiplications": figures["multiplications"],
         "additions": figures["additions"],
