@@ -7,6 +7,7 @@ import pickle
 import warnings
 
 import pytest
+from amaranth.hdl import Fragment
 
 from spikelut.boards.mac_design import board_macs, mac_hash, make_mac_core
 from spikelut.boards.platforms import board
@@ -57,6 +58,7 @@ def test_make_mac_core_reports_the_network(small_mlp):
     assert params["n_inputs"] == 64 and params["result_width"] == 4
     assert params["model_hash"] == mac_hash(net) and not core.boot_load
     assert core.net.macs == 2
+    Fragment.get(core, None)  # it elaborates (and is used: no UnusedElaboratable)
     with pytest.raises(ValueError, match="macs"):
         make_mac_core(net, macs=11, clock_hz=12_000_000, divisor=104)
 
