@@ -116,34 +116,29 @@ def build_board(
         plans_to_json,
     )
     from spikelut.boards.flash_image import TABLE_OFFSET, build_image, table_area, table_payload
-    from spikelut.boards.top import BoardTop, choose_pll
-    from spikelut.hdl.uart import uart_divisor
-
-    from .build import run_build
 
     try:
         plans = board_plans(model, spec, max_brams=max_brams)
-        pll = choose_pll(spec, freq)
-        clock_hz = pll.out_hz if pll is not None else spec.clock_hz
-        divisor = uart_divisor(clock_hz, baud)
         if indexer == "auto":
             indexer = choose_indexer(model, spec, plans=plans)
-        core = make_core(model, plans, clock_hz=round(clock_hz), divisor=divisor, indexer=indexer)
     except ValueError as e:
         raise UserError(str(e)) from None
-    cycles = core.net.cycles_per_inference
-    out.mkdir(parents=True, exist_ok=True)
-    report = run_build(
-        BoardTop(core, pll=pll),
+
+    def core_at(clock_hz: int, divisor: int):
+        return make_core(model, plans, clock_hz=clock_hz, divisor=divisor, indexer=indexer)
+
+    core, report, common = _build_core(
+        core_at,
+        lambda core: core.net.cycles_per_inference,
         spec,
         out,
-        target_mhz=clock_hz / 1e6,
+        freq=freq,
         seed=seed,
-        name="spikelut",
+        baud=baud,
         progress=progress,
     )
     result = {
-        **_board_result(spec, report, clock_hz, pll, baud, divisor, cycles),
+        **common,
         "plans": plans_to_json(plans),
         "indexer": indexer,
         "model_hash": model_hash(model).hex(),
@@ -161,9 +156,37 @@ def build_board(
     return result
 
 
-def _board_result(spec, report, clock_hz, pll, baud, divisor, cycles) -> dict:
-    """The ``board.json`` fields every build has: board, tool figures, clock, UART, rate."""
-    return {
+def _build_core(make, cycles_of, spec, out: Path, *, freq, seed, baud, progress):
+    """Clock the core ``make(clock_hz, divisor)`` makes for ``spec`` (PLL for ``freq``, UART
+    divisor for ``baud``), wrap it in the board top and run Yosys/nextpnr into ``out``.
+
+    Returns ``(core, report, fields)``: ``fields`` are the ``board.json`` entries every build
+    has (board, tool figures, clock, UART, and the rate from ``cycles_of(core)``). A
+    ValueError from the core or the clock becomes a UserError."""
+    from spikelut.boards.top import BoardTop, choose_pll
+    from spikelut.hdl.uart import uart_divisor
+
+    from .build import run_build
+
+    try:
+        pll = choose_pll(spec, freq)
+        clock_hz = pll.out_hz if pll is not None else spec.clock_hz
+        divisor = uart_divisor(clock_hz, baud)
+        core = make(round(clock_hz), divisor)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    cycles = cycles_of(core)
+    out.mkdir(parents=True, exist_ok=True)
+    report = run_build(
+        BoardTop(core, pll=pll),
+        spec,
+        out,
+        target_mhz=clock_hz / 1e6,
+        seed=seed,
+        name="spikelut",
+        progress=progress,
+    )
+    fields = {
         "board": spec.name,
         "device": spec.device,
         "ok": report.ok,
@@ -181,6 +204,7 @@ def _board_result(spec, report, clock_hz, pll, baud, divisor, cycles) -> dict:
         "cycles_per_inference": cycles,
         "inferences_per_second": clock_hz / cycles,
     }
+    return core, report, fields
 
 
 def build_mac_board(
@@ -200,35 +224,31 @@ def build_mac_board(
     :func:`build_board` with ``baseline``, ``macs`` and the core's per-inference figures
     (``weight_bits_read``, ``multiplications``, ``additions``) instead of plans and tables."""
     from spikelut.boards.mac_design import board_macs, mac_hash, make_mac_core
-    from spikelut.boards.top import BoardTop, choose_pll
-    from spikelut.hdl.uart import uart_divisor
 
-    from .build import run_build
     from .mac_backend import core_figures
 
     try:
         macs = board_macs(spec, net) if macs is None else macs
-        pll = choose_pll(spec, freq)
-        clock_hz = pll.out_hz if pll is not None else spec.clock_hz
-        divisor = uart_divisor(clock_hz, baud)
-        core = make_mac_core(net, macs=macs, clock_hz=round(clock_hz), divisor=divisor)
     except ValueError as e:
         raise UserError(str(e)) from None
-    figures = core_figures(core.net)
-    cycles = figures["cycles_per_inference"]
-    out.mkdir(parents=True, exist_ok=True)
-    report = run_build(
-        BoardTop(core, pll=pll),
+
+    def core_at(clock_hz: int, divisor: int):
+        return make_mac_core(net, macs=macs, clock_hz=clock_hz, divisor=divisor)
+
+    core, _, common = _build_core(
+        core_at,
+        lambda core: core_figures(core.net)["cycles_per_inference"],
         spec,
         out,
-        target_mhz=clock_hz / 1e6,
+        freq=freq,
         seed=seed,
-        name="spikelut",
+        baud=baud,
         progress=progress,
     )
+    figures = core_figures(core.net)
     result = {
         "baseline": "mac",
-        **_board_result(spec, report, clock_hz, pll, baud, divisor, cycles),
+        **common,
         "macs": macs,
         "weight_bits_read": figures["weight_bits_read"],
         "multiplications": figures["multiplications"],
