@@ -280,38 +280,25 @@ def run(args: argparse.Namespace) -> int:
 
     spec = board(args.board)
     out = Path(args.output or f"build-{spec.name}")
-    quiet = getattr(args, "json", False)
+    common = dict(
+        freq=args.freq,
+        seed=args.seed,
+        baud=args.baud,
+        progress=(lambda msg: None) if getattr(args, "json", False) else print,
+    )
     if getattr(args, "baseline", None) == "mac":
         if args.max_brams is not None or args.indexer != "auto":
             raise UserError(
                 "--max-brams and --indexer are LUT-core options; drop them for --baseline"
             )
-        result = build_mac_board(
-            _mac_network(args),
-            spec,
-            out,
-            macs=args.macs,
-            freq=args.freq,
-            seed=args.seed,
-            baud=args.baud,
-            progress=(lambda msg: None) if quiet else print,
+        result = build_mac_board(_mac_network(args), spec, out, macs=args.macs, **common)
+    else:
+        if args.macs is not None or args.data is not None:
+            raise UserError("--macs and --data apply to --baseline mac only")
+        model = load_classifier(args.model)
+        result = build_board(
+            model, spec, out, indexer=args.indexer, max_brams=args.max_brams, **common
         )
-        report_out.emit(args, result, _human)
-        return 0 if result["ok"] else 1
-    if args.macs is not None or args.data is not None:
-        raise UserError("--macs and --data apply to --baseline mac only")
-    model = load_classifier(args.model)
-    result = build_board(
-        model,
-        spec,
-        out,
-        freq=args.freq,
-        seed=args.seed,
-        baud=args.baud,
-        indexer=args.indexer,
-        max_brams=args.max_brams,
-        progress=(lambda msg: None) if quiet else print,
-    )
     report_out.emit(args, result, _human)
     return 0 if result["ok"] else 1
 
