@@ -14,7 +14,7 @@ Both cores go through ``spikelut build``'s own functions (:func:`build_board`, a
 :func:`build_mac_board` as ``--baseline mac``); on iCE40 the build runs ``synth_ice40
 -dsp``, so the MAC core's multipliers use the UltraPlus's SB_MAC16 blocks; ECP5 maps them to
 MULT18X18D. The LUT network's tables are ``--bits`` wide (default
-:data:`~spikelut.compiler.convert.INT_TABLE_BITS`), which sets its bits read per inference.
+:data:`~spikelut.compiler.train.convert.INT_TABLE_BITS`), which sets its bits read per inference.
 
 Usage: ``python bench/compare_mac.py [--json] [--boards icebreaker,ulx3s-85f] [--no-build]
 [--explore] [--seeds N] [--bits B] [--out DIR] [--build lut,mac] [--reuse] [--lut-tables
@@ -28,7 +28,6 @@ most the widest layer's outputs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -37,19 +36,20 @@ from pathlib import Path
 
 import numpy as np
 
-from spikelut.boards.mac_design import board_macs
-from spikelut.compiler.ann import from_sklearn
-from spikelut.compiler.convert import (
-    INT_TABLE_BITS,
-    ConvertSettings,
-    conversion_report,
-    convert_ann,
-)
-from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.mac_backend import mac_figures, quantize_for
-from spikelut.compiler.quantize import quantize_classifier
-from spikelut.compiler.train_classifier import choose_encoding
-from spikelut.sim.mac_golden import mac_predict
+from spikelut.boards.build import build_board, build_mac_board
+from spikelut.boards.design import board_core
+from spikelut.boards.platforms import board
+from spikelut.compiler.analysis.conversion import conversion_report
+from spikelut.compiler.backend.mac import default_macs, mac_figures, mac_params, quantize_for
+from spikelut.compiler.frontend.ann import from_sklearn
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.frontend.encoding import choose_encoding
+from spikelut.compiler.ir.mac import mac_predict
+from spikelut.compiler.ir.operations import classifier_operations
+from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.train.classifier import train_on_dataset
+from spikelut.compiler.train.convert import INT_TABLE_BITS, ConvertSettings, convert_ann
 
 # (name, ConvertSettings overrides, table bits or None for --bits) tried by --explore: the
 # shapes and settings measured against the default (see compiler/convert.py's default_shape)
@@ -126,31 +126,24 @@ def seed_table(rows: list[dict], bits: int) -> str:
 
 def native_lut(data) -> dict:
     """Figures of the natively trained default LUT classifier (no MLP involved)."""
-    from spikelut.compiler.convert import lut_operations, table_memory_bits
-    from spikelut.compiler.quantize import int_predict
-    from spikelut.compiler.train_classifier import train_on_dataset
-
     model = quantize_classifier(train_on_dataset(data), calib_raw=data.X_train)
-    bits = [q.table_bits for q in model.quant]
+    ops = classifier_operations(model)["total"]
     return {
         "settings": "native train_on_dataset",
         "int_accuracy": float(np.mean(int_predict(model, data.X_test) == data.y_test)),
-        "table_bits_read": sum(
-            layer.n_tables * layer.out_dim * w for layer, w in zip(model.layers, bits, strict=True)
-        ),
-        "table_memory_bits": table_memory_bits(model),
-        "additions": lut_operations(model)["additions"],
+        "table_bits_read": ops["table_bits_read"],
+        "table_memory_bits": ops["table_memory_bits"],
+        "additions": ops["additions"],
     }
 
 
-def build_lut(int_model, spec, out: Path, *, reuse: bool = False, indexer="auto") -> dict:
-    from spikelut.compiler.cmd_build import build_board
-
+def build_lut(int_model, spec, out: Path, *, reuse: bool = False, kind="auto") -> dict:
+    """The LUT core through ``spikelut build``'s own path (:func:`build_board`)."""
     if reuse and (out / "board.json").exists():
         log(f"reusing the build in {out}")
         r = json.loads((out / "board.json").read_text())
     else:
-        r = build_board(int_model, spec, out, progress=log, indexer=indexer)
+        r = build_board(int_model, spec, out, progress=log, kind=kind)
     fig = _build_figures(r["resources"], r["fmax_mhz"], r["ok"], r["seconds"])
     fig.update(cycles_per_inference=r["cycles_per_inference"], indexer=r["indexer"])
     return fig
@@ -158,9 +151,7 @@ def build_lut(int_model, spec, out: Path, *, reuse: bool = False, indexer="auto"
 
 def build_mac(net, spec, macs: int, out: Path, *, reuse: bool = False) -> dict:
     """The MAC core through ``spikelut build --baseline mac``'s own path
-    (:func:`spikelut.compiler.cmd_build.build_mac_board`)."""
-    from spikelut.compiler.cmd_build import build_mac_board
-
+    (:func:`spikelut.boards.build.build_mac_board`)."""
     if reuse and (out / "board.json").exists():
         log(f"reusing the build in {out}")
         r = json.loads((out / "board.json").read_text())
@@ -228,7 +219,7 @@ def _verdict(r: dict) -> str:
     return "timing missed" if r["fits"] else "does not fit"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--boards", default="icebreaker,ulx3s-85f")
@@ -264,9 +255,85 @@ def main(argv=None) -> int:
         default="auto",
         help="the LUT core's indexer (as spikelut build --indexer)",
     )
-    args = p.parse_args(argv)
-    from spikelut.boards.platforms import board
+    return p
 
+
+def _board(name: str, args, int_model, net, lut_base: dict, mac_acc: float) -> dict:
+    """The LUT and MAC cores' figures on board ``name`` (and their builds unless
+    ``--no-build``)."""
+    spec = board(name)
+    macs = default_macs(net, spec.target)
+    mf = mac_figures(mac_params(net, macs=macs))
+    mac = {
+        "accuracy": mac_acc,
+        "bits_read": mf["weight_bits_read"],
+        "additions": mf["additions"],
+        "multiplications": mf["multiplications"],
+        "cycles_per_inference": mf["cycles_per_inference"],
+        "macs": macs,
+    }
+    lut = dict(lut_base)
+    core = board_core(int_model, spec, kind=args.lut_indexer)
+    lut["cycles_per_inference"] = core.cycles_per_inference
+    lut["indexer"] = core.kind.value
+    if not args.no_build:
+        out = Path(args.out) / name
+        if "lut" in args.build:
+            log(f"{name}: building the LUT core")
+            lut.update(
+                build_lut(int_model, spec, out / "lut", reuse=args.reuse, kind=args.lut_indexer)
+            )
+        if "mac" in args.build:
+            log(f"{name}: building the MAC core ({macs} units)")
+            mac.update(build_mac(net, spec, macs, out / "mac", reuse=args.reuse))
+        for r in (lut, mac):
+            if r.get("fmax_mhz"):
+                r["inferences_per_second"] = r["fmax_mhz"] * 1e6 / r["cycles_per_inference"]
+    return {"lut": lut, "mac": mac}
+
+
+def _explore(ann, data, args) -> list[dict]:
+    """The figures of the other LUT conversions of :data:`EXPLORE`, and of native training."""
+    found = []
+    for label, over, bits in EXPLORE:
+        _m, r, _sec = lut_model(ann, data, over, bits or args.bits)
+        found.append(
+            {
+                "settings": label,
+                "table_bits": bits or args.bits,
+                "int_accuracy": r["int_accuracy"],
+                "table_bits_read": r["table_bits_read"],
+                "table_memory_bits": r["table_memory_bits"],
+                "additions": r["lut_ops"]["additions"],
+            }
+        )
+        log(f"explore {label}: {found[-1]}")
+    found.append(native_lut(data))
+    return found
+
+
+def _print(result: dict, conv: dict, ann_acc: float, conv_seconds: float, bits: int) -> None:
+    shape = ", ".join(f"{x['in']}->{x['out']} ({x['n_tables']}x{x['n_c']})" for x in conv["layers"])
+    print(
+        f"digits MLP (64-32-10) test accuracy {ann_acc:.4f}; MAC core 8-bit weights; LUT "
+        f"network {shape} (N_T x N_C), {bits}-bit tables, converted in {conv_seconds:.0f} s"
+    )
+    for name, r in result["boards"].items():
+        title = f"\n{name}: LUT core (converted) vs MAC core ({r['mac']['macs']} units)"
+        print(table(r["lut"], r["mac"], title))
+    for e in result.get("explore", []):
+        print(
+            f"explore {e['settings']:32} {e.get('table_bits', 8)}-bit accuracy "
+            f"{e['int_accuracy']:.4f}  "
+            f"bits read {e['table_bits_read']:>7,}  table memory {e['table_memory_bits']:>9,}"
+        )
+    if result.get("seeds"):
+        print(seed_table(result["seeds"], bits))
+
+
+def main(argv=None) -> int:
+    """Run the comparison; print the tables (or ``--json``)."""
+    args = _parser().parse_args(argv)
     t0 = time.time()
     data = load_dataset("digits")
     clf = train_mlp(data)
@@ -299,96 +366,17 @@ def main(argv=None) -> int:
         "boards": {},
     }
     for name in [b for b in args.boards.split(",") if b]:
-        spec = board(name)
-        macs = board_macs(spec, net)
-        mf = mac_figures(net, macs=macs)
-        mac = {
-            "accuracy": mac_acc,
-            "bits_read": mf["weight_bits_read"],
-            "additions": mf["additions"],
-            "multiplications": mf["multiplications"],
-            "cycles_per_inference": mf["cycles_per_inference"],
-            "macs": macs,
-        }
-        lut = dict(lut_base)
-        from spikelut.boards.design import board_plans, choose_indexer, make_core
-
-        plans = board_plans(int_model, spec)
-        indexer = (
-            choose_indexer(int_model, spec) if args.lut_indexer == "auto" else args.lut_indexer
-        )
-        lut_core = make_core(
-            int_model, plans, clock_hz=round(spec.clock_hz), divisor=104, indexer=indexer
-        )
-        lut["cycles_per_inference"] = lut_core.net.cycles_per_inference
-        lut["indexer"] = indexer
-        discard_core(lut_core)
-        if not args.no_build:
-            out = Path(args.out) / name
-            if "lut" in args.build:
-                log(f"{name}: building the LUT core")
-                lut.update(
-                    build_lut(
-                        int_model, spec, out / "lut", reuse=args.reuse, indexer=args.lut_indexer
-                    )
-                )
-            if "mac" in args.build:
-                log(f"{name}: building the MAC core ({macs} units)")
-                mac.update(build_mac(net, spec, macs, out / "mac", reuse=args.reuse))
-            for r in (lut, mac):
-                if r.get("fmax_mhz"):
-                    r["inferences_per_second"] = r["fmax_mhz"] * 1e6 / r["cycles_per_inference"]
-        result["boards"][name] = {"lut": lut, "mac": mac}
+        result["boards"][name] = _board(name, args, int_model, net, lut_base, mac_acc)
     if args.explore:
-        result["explore"] = []
-        for label, over, bits in EXPLORE:
-            _m, r, _sec = lut_model(ann, data, over, bits or args.bits)
-            result["explore"].append(
-                {
-                    "settings": label,
-                    "table_bits": bits or args.bits,
-                    "int_accuracy": r["int_accuracy"],
-                    "table_bits_read": r["table_bits_read"],
-                    "table_memory_bits": r["table_memory_bits"],
-                    "additions": r["lut_ops"]["additions"],
-                }
-            )
-            log(f"explore {label}: {result['explore'][-1]}")
-        result["explore"].append(native_lut(data))
+        result["explore"] = _explore(ann, data, args)
     if args.seeds:
         result["seeds"] = seed_study(ann, data, args.seeds, args.bits)
     result["seconds"] = round(time.time() - t0, 1)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    shape = ", ".join(f"{x['in']}->{x['out']} ({x['n_tables']}x{x['n_c']})" for x in conv["layers"])
-    print(
-        f"digits MLP (64-32-10) test accuracy {ann_acc:.4f}; MAC core 8-bit weights; LUT "
-        f"network {shape} (N_T x N_C), {args.bits}-bit tables, converted in {conv_seconds:.0f} s"
-    )
-    for name, r in result["boards"].items():
-        title = f"\n{name}: LUT core (converted) vs MAC core ({r['mac']['macs']} units)"
-        print(table(r["lut"], r["mac"], title))
-    for e in result.get("explore", []):
-        print(
-            f"explore {e['settings']:32} {e.get('table_bits', 8)}-bit accuracy "
-            f"{e['int_accuracy']:.4f}  "
-            f"bits read {e['table_bits_read']:>7,}  table memory {e['table_memory_bits']:>9,}"
-        )
-    if result.get("seeds"):
-        print(seed_table(result["seeds"], args.bits))
+    _print(result, conv, ann_acc, conv_seconds, args.bits)
     return 0
-
-
-def discard_core(core) -> None:
-    """A core built for its figures only is never elaborated: silence Amaranth's warning."""
-    from spikelut.hdl.params import discard
-
-    discard(core)
-    for sub in getattr(core, "layers", []):
-        for part in (sub, getattr(sub, "indexer", None), getattr(sub, "bank", None)):
-            with contextlib.suppress(AttributeError, TypeError):
-                discard(part)
 
 
 if __name__ == "__main__":

@@ -27,20 +27,21 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from spikelut.compiler.backend import fit_plans, manifest, network_params
-from spikelut.compiler.cmd_compile import TARGETS, _Device
-from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.estimate import HOST_LINK_CELLS, LOGIC_CELLS, estimate_logic
-from spikelut.compiler.modelfile import load_model
-from spikelut.compiler.quantize import int_predict, quantize_classifier
-from spikelut.compiler.toolchain import find
-from spikelut.compiler.train_classifier import train_on_dataset
-from spikelut.hdl.indexer import IndexerKind
-from spikelut.hdl.layer import Network
-from spikelut.hdl.serial_core import SerialNetwork
+from spikelut.compiler.backend.cores import CoreKind, build_core, core_cycles
+from spikelut.compiler.backend.estimate import estimate_logic
+from spikelut.compiler.backend.manifest import manifest
+from spikelut.compiler.backend.network import network_params
+from spikelut.compiler.backend.placement import fit_plans
+from spikelut.compiler.backend.targets import TARGETS
+from spikelut.compiler.build.toolchain import find
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.ir.modelfile import load_model
+from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.train.classifier import train_on_dataset
 
-TARGET = "ice40-up5k"
-INDEXERS = ("parallel", "temporal", "serial")
+TARGET = TARGETS["ice40-up5k"]
+KINDS = (CoreKind.PARALLEL, CoreKind.TEMPORAL, CoreKind.SERIAL)
 # TreeLUT on the same UP5K and digits split (issue 5): 98.0 %, 2,764 logic cells, ~46 MHz,
 # one inference per clock, no block RAM
 TREELUT = {"accuracy": 0.980, "logic_cells": 2764, "clock_mhz": 46.0, "cycles_per_inference": 1}
@@ -77,20 +78,17 @@ def _synth(text: str) -> dict:
     }
 
 
-def _config(model, plans, indexer: str, clock_mhz: float, synth: bool) -> dict:
-    family, device, _, _ = TARGETS[TARGET]
+def _config(model, plans, kind: CoreKind, clock_mhz: float, synth: bool) -> dict:
     t0 = time.perf_counter()
-    serial = indexer == "serial"
-    kind = IndexerKind.PARALLEL if serial else IndexerKind[indexer.upper()]
-    params, widths = network_params(model, plans, indexer=kind)
-    net = SerialNetwork(layers=params) if serial else Network(layers=params)
-    text = verilog.convert(net, name="spikelut_core", platform=_Device(device))
+    params, widths = network_params(model, plans, kind=kind)
+    net = build_core(kind, params)
+    text = verilog.convert(net, name="spikelut_core", platform=TARGET)
     seconds = time.perf_counter() - t0
-    m = manifest(net, widths, family=family)
+    m = manifest(net, kind, widths, family=TARGET.family)
     est = m["estimate"]
     rate = clock_mhz * 1e6 / m["cycles_per_inference"]
     out = {
-        "indexer": indexer,
+        "indexer": kind.value,
         "placement": [
             {
                 k: layer[k]
@@ -106,7 +104,7 @@ def _config(model, plans, indexer: str, clock_mhz: float, synth: bool) -> dict:
         "inferences_per_second": rate,
         "estimate": est,
         "estimate_per_logic_cell": rate / est["logic_cells"],
-        "fits_logic": est["logic_cells"] <= LOGIC_CELLS[TARGET] - HOST_LINK_CELLS,
+        "fits_logic": est["logic_cells"] <= TARGET.core_logic_cells,
     }
     if synth:
         y = _synth(text)
@@ -116,31 +114,24 @@ def _config(model, plans, indexer: str, clock_mhz: float, synth: bool) -> dict:
 
 
 def _fitting(model, mem: dict, smallest: bool):
-    """``(indexer, plans)`` of the fastest (or smallest, by the logic estimate) configuration
-    that fits the UP5K beside the host link, over every indexer."""
-    cells = LOGIC_CELLS[TARGET] - HOST_LINK_CELLS
+    """``(kind, plans)`` of the fastest (or smallest, by the logic estimate) configuration
+    that fits the UP5K beside the host link, over every core kind."""
     found = []
-    for indexer in INDEXERS:
-        serial = indexer == "serial"
-        kind = IndexerKind.PARALLEL if serial else IndexerKind[indexer.upper()]
+    for kind in KINDS:
         try:
             plans = fit_plans(
-                model, logic_cells=cells, indexer=kind, serial=serial, smallest=smallest, **mem
+                model, logic_cells=TARGET.core_logic_cells, kind=kind, smallest=smallest, **mem
             )
         except ValueError:
             continue
-        params, _ = network_params(model, plans, indexer=kind)
-        est = estimate_logic(params, mem["family"], serial=serial)["logic_cells"]
-        cycles = max(
-            -(-p["tables"].shape[0] // p["tables_per_cycle"])
-            * -(-p["tables"].shape[2] // p["lanes"])
-            for p in params
-        )
-        found.append(((est, cycles) if smallest else (cycles, est), indexer, plans))
+        params, _ = network_params(model, plans, kind=kind)
+        est = estimate_logic(params, mem["family"], kind)["logic_cells"]
+        cycles = core_cycles(params)
+        found.append(((est, cycles) if smallest else (cycles, est), kind.value, kind, plans))
     if not found:
         raise SystemExit("no configuration of the digits classifier fits the UP5K")
-    _, indexer, plans = min(found, key=lambda f: f[0])
-    return indexer, plans
+    _, _, kind, plans = min(found, key=lambda f: f[:2])
+    return kind, plans
 
 
 def main(argv=None) -> int:
@@ -164,19 +155,20 @@ def main(argv=None) -> int:
     data = load_dataset("digits")
     model = _model(args.model, data)
     acc = float((int_predict(model, data.X_test) == data.y_test).mean())
-    family, _, brams, sprams = TARGETS[TARGET]
-    mem = dict(family=family, block_rams=brams, sprams=sprams)
+    mem = dict(family=TARGET.family, block_rams=TARGET.block_rams, sprams=TARGET.sprams)
     fastest_mem = fit_plans(model, **mem)  # the memories' limit, whatever the logic
     configs = {
-        f"{kind}_at_fastest_placement": _config(model, fastest_mem, kind, args.clock_mhz, False)
-        for kind in INDEXERS
+        f"{kind.value}_at_fastest_placement": _config(
+            model, fastest_mem, kind, args.clock_mhz, False
+        )
+        for kind in KINDS
     }
     for name, smallest in (("fastest_that_fits", False), ("smallest_that_fits", True)):
-        indexer, plans = _fitting(model, mem, smallest)
-        configs[name] = _config(model, plans, indexer, args.clock_mhz, args.synth)
+        kind, plans = _fitting(model, mem, smallest)
+        configs[name] = _config(model, plans, kind, args.clock_mhz, args.synth)
     layers = model.layers
     result = {
-        "target": TARGET,
+        "target": TARGET.name,
         "clock_mhz": args.clock_mhz,
         "model": {
             "shape": [(lay.in_dim, lay.out_dim, lay.n_tables, lay.n_c) for lay in layers],
@@ -184,7 +176,7 @@ def main(argv=None) -> int:
             "integer_test_accuracy": acc,
             "test_vectors": len(data.y_test),
         },
-        "logic_cells_available": LOGIC_CELLS[TARGET] - HOST_LINK_CELLS,
+        "logic_cells_available": TARGET.core_logic_cells,
         "configs": configs,
         "treelut": {
             **TREELUT,
@@ -200,7 +192,7 @@ def main(argv=None) -> int:
         return 0
     print(
         f"digits {result['model']['shape']} integer accuracy {acc:.1%} on "
-        f"{len(data.y_test)} test vectors; {TARGET} at {args.clock_mhz:g} MHz"
+        f"{len(data.y_test)} test vectors; {TARGET.name} at {args.clock_mhz:g} MHz"
     )
     for key, c in configs.items():
         est = c["estimate"]

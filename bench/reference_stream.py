@@ -3,7 +3,7 @@
     python bench/reference_stream.py --text FILE --steps N [--seed S] [--val-every K] [--json]
 
 Draws the validation windows, the initial model and every training window exactly as the
-reference's ``main.c`` does after ``srand(S)`` (:mod:`spikelut.compiler.reference_stream`),
+reference's ``main.c`` does after ``srand(S)`` (:mod:`spikelut.compiler.train.reference_stream`),
 trains the default transformer in faithful mode and prints the validation losses. The
 reference validates at multiples of 10,000 steps and then samples text, which consumes
 random numbers: this script does the same at those steps, so its losses there can be set
@@ -20,9 +20,10 @@ import time
 
 import numpy as np
 
-from spikelut.compiler.lm_engine import TransformerEngine
-from spikelut.compiler.lm_train import learning_rate, load_text
-from spikelut.compiler.reference_stream import draw_train_start, reference_setup, skip_sample
+from spikelut.compiler.frontend.text import load_text
+from spikelut.compiler.train.lm import learning_rate
+from spikelut.compiler.train.lm_engine import TransformerEngine
+from spikelut.compiler.train.reference_stream import draw_train_start, reference_setup, skip_sample
 
 REFERENCE_VAL_EVERY = 10_000
 

@@ -23,7 +23,8 @@ import time
 
 import numba
 
-from spikelut.compiler.lm_train import LMTrainConfig, load_text, new_model, train_lm
+from spikelut.compiler.frontend.text import load_text
+from spikelut.compiler.train.lm import LMTrainConfig, new_model, train_lm
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,12 @@
-"""From a quantised classifier to a board design: plans, hash, core, tables (shared by
-``spikelut build``, ``spikelut run`` and the board simulation)."""
+"""From a quantised classifier to a board design: the core's kind and placement, the model
+hash and the tables (shared by ``spikelut build``, ``spikelut run`` and the board simulation).
+
+A board is driven over a UART, a few hundred inferences per second, so reading many tables
+per cycle would only buy adders, build time and Fmax loss: :func:`board_plans` gives the
+tables an eighth of the block RAMs (a quarter, a half or all of them if they need more),
+SPRAM on an UltraPlus. :func:`board_core` picks the core kind by the backend's one rule
+(:func:`~spikelut.compiler.backend.cores.choose_core`) at those placements.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +15,25 @@ import json
 
 import numpy as np
 
-from spikelut.compiler.backend import LayerPlan, build_network, fit_plans, network_params
-from spikelut.compiler.ir import ClassifierMLP
-
-from .top import BoardCore
+from spikelut.boards.platforms import BoardSpec
+from spikelut.boards.tables import TableSpace, table_space
+from spikelut.boards.top import BoardCore
+from spikelut.compiler.backend.compile import CompileError, CorePlan, plan_core
+from spikelut.compiler.backend.cores import CoreKind, build_core, choose_core, eligible_kinds
+from spikelut.compiler.backend.network import network_params
+from spikelut.compiler.backend.placement import fit_plans
+from spikelut.compiler.backend.plan import LayerPlan, plans_from_json
+from spikelut.compiler.ir.classifier import ClassifierMLP
 
 __all__ = [
     "HASH_BYTES",
     "RESERVED_BRAMS",
+    "board_core",
     "board_plans",
-    "choose_indexer",
     "make_core",
     "model_hash",
     "model_tables",
-    "plans_from_json",
-    "plans_to_json",
+    "table_space_of_build",
 ]
 
 HASH_BYTES = 16
@@ -41,47 +52,51 @@ def model_hash(model: ClassifierMLP) -> bytes:
     return h.digest()[:HASH_BYTES]
 
 
-def board_plans(model: ClassifierMLP, spec, *, max_brams: int | None = None) -> list[LayerPlan]:
-    """The fastest table placement within ``max_brams`` block RAMs (and the SPRAMs).
-
-    By default the tables get an eighth of the device's block RAMs (a quarter, a half or
-    all of them if they need more): a host-link board is bound by its UART (a few hundred
-    inferences/s), so reading many tables per cycle would only buy adders, build time and
-    Fmax loss.
-    """
-    cap = spec.capacity
-    available = cap.block_rams - RESERVED_BRAMS[spec.family]
+def board_plans(
+    model: ClassifierMLP, spec: BoardSpec, kind: CoreKind, *, max_brams: int | None = None
+) -> list[LayerPlan]:
+    """The fastest table placement of a ``kind`` core within ``max_brams`` block RAMs (by
+    default the budgets of the module docstring) and the board's SPRAMs; a serial core's
+    anchor ROMs and input copies count against the budget. ``ValueError`` when nothing fits."""
+    t = spec.target
+    available = t.block_rams - RESERVED_BRAMS[t.family]
     if max_brams is not None:
         budgets = [min(available, max_brams)]
     else:
-        budgets = [min(available, cap.block_rams // d) for d in (8, 4, 2)] + [available]
+        budgets = [min(available, t.block_rams // d) for d in (8, 4, 2)] + [available]
+    kw = dict(family=t.family, sprams=t.sprams, kind=kind)
     for budget in budgets[:-1]:
         try:
-            return fit_plans(model, family=spec.family, block_rams=budget, sprams=cap.sprams)
+            return fit_plans(model, block_rams=budget, **kw)
         except ValueError:
             continue  # the tables need more
-    return fit_plans(model, family=spec.family, block_rams=budgets[-1], sprams=cap.sprams)
+    return fit_plans(model, block_rams=budgets[-1], **kw)
 
 
-def plans_to_json(plans: list[LayerPlan]) -> list[dict]:
-    """JSON form of layer plans."""
-    return [
-        {
-            "storage": p.storage.name.lower(),
-            "tables_per_cycle": p.tables_per_cycle,
-            "lanes": p.lanes,
-        }
-        for p in plans
-    ]
-
-
-def plans_from_json(items: list[dict]) -> list[LayerPlan]:
-    """Inverse of :func:`plans_to_json`."""
-    from spikelut.hdl.bank import Storage
-
-    return [
-        LayerPlan(Storage[i["storage"].upper()], i["tables_per_cycle"], i["lanes"]) for i in items
-    ]
+def board_core(
+    model: ClassifierMLP,
+    spec: BoardSpec,
+    *,
+    kind: CoreKind | str = "auto",
+    max_brams: int | None = None,
+) -> CorePlan:
+    """The core a board build puts in the bitstream: ``kind`` (or, for ``"auto"``, the kind
+    :func:`~spikelut.compiler.backend.cores.choose_core` picks among those that can run the
+    model) at its :func:`board_plans` placement. Raises
+    :class:`~spikelut.compiler.backend.compile.CompileError` when nothing fits the device."""
+    kinds = eligible_kinds(model) if kind == "auto" else [CoreKind.parse(kind)]
+    fits, failures = {}, []
+    for k in kinds:
+        try:
+            plans = board_plans(model, spec, k, max_brams=max_brams)
+            fits[k] = plan_core(
+                model, spec.target, kind=k, plans=plans, logic_cells=spec.target.logic_cells
+            )
+        except (CompileError, ValueError) as e:
+            failures.append(CompileError(str(e)))
+    if not fits:
+        raise failures[0]
+    return fits[choose_core({k: p.estimate["logic_cells"] for k, p in fits.items()})]
 
 
 def model_tables(model: ClassifierMLP) -> dict[int, np.ndarray]:
@@ -89,48 +104,23 @@ def model_tables(model: ClassifierMLP) -> dict[int, np.ndarray]:
     return {k: np.asarray(layer.tables, np.int64) for k, layer in enumerate(model.layers)}
 
 
-def choose_indexer(model: ClassifierMLP, spec, *, plans=None) -> str:
-    """The indexer a board design gets: ``"serial"`` unless a layer is residual (the serial
-    core has no residual add) or the parallel core is estimated smaller.
-
-    Both cores read the tables at the same rate for the same placement (``plans``, by
-    default :func:`board_plans`): the serial core indexes one group of tables while reading
-    the previous one, so it reaches the memory-bandwidth floor with a few comparators
-    instead of ``N_T * N_C``; the logic estimate
-    (:func:`spikelut.compiler.estimate.estimate_logic`) decides.
-    """
-    if any(layer.residual for layer in model.layers):
-        return "parallel"
-    from spikelut.compiler.estimate import estimate_logic
-
-    if plans is None:
-        plans = board_plans(model, spec)
-    params, _ = network_params(model, plans)
-    serial = estimate_logic(params, spec.family, serial=True)["logic_cells"]
-    parallel = estimate_logic(params, spec.family)["logic_cells"]
-    return "serial" if serial <= parallel else "parallel"
-
-
 def make_core(
-    model: ClassifierMLP,
-    plans,
-    *,
-    clock_hz: int,
-    divisor: int,
-    indexer: str = "parallel",
-    **options,
+    model: ClassifierMLP, core: CorePlan, *, clock_hz: int, divisor: int, **options
 ) -> BoardCore:
-    """The :class:`~spikelut.boards.top.BoardCore` of ``model`` placed by ``plans``, with the
-    parallel network core or the :mod:`~spikelut.hdl.serial_core` (``indexer="serial"``)."""
-    if indexer == "serial":
-        from spikelut.hdl.serial_core import SerialNetwork
-
-        params, _ = network_params(model, plans)
-        net = SerialNetwork(layers=params)
-    elif indexer == "parallel":
-        net = build_network(model, plans)
-    else:
-        raise ValueError(f"indexer must be 'parallel' or 'serial', not {indexer!r}")
+    """The :class:`~spikelut.boards.top.BoardCore` of ``model`` with the core ``core``
+    (:func:`board_core`), clocked at ``clock_hz`` with UART ``divisor``; ``options`` as
+    :class:`~spikelut.boards.top.BoardCore`."""
+    net = build_core(core.kind, core.params)
     return BoardCore(
         net, clock_hz=int(clock_hz), divisor=divisor, model_hash=model_hash(model), **options
     )
+
+
+def table_space_of_build(model: ClassifierMLP, board_info: dict) -> TableSpace:
+    """The table space of the bitstream described by ``board_info`` (a build's
+    ``board.json``) for ``model``'s shape: what LOAD_TABLES must write. ``ValueError``
+    naming what is missing or wrong."""
+    if not isinstance(board_info, dict) or "plans" not in board_info:
+        raise ValueError("the build's board.json holds no plans; rebuild with spikelut build")
+    params, _ = network_params(model, plans_from_json(board_info["plans"]))
+    return table_space(params)

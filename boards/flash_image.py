@@ -21,8 +21,9 @@ import struct
 
 import numpy as np
 
-from .protocol import crc16
-from .tables import TableSpace
+from spikelut.boards.tables import TableSpace
+from spikelut.hdl.crc import crc16
+from spikelut.hdl.storage import Storage
 
 __all__ = [
     "HEADER_SIZE",
@@ -46,8 +47,6 @@ class FlashImageError(ValueError):
 
 def boot_layers(space: TableSpace) -> list[int]:
     """The layers the boot loader fills: those in SPRAM (the bitstream does not initialise it)."""
-    from spikelut.hdl.bank import Storage
-
     return [lt.layer for lt in space.layers if lt.storage == Storage.SPRAM]
 
 

@@ -1,6 +1,6 @@
 """Host runtime transport layer: talk to a spikelut board (real or simulated) over the host link.
 
-A :class:`Transport` moves bytes; :class:`HostLink` speaks :mod:`spikelut.boards.protocol`
+A :class:`Transport` moves bytes; :class:`BoardClient` speaks :mod:`spikelut.boards.protocol`
 over any transport. The same client code runs over a serial port (:class:`SerialTransport`,
 pyserial; also a pseudo-terminal a simulation exposes), a TCP socket to a simulation
 (:class:`SocketTransport`), or in-process queues (:class:`QueueTransport`).
@@ -15,15 +15,17 @@ import socket
 import time
 from collections.abc import Sequence
 
-from . import protocol as p
-from .protocol import Counters, Frame, FrameType, Identity, ProtocolError
+from spikelut.boards import protocol as p
+from spikelut.boards.protocol import Frame
+from spikelut.hdl.hostlink import wire as spec
+from spikelut.hdl.hostlink.wire import Counters, FrameType, Identity, ProtocolError
 
 
 class Transport:
     """A byte pipe to a board. Subclasses implement :meth:`write`, :meth:`read`, :meth:`close`.
 
     ``byte_seconds`` is the wire time of one byte (10 bits at the baud rate) when the
-    transport knows it, else 0; :class:`HostLink` adds it to its reply timeouts.
+    transport knows it, else 0; :class:`BoardClient` adds it to its reply timeouts.
     """
 
     byte_seconds: float = 0.0
@@ -153,7 +155,7 @@ class LinkTimeout(ProtocolError):
     """No reply arrived in time (after every retry)."""
 
 
-class HostLink:
+class BoardClient:
     """Client of a board's host link: one request at a time, replies checked.
 
     ``timeout`` is the base wait for a reply, to which the wire time of the request and the
@@ -233,9 +235,9 @@ class HostLink:
         """Ask the board what it runs; the answer is kept as :attr:`identity`."""
         frame = self.request(FrameType.IDENTIFY, reply_bytes=16 + 64)
         ident = Identity.decode(self._expect(frame, FrameType.IDENTITY))
-        if ident.version != p.PROTOCOL_VERSION:
+        if ident.version != spec.PROTOCOL_VERSION:
             raise ProtocolError(
-                f"board speaks host-link protocol {ident.version}, this host {p.PROTOCOL_VERSION}"
+                f"board speaks host-link protocol {ident.version}, this host {spec.PROTOCOL_VERSION}"
             )
         self._identity = ident
         return ident

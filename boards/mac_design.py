@@ -1,5 +1,6 @@
 """The multiply-accumulate baseline as a board design (shared by ``spikelut build --baseline
-mac`` and ``bench/compare_mac.py``): units per board, identity hash, the board core.
+mac`` and ``bench/compare_mac.py``): the identity hash and the board core; the units per
+board are :func:`spikelut.compiler.backend.mac.default_macs` of the board's target.
 
 The MAC core's weights are fixed by the bitstream, so the design has no table space to load;
 it sits in the same :class:`~spikelut.boards.top.BoardCore` (UART host link, LEDs) as a LUT
@@ -12,17 +13,12 @@ import hashlib
 
 import numpy as np
 
-from .design import HASH_BYTES
-from .top import BoardCore
+from spikelut.boards.design import HASH_BYTES
+from spikelut.boards.top import BoardCore
+from spikelut.compiler.backend.mac import mac_params
+from spikelut.hdl.mac import MACCore
 
-__all__ = ["board_macs", "mac_hash", "make_mac_core"]
-
-
-def board_macs(spec, net) -> int:
-    """Units for board ``spec``: one per DSP block, at most the widest layer's outputs (one
-    on a device without DSP blocks, where a multiplier costs logic cells)."""
-    widest = max(layer.w.shape[1] for layer in net.layers)
-    return max(1, min(widest, spec.capacity.dsps))
+__all__ = ["mac_hash", "make_mac_core"]
 
 
 def mac_hash(net) -> bytes:
@@ -44,11 +40,9 @@ def mac_hash(net) -> bytes:
 
 def make_mac_core(net, *, macs: int, clock_hz: int, divisor: int, **options) -> BoardCore:
     """The :class:`~spikelut.boards.top.BoardCore` of the integer MAC network ``net``
-    (:class:`spikelut.sim.mac_golden.MACNetwork`) on ``macs`` units; ``options`` go to
+    (:class:`spikelut.compiler.ir.mac.MACNetwork`) on ``macs`` units; ``options`` go to
     :class:`BoardCore`. Raises ValueError for a bad unit count."""
-    from spikelut.compiler.mac_backend import mac_core
-
-    core = mac_core(net, macs=macs)
+    core = MACCore(mac_params(net, macs=macs))
     return BoardCore(
         core, clock_hz=int(clock_hz), divisor=divisor, model_hash=mac_hash(net), **options
     )

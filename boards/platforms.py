@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 
+from spikelut.compiler.backend.targets import TARGETS, Target
 from spikelut.compiler.errors import UserError
+
+__all__ = ["BOARDS", "BoardSpec", "board"]
 
 _NOT_FOR_BUILDING = {"dfu-suffix", "openFPGALoader", "iceprog", "dfu-util"}
 
@@ -30,26 +33,14 @@ class _BuildOnly:
 
 
 @dataclass(frozen=True)
-class Capacity:
-    """What a device offers: logic cells (LUT4+FF), block RAMs, SPRAMs, DSP/multiplier blocks."""
-
-    logic_cells: int
-    block_rams: int
-    block_ram_bits: int
-    sprams: int
-    dsps: int
-
-
-@dataclass(frozen=True)
 class BoardSpec:
-    """One supported board: its amaranth-boards platform and device facts."""
+    """One supported board: its amaranth-boards platform and its device (a
+    :class:`~spikelut.compiler.backend.targets.Target`, which holds the device facts)."""
 
     name: str
     module: str
     platform_class: str
-    family: str  # "ice40" or "ecp5"
-    device: str
-    capacity: Capacity
+    target: Target
     bitstream_ext: str
     extra_uart: tuple[str, str, str] | None = None  # (tx pin, rx pin, IO standard attr)
     programmer: str = "openFPGALoader"
@@ -76,26 +67,21 @@ class BoardSpec:
         return plat
 
     @property
+    def family(self) -> str:
+        """``"ice40"`` or ``"ecp5"``."""
+        return self.target.family
+
+    @property
+    def device(self) -> str:
+        """The device name nextpnr and Amaranth use."""
+        return self.target.device
+
+    @property
     def clock_hz(self) -> float:
         """Frequency of the board's default clock."""
         plat = self.platform()
         return plat.default_clk_frequency
 
-
-UP5K = Capacity(logic_cells=5280, block_rams=30, block_ram_bits=4096, sprams=4, dsps=8)
-HX8K = Capacity(logic_cells=7680, block_rams=32, block_ram_bits=4096, sprams=0, dsps=0)
-
-
-def _ecp5(luts_k: int, brams: int, dsps: int) -> Capacity:
-    return Capacity(
-        logic_cells=luts_k * 1024, block_rams=brams, block_ram_bits=18432, sprams=0, dsps=dsps
-    )
-
-
-ECP5_12F = _ecp5(12, 56, 28)
-ECP5_25F = _ecp5(24, 56, 28)
-ECP5_45F = _ecp5(44, 108, 72)
-ECP5_85F = _ecp5(84, 208, 156)
 
 BOARDS: dict[str, BoardSpec] = {
     b.name: b
@@ -104,9 +90,7 @@ BOARDS: dict[str, BoardSpec] = {
             "icebreaker",
             "amaranth_boards.icebreaker",
             "ICEBreakerPlatform",
-            "ice40",
-            "iCE40UP5K",
-            UP5K,
+            TARGETS["ice40-up5k"],
             "bin",
             programmer="iceprog",
             loader_board="icebreaker",
@@ -115,9 +99,7 @@ BOARDS: dict[str, BoardSpec] = {
             "icesugar",
             "amaranth_boards.icesugar",
             "ICESugarPlatform",
-            "ice40",
-            "iCE40UP5K",
-            UP5K,
+            TARGETS["ice40-up5k"],
             "bin",
             loader_board="ice40_generic",
         ),
@@ -125,9 +107,7 @@ BOARDS: dict[str, BoardSpec] = {
             "upduino3",
             "amaranth_boards.upduino_v3",
             "UpduinoV3Platform",
-            "ice40",
-            "iCE40UP5K",
-            UP5K,
+            TARGETS["ice40-up5k"],
             "bin",
             extra_uart=("38", "28", "SB_LVCMOS"),
             programmer="iceprog",
@@ -137,9 +117,7 @@ BOARDS: dict[str, BoardSpec] = {
             "ulx3s-12f",
             "amaranth_boards.ulx3s",
             "ULX3S_12F_Platform",
-            "ecp5",
-            "LFE5U-12F",
-            ECP5_12F,
+            TARGETS["ecp5-12"],
             "bit",
             loader_board="ulx3s",
         ),
@@ -147,9 +125,7 @@ BOARDS: dict[str, BoardSpec] = {
             "ulx3s-25f",
             "amaranth_boards.ulx3s",
             "ULX3S_25F_Platform",
-            "ecp5",
-            "LFE5U-25F",
-            ECP5_25F,
+            TARGETS["ecp5-25"],
             "bit",
             loader_board="ulx3s",
         ),
@@ -157,9 +133,7 @@ BOARDS: dict[str, BoardSpec] = {
             "ulx3s-45f",
             "amaranth_boards.ulx3s",
             "ULX3S_45F_Platform",
-            "ecp5",
-            "LFE5U-45F",
-            ECP5_45F,
+            TARGETS["ecp5-45"],
             "bit",
             loader_board="ulx3s",
         ),
@@ -167,9 +141,7 @@ BOARDS: dict[str, BoardSpec] = {
             "ulx3s-85f",
             "amaranth_boards.ulx3s",
             "ULX3S_85F_Platform",
-            "ecp5",
-            "LFE5U-85F",
-            ECP5_85F,
+            TARGETS["ecp5-85"],
             "bit",
             loader_board="ulx3s",
         ),
@@ -177,9 +149,7 @@ BOARDS: dict[str, BoardSpec] = {
             "orangecrab-25f",
             "amaranth_boards.orangecrab_r0_2",
             "OrangeCrabR0_2_25FPlatform",
-            "ecp5",
-            "LFE5U-25F",
-            ECP5_25F,
+            TARGETS["ecp5-25"],
             "bit",
             extra_uart=("N17", "M18", "LVCMOS33"),
             loader_board="orangeCrab",
@@ -188,9 +158,7 @@ BOARDS: dict[str, BoardSpec] = {
             "orangecrab-85f",
             "amaranth_boards.orangecrab_r0_2",
             "OrangeCrabR0_2_85FPlatform",
-            "ecp5",
-            "LFE5U-85F",
-            ECP5_85F,
+            TARGETS["ecp5-85"],
             "bit",
             extra_uart=("N17", "M18", "LVCMOS33"),
             loader_board="orangeCrab",

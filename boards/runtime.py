@@ -12,12 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from spikelut.sim.golden import run_classifier
-
-from .design import model_hash, model_tables
-from .host import HostLink
-from .protocol import ProtocolError
-from .tables import TableSpace
+from spikelut.boards.design import model_hash, model_tables
+from spikelut.boards.host import BoardClient
+from spikelut.boards.tables import TableSpace
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.hdl.hostlink.wire import ProtocolError
 
 __all__ = ["BoardMismatch", "run_on_board", "upload_tables"]
 
@@ -26,7 +25,7 @@ class BoardMismatch(ProtocolError):
     """The board runs another model or takes another input format."""
 
 
-def upload_tables(link: HostLink, space: TableSpace, tables: dict[int, np.ndarray]) -> int:
+def upload_tables(link: BoardClient, space: TableSpace, tables: dict[int, np.ndarray]) -> int:
     """Write every memory-backed layer's tables through LOAD_TABLES; returns frames sent."""
     frames = 0
     for lt in space.layers:
@@ -38,7 +37,7 @@ def upload_tables(link: HostLink, space: TableSpace, tables: dict[int, np.ndarra
 
 
 def run_on_board(
-    link: HostLink,
+    link: BoardClient,
     model,
     x_int: np.ndarray,
     *,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikelut.hdl.bank import Storage, bank_image
+from spikelut.hdl.storage import Storage, bank_image
 
 __all__ = ["LayerTables", "TableSpace", "table_space"]
 
@@ -105,15 +105,12 @@ class TableSpace:
         return out.reshape(lt.lanes, lt.depth * lt.slots)
 
 
-def table_space(net) -> TableSpace:
-    """The :class:`TableSpace` of a :class:`~spikelut.hdl.layer.Network`."""
-    geo = []
-    for k, hw in enumerate(net.layers):
-        bank = hw.bank
-        if bank.storage == Storage.LOGIC:
-            continue
-        geo.append((k, bank))
-    chunk_bits, layers = 1, []
+def table_space(layers) -> TableSpace:
+    """The :class:`TableSpace` of a network core's ``layers``: one
+    :class:`~spikelut.hdl.layer_params.LayerParams` per layer (or a shape whose ``storage``
+    is LOGIC, which the link cannot write)."""
+    geo = [(k, p) for k, p in enumerate(layers) if p.storage != Storage.LOGIC]
+    chunk_bits, out = 1, []
     slot_bits = {}
     for k, bank in geo:
         word = bank.lanes * bank.table_width
@@ -123,7 +120,7 @@ def table_space(net) -> TableSpace:
         slot_bits[k] = s
         chunk_bits = max(chunk_bits, -(-word // (1 << s)))
     for k, bank in geo:
-        layers.append(
+        out.append(
             LayerTables(
                 layer=k,
                 storage=bank.storage,
@@ -135,5 +132,5 @@ def table_space(net) -> TableSpace:
                 slot_bits=slot_bits[k],
             )
         )
-    addr_bits = max([1, *(lt.lane_bits + lt.addr_bits + lt.slot_bits for lt in layers)])
-    return TableSpace(tuple(layers), chunk_bits, addr_bits, len(net.layers))
+    addr_bits = max([1, *(lt.lane_bits + lt.addr_bits + lt.slot_bits for lt in out)])
+    return TableSpace(tuple(out), chunk_bits, addr_bits, len(layers))

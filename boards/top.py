@@ -1,7 +1,9 @@
 """The board top: UART host link, network core, table loading at boot, status LEDs, clocking.
 
-:class:`BoardCore` is the whole design with flat pins (UART ``rx``/``tx``, SPI flash ``sck``,
-``cs_n``, ``copi``, ``cipo``, ``leds``) in the ``sync`` domain; simulation uses it as is.
+:class:`BoardCore` is the whole design with its pins as ports (UART ``rx``/``tx``, the SPI
+flash's ``flash``, :class:`~spikelut.hdl.spiflash.FlashPinSignature`, whose Verilog ports are
+``flash__sck``, ``flash__cs_n``, ``flash__copi``, ``flash__cipo``; ``leds``) in the ``sync``
+domain; simulation uses it as is.
 :class:`BoardTop` puts it on an amaranth-boards platform: board oscillator, or a PLL when the
 requested clock differs from it, and the pins of the board's UART, configuration flash and LEDs.
 
@@ -16,40 +18,53 @@ LEDs: 0 tables ready (boot load checked and done, or nothing to load); 1 error (
 rejected the flash area, or the link answered ERROR recently); 2 link busy (stretched).
 """
 
+import dataclasses
 import struct
 
 from amaranth.build.res import ResourceError
-from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, Elaboratable, Module, Signal
+from amaranth.hdl import (
+    Array,
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Elaboratable,
+    Module,
+    Signal,
+)
 from amaranth.lib import data, io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from spikelut.boards.flash_image import (
+    HEADER_SIZE,
+    MAGIC,
+    TABLE_OFFSET,
+    boot_layers,
+    payload_length,
+)
+from spikelut.boards.pll import PLLConfig, ecp5_pll, ice40_pll, pll_instance
+from spikelut.boards.tables import TableSpace, table_space
 from spikelut.hdl.crc import INIT as CRC_INIT
 from spikelut.hdl.crc import crc16_next
-from spikelut.hdl.hostlink import HostLink
-from spikelut.hdl.spiflash import SPIFlashReader
-from spikelut.hdl.uart import UARTReceiver, UARTTransmitter
+from spikelut.hdl.hostlink.link import HostLink
+from spikelut.hdl.hostlink.params import LinkParams
+from spikelut.hdl.params import check_int
+from spikelut.hdl.spiflash import FlashPinSignature, SPIFlashReader
+from spikelut.hdl.uart import UARTReceiver, UARTTransmitter, check_divisor
 
-from .flash_image import HEADER_SIZE, MAGIC, TABLE_OFFSET, boot_layers, payload_length
-from .pll import PLLConfig, ecp5_pll, ice40_pll, pll_instance
-from .tables import TableSpace, table_space
-
-__all__ = ["BoardCore", "BoardTop", "BootLoader", "TableRouter", "choose_pll", "write_layout"]
+__all__ = ["BoardCore", "BoardTop", "BootLoader", "TableRouter", "choose_pll", "chunk_write_layout"]
 
 
-def write_layout(space: TableSpace) -> data.StructLayout:
+def chunk_write_layout(space: TableSpace) -> data.StructLayout:
     """Payload of a table write on the link side: ``layer``, host ``addr``, one chunk ``data``."""
     return data.StructLayout(
         {"layer": range(space.n_layers), "addr": space.addr_bits, "data": space.chunk_bits}
     )
 
 
-def _in_port(component, name):
-    return component.signature.members[name].signature.flip()
-
-
 class TableRouter(wiring.Component):
-    """Turns chunk writes (``i_table``, :func:`write_layout`) into bank word writes on
+    """Turns chunk writes (``i_table``, :func:`chunk_write_layout`) into bank word writes on
     ``w{k}_stream`` for every memory-backed layer ``k`` of ``net``.
 
     Chunks before a word's last slot are held; the last slot writes the word. Writes to a
@@ -58,9 +73,9 @@ class TableRouter(wiring.Component):
 
     def __init__(self, net, space: TableSpace):
         self._space = space
-        ports = {"i_table": In(stream.Signature(write_layout(space)))}
+        ports = {"i_table": In(stream.Signature(chunk_write_layout(space)))}
         for lt in space.layers:
-            ports[f"w{lt.layer}_stream"] = Out(_in_port(net, f"w{lt.layer}_stream"))
+            ports[f"w{lt.layer}_stream"] = Out(net.layers[lt.layer].write_signature)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -98,33 +113,129 @@ class TableRouter(wiring.Component):
         return m
 
 
+def check_boot(space: TableSpace, *, offset: int, half_period: int) -> tuple[list, int, int]:
+    """The boot loader's parameters, checked: ``(layers to load, offset, half_period)``.
+
+    ``ValueError`` when ``space`` has no SPRAM layer (nothing to load), when the table area
+    at ``offset`` does not fit the flash's 24-bit addresses, or for a bad ``half_period``.
+    """
+    layers = [space.layer(k) for k in boot_layers(space)]
+    if not layers:
+        raise ValueError("the network has no SPRAM layer; there is nothing to load at boot")
+    end = (1 << 24) - HEADER_SIZE - payload_length(space)
+    return (
+        layers,
+        check_int("flash offset", offset, 0, end),
+        check_int("spi half_period", half_period, 1),
+    )
+
+
+class _ChunkOrder:
+    """Where the payload's next chunk goes: boot layer ``li``, lane, word address and slot,
+    counted in payload order (:mod:`spikelut.boards.flash_image`)."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        self.li = Signal(range(len(layers) + 1))
+        self.lane = Signal(range(max(lt.lanes for lt in layers) + 1))
+        self.waddr = Signal(range(max(lt.depth for lt in layers) + 1))
+        self.slot = Signal(range(max(lt.slots for lt in layers) + 1))
+
+    def restart(self) -> list:
+        """Assignments back to the first chunk."""
+        return [self.li.eq(0), self.lane.eq(0), self.waddr.eq(0), self.slot.eq(0)]
+
+    def drive(self, m, payload) -> None:
+        """The current chunk's layer and host address on ``payload``."""
+        with m.Switch(self.li):
+            for n, lt in enumerate(self.layers):
+                with m.Case(n):
+                    addr = Cat(
+                        self.slot[: lt.slot_bits],
+                        self.waddr[: lt.addr_bits],
+                        self.lane[: lt.lane_bits],
+                    )
+                    m.d.comb += [payload.layer.eq(lt.layer), payload.addr.eq(addr)]
+
+    def advance(self, m) -> None:
+        """On to the next chunk."""
+        with m.Switch(self.li):
+            for n, lt in enumerate(self.layers):
+                with m.Case(n):
+                    self._next_slot(m, lt)
+
+    def _next_slot(self, m, lt) -> None:
+        with m.If(self.slot != lt.slots - 1):
+            m.d.sync += self.slot.eq(self.slot + 1)
+        with m.Else():
+            m.d.sync += self.slot.eq(0)
+            self._next_word(m, lt)
+
+    def _next_word(self, m, lt) -> None:
+        with m.If(self.waddr != lt.depth - 1):
+            m.d.sync += self.waddr.eq(self.waddr + 1)
+        with m.Else():
+            m.d.sync += self.waddr.eq(0)
+            with m.If(self.lane != lt.lanes - 1):
+                m.d.sync += self.lane.eq(self.lane + 1)
+            with m.Else():
+                m.d.sync += [self.lane.eq(0), self.li.eq(self.li + 1)]
+
+
+class _AreaCheck:
+    """The first read of the table area: the header's magic and payload length must be the
+    design's, the payload's CRC the header's."""
+
+    def __init__(self, total: int):
+        self.expect = Array(Const(b, 8) for b in MAGIC + struct.pack("<I", total))
+        self.count = Signal(range(HEADER_SIZE + total + 1))  # bytes checked
+        self.crc = Signal(16, init=CRC_INIT)
+        self.want = Signal(16)  # the header's CRC
+        self.bad = Signal()  # the magic or the length is wrong
+        self.last = self.count == HEADER_SIZE + total - 1
+        self.passed = ~self.bad & (self.crc == self.want)
+
+    def restart(self) -> list:
+        """Assignments back to the area's first byte."""
+        return [self.count.eq(0), self.crc.eq(CRC_INIT), self.bad.eq(0)]
+
+    def take(self, m, byte) -> None:
+        """Check the area's next byte, ``byte``."""
+        count = self.count
+        m.d.sync += count.eq(count + 1)
+        with m.If(count < 8), m.If(byte != self.expect[count[:3]]):
+            m.d.sync += self.bad.eq(1)
+        with m.Elif(count == 8):
+            m.d.sync += self.want[8:].eq(byte)  # most significant byte first
+        with m.Elif(count == 9):
+            m.d.sync += self.want[:8].eq(byte)
+        with m.Elif(count >= HEADER_SIZE):
+            m.d.sync += self.crc.eq(crc16_next(self.crc, byte))
+
+
 class BootLoader(wiring.Component):
     """Copies the SPRAM tables from the SPI flash at ``offset`` into the table space, once.
 
     Reads the table header and payload a first time to check the magic, the payload length
     (fixed by the design) and the payload's CRC; only if all check out reads the payload again
     and issues its chunks on ``o_table``. ``done`` rises when finished, with ``ok`` (loaded) or
-    ``failed`` (rejected). SPI pins as :class:`~spikelut.hdl.spiflash.SPIFlashReader`.
+    ``failed`` (rejected). ``flash``: the SPI flash pins
+    (:class:`~spikelut.hdl.spiflash.FlashPinSignature`). Parameters: :func:`check_boot`.
     """
 
     def __init__(self, space: TableSpace, *, offset: int = TABLE_OFFSET, half_period: int = 1):
+        self._layers, self._offset, self._half = check_boot(
+            space, offset=offset, half_period=half_period
+        )
         self._space = space
-        self._layers = [space.layer(k) for k in boot_layers(space)]
-        if not self._layers:
-            raise ValueError("the network has no SPRAM layer; there is nothing to load at boot")
-        self._offset = offset
-        self._half = half_period
         self._length = payload_length(space)
         super().__init__(
             {
-                "o_table": Out(stream.Signature(write_layout(space))),
+                "o_table": Out(stream.Signature(chunk_write_layout(space))),
                 "done": Out(1),
                 "ok": Out(1),
                 "failed": Out(1),
-                "sck": Out(1),
-                "cs_n": Out(1, init=1),
-                "copi": Out(1),
-                "cipo": In(1, init=1),
+                "flash": Out(FlashPinSignature()),
             }
         )
 
@@ -135,148 +246,95 @@ class BootLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        sp, total = self._space, self._length
         m.submodules.reader = rd = SPIFlashReader(half_period=self._half)
-        m.d.comb += [
-            self.sck.eq(rd.sck),
-            self.cs_n.eq(rd.cs_n),
-            self.copi.eq(rd.copi),
-            rd.cipo.eq(self.cipo),
-        ]
-        expect = Array(Const(b, 8) for b in MAGIC + struct.pack("<I", total))
+        wiring.connect(m, rd.flash, wiring.flipped(self.flash))
+        total = self._length
+        area = _AreaCheck(total)
+        order = _ChunkOrder(self._layers)
+        order.drive(m, self.o_table.payload)
         byte = rd.o_stream.payload
         took = rd.o_stream.valid & rd.o_stream.ready
-        count = Signal(range(HEADER_SIZE + total + 1))
-        crc = Signal(16, init=CRC_INIT)
-        want = Signal(16)
-        bad = Signal()
-        cb = sp.chunk_bytes
-        chunk = Signal(cb * 8)
-        byte_idx = Signal(range(cb + 1))
-        n_chunks = total // cb
-        chunks_left = Signal(range(n_chunks + 1))
-        li = Signal(range(len(self._layers) + 1))
-        lane = Signal(range(max(lt.lanes for lt in self._layers) + 1))
-        waddr = Signal(range(max(lt.depth for lt in self._layers) + 1))
-        slot = Signal(range(max(lt.slots for lt in self._layers) + 1))
-
-        out = self.o_table
-        m.d.comb += [out.payload.data.eq(chunk[: sp.chunk_bits])]
-        with m.Switch(li):
-            for n, lt in enumerate(self._layers):
-                with m.Case(n):
-                    m.d.comb += [
-                        out.payload.layer.eq(lt.layer),
-                        out.payload.addr.eq(
-                            Cat(slot[: lt.slot_bits], waddr[: lt.addr_bits], lane[: lt.lane_bits])
-                        ),
-                    ]
-
-        def advance():
-            """Next (layer, lane, word, slot) in payload order."""
-            with m.Switch(li):
-                for n, lt in enumerate(self._layers):
-                    with m.Case(n):
-                        with m.If(slot != lt.slots - 1):
-                            m.d.sync += slot.eq(slot + 1)
-                        with m.Else():
-                            m.d.sync += slot.eq(0)
-                            with m.If(waddr != lt.depth - 1):
-                                m.d.sync += waddr.eq(waddr + 1)
-                            with m.Else():
-                                m.d.sync += waddr.eq(0)
-                                with m.If(lane != lt.lanes - 1):
-                                    m.d.sync += lane.eq(lane + 1)
-                                with m.Else():
-                                    m.d.sync += [lane.eq(0), li.eq(li + 1)]
 
         with m.FSM():
             with m.State("VERIFY_CMD"):
-                m.d.comb += [
-                    rd.i_cmd.valid.eq(1),
-                    rd.i_cmd.payload.addr.eq(self._offset),
-                    rd.i_cmd.payload.length.eq(HEADER_SIZE + total),
-                ]
-                m.d.sync += [count.eq(0), crc.eq(CRC_INIT), bad.eq(0)]
-                with m.If(rd.i_cmd.ready):
-                    m.next = "VERIFY"
+                m.d.sync += area.restart()
+                self._read(m, rd.i_cmd, self._offset, HEADER_SIZE + total, "VERIFY")
             with m.State("VERIFY"):
                 m.d.comb += rd.o_stream.ready.eq(1)
                 with m.If(took):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count < 8), m.If(byte != expect[count[:3]]):
-                        m.d.sync += bad.eq(1)
-                    with m.Elif(count == 8):
-                        m.d.sync += want[8:].eq(byte)
-                    with m.Elif(count == 9):
-                        m.d.sync += want[:8].eq(byte)
-                    with m.Elif(count >= HEADER_SIZE):
-                        m.d.sync += crc.eq(crc16_next(crc, byte))
-                    with m.If(count == HEADER_SIZE + total - 1):
+                    area.take(m, byte)
+                    with m.If(area.last):
                         m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(bad | (crc != want)):
-                    m.next = "FAILED"
-                with m.Else():
+                with m.If(area.passed):
                     m.next = "LOAD_CMD"
-            with m.State("LOAD_CMD"):
-                m.d.comb += [
-                    rd.i_cmd.valid.eq(1),
-                    rd.i_cmd.payload.addr.eq(self._offset + HEADER_SIZE),
-                    rd.i_cmd.payload.length.eq(total),
-                ]
-                m.d.sync += [
-                    chunks_left.eq(n_chunks),
-                    byte_idx.eq(0),
-                    li.eq(0),
-                    lane.eq(0),
-                    waddr.eq(0),
-                    slot.eq(0),
-                ]
-                with m.If(rd.i_cmd.ready):
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.comb += rd.o_stream.ready.eq(1)
-                with m.If(took):
-                    m.d.sync += chunk.eq(Cat(chunk[8:], byte))  # little-endian: low byte first
-                    with m.If(byte_idx == cb - 1):
-                        m.d.sync += byte_idx.eq(0)
-                        m.next = "EMIT"
-                    with m.Else():
-                        m.d.sync += byte_idx.eq(byte_idx + 1)
-            with m.State("EMIT"):
-                m.d.comb += out.valid.eq(1)
-                with m.If(out.ready):
-                    advance()
-                    m.d.sync += chunks_left.eq(chunks_left - 1)
-                    with m.If(chunks_left == 1):
-                        m.next = "LOADED"
-                    with m.Else():
-                        m.next = "LOAD"
+                with m.Else():
+                    m.next = "FAILED"
+            self._load_states(m, rd, order)
             with m.State("LOADED"):
                 m.d.comb += [self.done.eq(1), self.ok.eq(1)]
             with m.State("FAILED"):
                 m.d.comb += [self.done.eq(1), self.failed.eq(1)]
         return m
 
+    @staticmethod
+    def _read(m, cmd, addr: int, length: int, then: str) -> None:
+        """Ask the reader for ``length`` bytes from ``addr``; ``then`` once it took that."""
+        m.d.comb += [cmd.valid.eq(1), cmd.payload.addr.eq(addr), cmd.payload.length.eq(length)]
+        with m.If(cmd.ready):
+            m.next = then
+
+    def _load_states(self, m, rd, order) -> None:
+        """The second read: LOAD assembles a chunk, little-endian; EMIT writes it."""
+        sp, out, bytes_in = self._space, self.o_table, rd.o_stream
+        cb = sp.chunk_bytes
+        n_chunks = self._length // cb
+        chunk = Signal(cb * 8)
+        byte_idx = Signal(range(cb + 1))
+        chunks_left = Signal(range(n_chunks + 1))
+        m.d.comb += out.payload.data.eq(chunk[: sp.chunk_bits])
+        with m.State("LOAD_CMD"):
+            m.d.sync += [chunks_left.eq(n_chunks), byte_idx.eq(0), *order.restart()]
+            self._read(m, rd.i_cmd, self._offset + HEADER_SIZE, self._length, "LOAD")
+        with m.State("LOAD"):
+            m.d.comb += bytes_in.ready.eq(1)
+            with m.If(bytes_in.valid):
+                m.d.sync += chunk.eq(Cat(chunk[8:], bytes_in.payload))
+                with m.If(byte_idx == cb - 1):
+                    m.d.sync += byte_idx.eq(0)
+                    m.next = "EMIT"
+                with m.Else():
+                    m.d.sync += byte_idx.eq(byte_idx + 1)
+        with m.State("EMIT"):
+            m.d.comb += out.valid.eq(1)
+            with m.If(out.ready):
+                order.advance(m)
+                m.d.sync += chunks_left.eq(chunks_left - 1)
+                with m.If(chunks_left == 1):
+                    m.next = "LOADED"
+                with m.Else():
+                    m.next = "LOAD"
+
 
 class BoardCore(wiring.Component):
-    """UART + :class:`~spikelut.hdl.hostlink.HostLink` + network core + boot loader + LEDs.
+    """UART + :class:`~spikelut.hdl.hostlink.link.HostLink` + network core + boot loader + LEDs.
 
-    Parameters: ``net`` (a classifier core ending in argmax: :class:`~spikelut.hdl.layer.Network`
-    or :class:`~spikelut.hdl.serial_core.SerialNetwork`; results are the class index); ``clock_hz`` (the clock the design runs at, reported by
-    IDENTIFY); ``divisor`` (clock cycles per UART bit); ``model_hash`` (IDENTIFY's hash);
-    ``boot_load`` (load SPRAM layers from flash at boot; default: when there are any);
-    ``flash_offset``; ``max_payload``; ``timeout_cycles`` (mid-frame silence that abandons a
-    frame; default 50 ms, at least 256 byte times); ``spi_half_period``.
+    Parameters: ``net`` (a classifier core ending in argmax:
+    :class:`~spikelut.hdl.layer.Network`, :class:`~spikelut.hdl.serial_core.SerialNetwork` or
+    :class:`~spikelut.hdl.mac.MACCore`; results are the class index); ``clock_hz`` (the clock
+    the design runs at, reported by IDENTIFY); ``divisor`` (clock cycles per UART bit);
+    ``model_hash`` (IDENTIFY's hash); ``boot_load`` (load SPRAM layers from flash at boot;
+    default: when there are any); ``flash_offset``; ``max_payload``; ``timeout_cycles``
+    (mid-frame silence that abandons a frame; default 50 ms, at least 256 byte times);
+    ``spi_half_period``. Every parameter is checked before anything is built.
+
+    Pins: ``rx``, ``tx`` (the UART), ``flash``
+    (:class:`~spikelut.hdl.spiflash.FlashPinSignature`), ``leds``.
     """
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
-    sck: Out(1)
-    cs_n: Out(1, init=1)
-    copi: Out(1)
-    cipo: In(1, init=1)
+    flash: Out(FlashPinSignature())
     leds: Out(3)
 
     def __init__(
@@ -293,30 +351,29 @@ class BoardCore(wiring.Component):
         spi_half_period: int = 1,
     ):
         self._net = net
-        self._space = table_space(net)
+        self._space = table_space(net.layers)
         has_spram = bool(boot_layers(self._space))
         self._boot = has_spram if boot_load is None else bool(boot_load) and has_spram
-        self._divisor = divisor
+        self._divisor = check_divisor(divisor)
+        self._clock_hz = check_int("clock_hz", int(clock_hz), 1)
         if timeout_cycles is None:
-            timeout_cycles = max(int(clock_hz) // 20, divisor * 10 * 256)
-        d = net.layers[0].in_dim
-        in_width = net.layers[0].in_width
-        self._n_classes = net.layers[-1].out_dim
-        self._link_params = dict(
-            in_width=in_width,
-            n_inputs=d,
-            result_width=max(1, (self._n_classes - 1).bit_length()),
+            timeout_cycles = max(self._clock_hz // 20, divisor * 10 * 256)
+        first, last = net.layers[0], net.layers[-1]
+        self._link = LinkParams(
+            in_width=first.in_width,
+            n_inputs=first.in_dim,
+            result_width=max(1, (last.out_dim - 1).bit_length()),
             table_word_bits=self._space.chunk_bits,
             table_addr_bits=self._space.addr_bits,
             n_layers=len(net.layers),
-            clock_hz=int(clock_hz),
+            clock_hz=self._clock_hz,
             model_hash=bytes(model_hash),
             max_payload=max_payload,
             timeout_cycles=timeout_cycles,
         )
-        self._flash_offset = flash_offset
-        self._spi_half = spi_half_period
-        self._clock_hz = int(clock_hz)
+        self._flash_offset, self._spi_half = flash_offset, spi_half_period
+        if self._boot:
+            check_boot(self._space, offset=flash_offset, half_period=spi_half_period)
         super().__init__()
 
     @property
@@ -331,8 +388,9 @@ class BoardCore(wiring.Component):
 
     @property
     def link_params(self) -> dict:
-        """The :class:`~spikelut.hdl.hostlink.HostLink` parameters (what IDENTIFY reports)."""
-        return dict(self._link_params)
+        """The :class:`~spikelut.hdl.hostlink.link.HostLink` parameters (what IDENTIFY
+        reports), as keyword arguments."""
+        return {f.name: getattr(self._link, f.name) for f in dataclasses.fields(self._link)}
 
     @property
     def net(self):
@@ -343,7 +401,7 @@ class BoardCore(wiring.Component):
         m = Module()
         net = self._net
         m.submodules.net = net
-        m.submodules.link = link = HostLink(**self._link_params)
+        m.submodules.link = link = HostLink(**self.link_params)
         m.submodules.uart_rx = urx = UARTReceiver(divisor=self._divisor)
         m.submodules.uart_tx = utx = UARTTransmitter(divisor=self._divisor)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
@@ -353,38 +411,7 @@ class BoardCore(wiring.Component):
         for lt in self._space.layers:
             name = f"w{lt.layer}_stream"
             wiring.connect(m, getattr(router, name), getattr(net, name))
-
-        ready = Signal()  # boot done: the core takes inputs and link table writes
-        failed = Signal()
-        if self._boot:
-            m.submodules.boot = boot = BootLoader(
-                self._space, offset=self._flash_offset, half_period=self._spi_half
-            )
-            m.d.comb += [
-                self.sck.eq(boot.sck),
-                self.cs_n.eq(boot.cs_n),
-                self.copi.eq(boot.copi),
-                boot.cipo.eq(self.cipo),
-                ready.eq(boot.done),
-                failed.eq(boot.failed),
-            ]
-            src_valid = Signal()
-            m.d.comb += src_valid.eq(boot.o_table.valid)
-            with m.If(ready):
-                m.d.comb += [
-                    router.i_table.valid.eq(link.o_table.valid),
-                    router.i_table.payload.eq(link.o_table.payload),
-                    link.o_table.ready.eq(router.i_table.ready),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    router.i_table.valid.eq(boot.o_table.valid),
-                    router.i_table.payload.eq(boot.o_table.payload),
-                    boot.o_table.ready.eq(router.i_table.ready),
-                ]
-        else:
-            m.d.comb += ready.eq(1)
-            wiring.connect(m, link.o_table, router.i_table)
+        ready, failed = self._tables(m, link.o_table, router.i_table)
 
         m.d.comb += [
             net.i_stream.payload.eq(link.o_vector.payload),
@@ -394,25 +421,49 @@ class BoardCore(wiring.Component):
             link.i_result.valid.eq(net.o_stream.valid),
             net.o_stream.ready.eq(link.i_result.ready),
         ]
+        self._leds(m, link, ready, failed)
+        return m
 
-        # LEDs: stretch link errors and activity so they are visible
+    def _tables(self, m, link_tables, router_in):
+        """Table writes: from the boot loader until it is done, then from the link. Returns
+        ``(ready, failed)``: boot done (the core takes inputs), and the flash was rejected."""
+        if not self._boot:
+            wiring.connect(m, link_tables, router_in)
+            return Const(1), Const(0)
+        m.submodules.boot = boot = BootLoader(
+            self._space, offset=self._flash_offset, half_period=self._spi_half
+        )
+        wiring.connect(m, boot.flash, wiring.flipped(self.flash))
+        with m.If(boot.done):
+            m.d.comb += [
+                router_in.valid.eq(link_tables.valid),
+                router_in.payload.eq(link_tables.payload),
+                link_tables.ready.eq(router_in.ready),
+            ]
+        with m.Else():
+            m.d.comb += [
+                router_in.valid.eq(boot.o_table.valid),
+                router_in.payload.eq(boot.o_table.payload),
+                boot.o_table.ready.eq(router_in.ready),
+            ]
+        return boot.done, boot.failed
+
+    def _leds(self, m, link, ready, failed) -> None:
+        """0: tables ready; 1: error (flash rejected, or an ERROR reply lately); 2: link busy.
+        Errors and activity are stretched so that they are visible."""
         stretch = max(2, self._clock_hz // 10)
         err_t = Signal(range(stretch + 1))
         busy_t = Signal(range(stretch + 1))
-        with m.If(link.error):
-            m.d.sync += err_t.eq(stretch)
-        with m.Elif(err_t != 0):
-            m.d.sync += err_t.eq(err_t - 1)
-        with m.If(link.busy):
-            m.d.sync += busy_t.eq(stretch)
-        with m.Elif(busy_t != 0):
-            m.d.sync += busy_t.eq(busy_t - 1)
+        for timer, event in ((err_t, link.error), (busy_t, link.busy)):
+            with m.If(event):
+                m.d.sync += timer.eq(stretch)
+            with m.Elif(timer != 0):
+                m.d.sync += timer.eq(timer - 1)
         m.d.comb += [
             self.leds[0].eq(ready & ~failed),
             self.leds[1].eq(failed | (err_t != 0)),
             self.leds[2].eq(busy_t != 0),
         ]
-        return m
 
 
 def choose_pll(spec, freq_mhz: float | None) -> "PLLConfig | None":
@@ -477,10 +528,10 @@ class BoardTop(Elaboratable):
             m.submodules.flash_copi = copi = io.Buffer("o", flash.copi)
             m.submodules.flash_cipo = cipo = io.Buffer("i", flash.cipo)
             m.d.comb += [
-                cs.o.eq(~core.cs_n),  # the resource's cs is active high (PinsN)
-                sck.o.eq(core.sck),
-                copi.o.eq(core.copi),
-                core.cipo.eq(cipo.i),
+                cs.o.eq(~core.flash.cs_n),  # the resource's cs is active high (PinsN)
+                sck.o.eq(core.flash.sck),
+                copi.o.eq(core.flash.copi),
+                core.flash.cipo.eq(cipo.i),
             ]
             for name in ("wp", "hold"):
                 if hasattr(flash, name):

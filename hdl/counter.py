@@ -4,6 +4,8 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from spikelut.hdl.params import check_int
+
 
 class Counter(wiring.Component):
     """Counts clock cycles while ``en`` is high, wrapping at ``2**width``.
@@ -13,10 +15,8 @@ class Counter(wiring.Component):
     """
 
     def __init__(self, *, width: int):
-        if not isinstance(width, int) or not 1 <= width <= 64:
-            raise ValueError(f"width must be an integer 1..64, not {width!r}")
-        self._width = width
-        super().__init__({"en": In(1), "count": Out(width), "wrap": Out(1)})
+        self._width = check_int("width", width, 1, 64)
+        super().__init__({"en": In(1), "count": Out(self._width), "wrap": Out(1)})
 
     @property
     def width(self) -> int:

@@ -1,9 +1,26 @@
-"""CRC-16/CCITT-FALSE in gateware: one byte per clock, as the host link needs."""
+"""CRC-16/CCITT-FALSE: in gateware (one byte per clock, as the host link needs) and in
+Python (the host's side and the flash image), from one polynomial.
+
+Polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR; the check value for
+``b"123456789"`` is 0x29B1.
+"""
 
 from amaranth import Cat, Const, Value
 
+__all__ = ["INIT", "POLY", "crc16", "crc16_next"]
+
 POLY = 0x1021
 INIT = 0xFFFF
+
+
+def crc16(data: bytes | bytearray | memoryview, crc: int = INIT) -> int:
+    """CRC-16/CCITT-FALSE of ``data``, continuing from ``crc``."""
+    for byte in bytes(data):
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ POLY) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
 
 
 def crc16_next(crc: Value, byte: Value) -> Value:

@@ -8,7 +8,7 @@ Two bit-identical implementations share one output stream (``index_layout(N_C, N
 - :class:`TemporalIndexer` takes the vector as AER spike events, one per clock, in
   non-decreasing time order, the vector's final event flagged ``last``.
 
-Value-to-spike mapping (what makes the two agree with ``spikelut.sim.golden.lut_indices``):
+Value-to-spike mapping (what makes the two agree with ``spikelut.compiler.ir.golden.lut_indices``):
 a larger value fires earlier. Neuron ``n`` with the ``W``-bit signed value ``x[n]`` spikes
 once at time step ``t[n] = (2**(W-1) - 1) - x[n]`` (``0 .. 2**W - 1``, unsigned ``W`` bits).
 ``in_shift`` coarsens time: two spikes are simultaneous when ``t >> in_shift`` is equal,
@@ -27,10 +27,17 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import event_layout, index_layout, vector_layout
-from .params import check_anchors, check_int, silent_on_error
+from spikelut.hdl.layouts import event_layout, index_layout, vector_layout
+from spikelut.hdl.params import check_anchors, check_int
 
-__all__ = ["IndexerKind", "ParallelIndexer", "TemporalIndexer", "make_indexer", "spike_events"]
+__all__ = [
+    "IndexerKind",
+    "ParallelIndexer",
+    "TemporalIndexer",
+    "check_indexer",
+    "make_indexer",
+    "spike_events",
+]
 
 
 class IndexerKind(enum.Enum, shape=1):
@@ -52,16 +59,28 @@ def spike_events(x, in_width: int) -> list[tuple[int, int]]:
     return [(int(n), int(times[n])) for n in order]
 
 
-class _IndexerBase(wiring.Component):
-    """The parameters and ports both indexers share; a subclass names its input payload in
-    :meth:`_input_layout`."""
+def check_indexer(*, anchors_a, anchors_b, in_dim: int, in_width: int, in_shift: int = 0):
+    """The parameters both indexers take, checked: ``(in_dim, in_width, in_shift, a, b)``
+    (anchors as int64 arrays); ``ValueError`` naming the first bad one."""
+    in_dim = check_int("in_dim", in_dim, 2)
+    in_width = check_int("in_width", in_width, 1, 64)
+    in_shift = check_int("in_shift", in_shift, 0, in_width - 1)
+    a, b = check_anchors(anchors_a, anchors_b, in_dim)
+    return in_dim, in_width, in_shift, a, b
 
-    @silent_on_error
+
+class _IndexerBase(wiring.Component):
+    """The parameters (:func:`check_indexer`) and ports both indexers share; a subclass names
+    its input payload in :meth:`_input_layout`."""
+
     def __init__(self, *, anchors_a, anchors_b, in_dim: int, in_width: int, in_shift: int = 0):
-        self._in_dim = check_int("in_dim", in_dim, 2)
-        self._in_width = check_int("in_width", in_width, 1, 64)
-        self._in_shift = check_int("in_shift", in_shift, 0, self._in_width - 1)
-        self._a, self._b = check_anchors(anchors_a, anchors_b, self._in_dim)
+        self._in_dim, self._in_width, self._in_shift, self._a, self._b = check_indexer(
+            anchors_a=anchors_a,
+            anchors_b=anchors_b,
+            in_dim=in_dim,
+            in_width=in_width,
+            in_shift=in_shift,
+        )
         super().__init__(
             {
                 "i_stream": In(stream.Signature(self._input_layout())),

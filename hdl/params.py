@@ -5,56 +5,62 @@ Every check raises ``ValueError`` with a one-line message quoting the offending 
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 __all__ = [
     "check_anchors",
     "check_int",
     "check_tables",
-    "discard",
     "signed_width",
-    "silent_on_error",
     "sum_range",
     "tree_sum",
 ]
 
 
-def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    """``value`` as an int in ``lo..hi`` (``hi`` None: no upper bound), else ValueError."""
+def check_int(
+    name: str, value, lo: int, hi: int | None = None, *, error: type[ValueError] = ValueError
+) -> int:
+    """``value`` as an int in ``lo..hi`` (``hi`` None: no upper bound), else ``error`` (a
+    ``ValueError`` subclass) naming ``name`` and the value."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
+        raise error(f"{name} must be an integer, not {value!r}")
     value = int(value)
     if value < lo or (hi is not None and value > hi):
         bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be {bound}, not {value!r}")
+        raise error(f"{name} must be {bound}, not {value!r}")
     return value
 
 
-def check_anchors(anchors_a, anchors_b, in_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor arrays of shape (N_T, N_C), indices in ``0..in_dim-1``, ``a != b``."""
+def check_anchors(
+    anchors_a,
+    anchors_b,
+    in_dim: int,
+    *,
+    names: tuple[str, str] = ("anchors_a", "anchors_b"),
+    error: type[ValueError] = ValueError,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anchor arrays of shape (..., N_T, N_C), indices in ``0..in_dim-1``, ``a != b``, as
+    int64; else ``error`` naming the first bad entry (``names``: how the message calls a
+    and b)."""
     a = np.asarray(anchors_a)
     b = np.asarray(anchors_b)
-    if a.ndim != 2 or a.shape != b.shape or a.size == 0:
-        raise ValueError(
-            f"anchors_a and anchors_b must both have shape (N_T, N_C), not {a.shape!r} and {b.shape!r}"
+    if a.ndim < 2 or a.shape != b.shape or a.size == 0:
+        raise error(
+            f"{names[0]} and {names[1]} must both have shape (N_T, N_C), not {a.shape!r} and "
+            f"{b.shape!r}"
         )
     if not (np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer)):
-        raise ValueError(f"anchors must be integer arrays, not {a.dtype} and {b.dtype}")
-    for name, arr in (("anchors_a", a), ("anchors_b", b)):
+        raise error(f"anchors must be integers, not {a.dtype} and {b.dtype}")
+    for name, arr in zip(names, (a, b), strict=True):
         bad = np.argwhere((arr < 0) | (arr >= in_dim))
         if len(bad):
-            i, r = bad[0]
-            raise ValueError(
-                f"{name}[{i}][{r}] = {int(arr[i, r])!r} is out of range 0..{in_dim - 1}"
-            )
+            idx = tuple(int(v) for v in bad[0])
+            where = "".join(f"[{v}]" for v in idx)
+            raise error(f"{name}{where} = {int(arr[idx])!r} is out of range 0..{in_dim - 1}")
     same = np.argwhere(a == b)
     if len(same):
-        i, r = same[0]
-        raise ValueError(
-            f"anchor pair ({int(i)}, {int(r)}) compares neuron {int(a[i, r])} with itself"
-        )
+        idx = tuple(int(v) for v in same[0])
+        raise error(f"anchor pair {idx!r} compares neuron {int(a[idx])} with itself")
     return a.astype(np.int64), b.astype(np.int64)
 
 
@@ -98,30 +104,10 @@ def tree_sum(terms):
 
 
 def signed_width(lo: int, hi: int) -> int:
-    """The fewest bits of a signed integer holding every value in ``lo..hi``."""
-    w = 1
-    while -(1 << (w - 1)) > lo or (1 << (w - 1)) - 1 < hi:
-        w += 1
-    return w
-
-
-def discard(*components) -> None:
-    """Mark sub-components of a constructor that failed as intentionally never elaborated."""
-    for c in components:
-        if c is not None:
-            c._MustUse__silence = True
-
-
-def silent_on_error(init):
-    """Decorate a component's ``__init__``: when it raises, the half-built component (and
-    amaranth's "created but never used" warning for it) is discarded with it."""
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        try:
-            init(self, *args, **kwargs)
-        except BaseException:
-            discard(self)
-            raise
-
-    return wrapper
+    """The smallest two's-complement width ``w >= 1`` holding every integer in ``lo..hi``."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty interval [{lo}, {hi}]")
+    w_hi = hi.bit_length() + 1 if hi >= 0 else (-hi - 1).bit_length() + 1
+    w_lo = lo.bit_length() + 1 if lo >= 0 else (-lo - 1).bit_length() + 1
+    return max(1, w_hi, w_lo)

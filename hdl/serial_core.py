@@ -8,7 +8,7 @@ of the previous group ``P`` at a time exactly as :class:`~spikelut.hdl.bank.LUTB
 same memories, same table layout (so the same :mod:`~spikelut.boards.tables` space, flash
 image and LOAD_TABLES), same ``w_stream``. ``C = ceil(P * N_C / B)`` is the fewest
 comparators that index a group within the ``B`` beats its table reads take
-(:func:`serial_geometry`), so the reads never wait: vectors follow each other every
+(:func:`~spikelut.hdl.layer_params.serial_geometry`), so the reads never wait: vectors follow each other every
 ``G * B`` cycles, the memory-bandwidth floor ``ceil(N_T/P) * ceil(Y/L)`` of the chosen ``P``
 and ``L``.
 
@@ -21,139 +21,100 @@ being compared, which replaces ``2 * C`` wide multiplexers by one (for the digit
 classifier, 4 comparators: about 1,150 LUT4s instead of 3,300).
 
 :class:`SerialNetwork` chains such layers and ends with the argmax; it is bit-identical with
-``spikelut.sim.golden.run_classifier``. Residual layers are not supported.
+:func:`spikelut.compiler.ir.golden.run_classifier`. Residual layers are not supported.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikelut.hdl.bank import Storage, bank_geometry, bank_image, table_lane, write_layout
-from spikelut.hdl.layouts import label_layout, vector_layout
-from spikelut.hdl.params import (
-    check_anchors,
-    check_int,
-    check_tables,
-    discard,
-    signed_width,
-    silent_on_error,
-    sum_range,
-    tree_sum,
+from spikelut.hdl.layer import check_chain
+from spikelut.hdl.layer_params import (
+    MIN_COPY_DIM,
+    LayerParams,
+    check_serial,
+    network_cycles,
+    serial_geometry,
 )
+from spikelut.hdl.layouts import label_layout, vector_layout
+from spikelut.hdl.reader import TableReader
 from spikelut.hdl.vector import Argmax
 
-__all__ = ["MIN_COPY_DIM", "SerialLayer", "SerialNetwork", "serial_geometry"]
-
-# below this many inputs the D:1 operand multiplexers are cheaper than memory copies
-MIN_COPY_DIM = 16
+__all__ = ["SerialLayer", "SerialNetwork", "serial_operand_memory"]
 
 
-def serial_geometry(n_tables: int, n_c: int, out_dim: int, tables_per_cycle: int, lanes: int):
-    """``(groups G, beats B, comparators C, index cycles K)`` of a :class:`SerialLayer`:
-    ``C = ceil(P * N_C / B)`` comparisons per clock index a group of ``P`` tables in
-    ``K = ceil(P * N_C / C) <= B`` cycles."""
-    groups, beats, _ = bank_geometry(n_tables, n_c, out_dim, tables_per_cycle, lanes)
-    pairs = tables_per_cycle * n_c
-    comparators = -(-pairs // beats)
-    return groups, beats, comparators, -(-pairs // comparators)
+def serial_operand_memory(params: LayerParams) -> bool:
+    """Whether a serial-core layer reads its operands from input copies in memory: as
+    ``params.operand_memory`` says, or by default when the layer has many inputs
+    (``D >= MIN_COPY_DIM``) and copying a vector is faster than indexing it
+    (``D + 1 <= G * K``)."""
+    if params.operand_memory is not None:
+        return params.operand_memory
+    groups, _, _, slots = serial_geometry(
+        params.n_tables, params.n_c, params.out_dim, params.tables_per_cycle, params.lanes
+    )
+    return params.in_dim + 1 <= groups * slots and params.in_dim >= MIN_COPY_DIM
+
+
+class _Handoff:
+    """A complete group of row indices between the indexer and the table reader."""
+
+    def __init__(self, pairs: int):
+        self.hold = Signal(pairs)  # the group's indices
+        self.valid = Signal()  # ``hold`` waits for the reader
+        self.take = Signal()  # the reader takes ``hold`` this cycle
+
+
+class _Slots:
+    """The indexer's pipeline registers: stage A issues slot ``slot`` (``k`` within its
+    group), B fetches its operands, C compares them."""
+
+    def __init__(self, n_slots: int, slots: int):
+        self.slot = Signal(range(n_slots))  # the next slot stage A issues
+        self.k = Signal(range(slots))
+        self.rb = Signal()  # (memory operands) the bank stage A reads
+        self.vb, self.lastk_b, self.lastslot_b, self.bank_b = Signal(), Signal(), Signal(), Signal()
+        self.vc, self.lastk_c = Signal(), Signal()
+        self.b_move = Signal()  # stage B hands its operands to stage C
 
 
 class SerialLayer(wiring.Component):
     """One LUT layer ``y = sum_i T[i, j_i]``, indexing one table group while reading another.
 
-    Keyword parameters as :class:`spikelut.hdl.layer.Layer` (``anchors_a``, ``anchors_b``,
-    ``tables``, ``in_dim``, ``in_width``, ``table_width``, ``out_width``, ``in_shift``,
-    ``storage`` one of BRAM/LUTRAM/SPRAM, ``tables_per_cycle`` P, ``lanes`` L), and
-    ``operand_memory`` (None: chosen as the module docstring says; True needs
-    ``D + 1 <= G * K``, else ValueError). Ports: ``i_stream`` ``vector_layout(in_width, D)``,
+    ``params``: the layer (:func:`~spikelut.hdl.layer_params.check_serial`: BRAM, LUTRAM or
+    SPRAM tables, not residual; operands from input copies as
+    :func:`serial_operand_memory` says). Ports: ``i_stream`` ``vector_layout(in_width, D)``,
     ``o_stream`` ``vector_layout(out_width, Y)``, ``w_stream``
-    (:func:`~spikelut.hdl.bank.write_layout`, accepted while no vector is in flight).
+    (:func:`~spikelut.hdl.storage.write_layout`, accepted while no vector is in flight).
 
     At full rate results leave exactly :attr:`cycles_per_inference` ``= G * B`` cycles apart.
     An input is accepted once its last group's operands are fetched (or, with
     ``operand_memory``, once it is copied), while earlier groups are still being read.
     """
 
-    @silent_on_error
-    def __init__(
-        self,
-        *,
-        anchors_a,
-        anchors_b,
-        tables,
-        in_dim: int,
-        in_width: int,
-        table_width: int,
-        out_width: int,
-        in_shift: int = 0,
-        storage: Storage = Storage.BRAM,
-        tables_per_cycle: int | None = None,
-        lanes: int | None = None,
-        operand_memory: bool | None = None,
-    ):
-        self.in_dim = check_int("in_dim", in_dim, 2)
-        self.in_width = check_int("in_width", in_width, 1, 64)
-        self._in_shift = check_int("in_shift", in_shift, 0, self.in_width - 1)
-        self._a, self._b = check_anchors(anchors_a, anchors_b, self.in_dim)
-        self.table_width = check_int("table_width", table_width, 2, 32)
-        self._tables = check_tables(tables, self.table_width)
-        self.n_tables, rows, self.out_dim = self._tables.shape
-        self.n_c = rows.bit_length() - 1
-        if self._a.shape != (self.n_tables, self.n_c):
-            raise ValueError(
-                f"tables of shape {self._tables.shape!r} do not match anchors of shape "
-                f"{self._a.shape!r}"
-            )
-        self.out_width = check_int("out_width", out_width, 1, 64)
-        lo, hi = sum_range(self._tables)
-        need = signed_width(int(lo.min()), int(hi.max()))
-        if self.out_width < need:
-            raise ValueError(f"out_width={out_width!r} cannot hold the table sums; use {need}")
-        self.storage = Storage(storage)
-        if self.storage == Storage.LOGIC:
-            raise ValueError("the serial core reads tables from memory; LOGIC storage is not one")
-        self.tables_per_cycle = check_int(
-            "tables_per_cycle", tables_per_cycle or 1, 1, self.n_tables
+    def __init__(self, params: LayerParams):
+        check_serial(params)
+        self._p = params
+        self._groups, self._beats, self._comparators, self._slots = serial_geometry(
+            params.n_tables, params.n_c, params.out_dim, params.tables_per_cycle, params.lanes
         )
-        self.lanes = check_int("lanes", lanes or self.out_dim, 1, self.out_dim)
-        self._groups, self._beats, self.comparators, self._slots = serial_geometry(
-            self.n_tables, self.n_c, self.out_dim, self.tables_per_cycle, self.lanes
-        )
-        self.depth = self._groups * self._beats << self.n_c
-        # copying a vector takes D clocks; it overlaps indexing the previous one (G*K clocks)
-        copy_fits = self.in_dim + 1 <= self._groups * self._slots
-        if operand_memory is None:
-            operand_memory = copy_fits and self.in_dim >= MIN_COPY_DIM
-        if operand_memory and not copy_fits:
-            raise ValueError(
-                f"operand_memory needs D + 1 <= G * K: copying the {self.in_dim} inputs would "
-                f"outlast the {self._groups * self._slots} index cycles; lower tables_per_cycle "
-                "or lanes, or read the operands through multiplexers"
-            )
-        self.operand_memory = bool(operand_memory)
+        self._copies_in_memory = serial_operand_memory(params)
         super().__init__(
             {
-                "i_stream": In(stream.Signature(vector_layout(self.in_width, self.in_dim))),
-                "o_stream": Out(stream.Signature(vector_layout(self.out_width, self.out_dim))),
-                "w_stream": In(
-                    stream.Signature(
-                        write_layout(
-                            self.table_width, self.tables_per_cycle, self.lanes, self.depth
-                        )
-                    )
-                ),
+                "i_stream": In(stream.Signature(vector_layout(params.in_width, params.in_dim))),
+                "o_stream": Out(stream.Signature(vector_layout(params.out_width, params.out_dim))),
+                "w_stream": In(params.write_signature),
             }
         )
 
     @property
-    def bank(self):
-        """The layer itself: it has the table-memory attributes of a LUTBank."""
-        return self
-
-    @property
-    def tables(self):
-        """The tables the layer was built with (a copy)."""
-        return self._tables.copy()
+    def params(self) -> LayerParams:
+        """The layer's parameters."""
+        return self._p
 
     @property
     def cycles_per_inference(self) -> int:
@@ -161,9 +122,9 @@ class SerialLayer(wiring.Component):
         return self._groups * self._beats
 
     @property
-    def memory_bits(self) -> int:
-        """Table bits stored: P lanes of ``depth`` words of L entries."""
-        return self.tables_per_cycle * self.depth * self.lanes * self.table_width
+    def comparators(self) -> int:
+        """Anchor comparisons per clock (``C``)."""
+        return self._comparators
 
     @property
     def index_cycles(self) -> int:
@@ -171,32 +132,33 @@ class SerialLayer(wiring.Component):
         return self._slots
 
     @property
+    def operand_memory(self) -> bool:
+        """True when the operands come from input copies in memory."""
+        return self._copies_in_memory
+
+    @property
     def operand_blocks(self) -> int:
         """Memories holding input copies (``2 * C`` with ``operand_memory``, else 0)."""
-        return 2 * self.comparators if self.operand_memory else 0
+        return 2 * self._comparators if self._copies_in_memory else 0
 
-    def _lane(self, m, p, rd_addr, rd_en, w):
-        """Lane ``p``'s memory; returns its read data (valid the cycle after ``rd_en``)."""
-        image = bank_image(self._tables, tables_per_cycle=self.tables_per_cycle, lanes=self.lanes)
-        w_en = w.valid & w.ready & (w.payload.lane == p)
-        return table_lane(
-            m,
-            f"lane{p}",
-            self.storage,
-            image[p],
-            self.table_width,
-            rd_addr,
-            rd_en,
-            w.payload.addr,
-            w.payload.data,
-            w_en,
-        )
+    def elaborate(self, platform):
+        m = Module()
+        h = _Handoff(self._p.tables_per_cycle * self._p.n_c)
+        reader, reading = self._reader(m, h)
+        indexing = self._indexer(m, h)
+        # tables are written only while no vector is in flight: no read shares a write's cycle
+        m.d.comb += reader.w_allow.eq(~self.i_stream.valid & ~indexing & ~h.valid & ~reading)
+        return m
+
+    # -- indexer: slot g * K + k compares C pairs of group g, in three stages: A reads the
+    # anchor ROM, B fetches the 2*C operands, C compares and collects the group's bits
 
     def _anchor_rom(self, sel):
         """ROM word of every indexing slot ``g * K + k``: comparator ``c`` compares pair
         ``q = k * C + c`` of group ``g`` (table ``g * P + q // N_C``, bit ``q % N_C``);
         padding compares ``x[0] > x[0]``, which gives the 0 bits of padding tables."""
-        p_, n_c, c_ = self.tables_per_cycle, self.n_c, self.comparators
+        p = self._p
+        p_, n_c, c_ = p.tables_per_cycle, p.n_c, self._comparators
         init = []
         for g in range(self._groups):
             for k in range(self._slots):
@@ -204,29 +166,103 @@ class SerialLayer(wiring.Component):
                 for c in range(c_):
                     q = k * c_ + c
                     t, r = g * p_ + q // n_c, q % n_c
-                    if q < p_ * n_c and t < self.n_tables:
-                        pair = int(self._a[t, r]) | int(self._b[t, r]) << sel
+                    if q < p_ * n_c and t < p.n_tables:
+                        pair = int(p.anchors_a[t, r]) | int(p.anchors_b[t, r]) << sel
                         word |= pair << (2 * sel * c)
                 init.append(word)
         return memory.Memory(shape=2 * sel * c_, depth=len(init), init=init)
 
-    def _copies(self, m, sel, anchors, bank_b, fetch):
-        """Memory operands: the input copied, one value per clock, into one of two banks of
-        ``2 * C`` memories (accepted once copied); returns the memories' read data at stage C
-        (read when ``fetch``, from bank ``bank_b`` at the anchors) and the banks' full bits."""
-        i, wd, d = self.i_stream, self.in_width, self.in_dim
+    def _indexer(self, m, h: _Handoff):
+        """Stages A, B and C; pushes each group's indices into ``h``. Returns the condition
+        "a vector is being indexed" (beside the input stream and ``h``)."""
+        c_, slots = self._comparators, self._slots
+        sel = max(1, (self._p.in_dim - 1).bit_length())
+        m.submodules.anchors = rom = self._anchor_rom(sel)
+        rom_rd = rom.read_port()
+        anchors = [rom_rd.data[sel * n : sel * (n + 1)] for n in range(2 * c_)]  # a0, b0, a1...
+        st = _Slots(self._groups * slots, slots)
+        c_free = ~st.vc | ~st.lastk_c | ~h.valid | h.take
+        if self._copies_in_memory:
+            operands, a_ok, busy = self._copied_operands(m, sel, anchors, st, c_free)
+        else:
+            operands, a_ok, busy = self._muxed_operands(m, anchors, st, c_free), 1, 0
+        self._stage_a(m, st, rom_rd, a_ok)
+        self._stage_c(m, st, operands, c_free, h)
+        return st.vc | busy
+
+    def _stage_a(self, m, st: _Slots, rom_rd, a_ok):
+        """Issue the next slot's anchor read when stage B is free (or frees up)."""
+        n_slots, slots = self._groups * self._slots, self._slots
+        a_move = a_ok & (~st.vb | st.b_move)
+        m.d.comb += [rom_rd.addr.eq(st.slot), rom_rd.en.eq(a_move)]
+        with m.If(a_move):
+            m.d.sync += [
+                st.slot.eq(Mux(st.slot == n_slots - 1, 0, st.slot + 1)),
+                st.k.eq(Mux(st.k == slots - 1, 0, st.k + 1)),
+                st.vb.eq(1),
+                st.lastk_b.eq(st.k == slots - 1),
+                st.lastslot_b.eq(st.slot == n_slots - 1),
+                st.bank_b.eq(st.rb),
+            ]
+            with m.If(st.slot == n_slots - 1):
+                m.d.sync += st.rb.eq(~st.rb)
+        with m.Elif(st.b_move):
+            m.d.sync += st.vb.eq(0)
+
+    def _stage_c(self, m, st: _Slots, operands, c_free, h: _Handoff):
+        """Compare the operands, collect the bits; a group's last slot pushes them to ``h``."""
+        c_, shift = self._comparators, self._p.in_shift
+        word = Signal(c_ * self._slots)  # the group's bits so far, C per slot
+        c_go = st.vc & c_free
+        with m.If(st.b_move):
+            m.d.sync += [st.vc.eq(1), st.lastk_c.eq(st.lastk_b)]
+        with m.Elif(c_go):
+            m.d.sync += st.vc.eq(0)
+        bits = []
+        for c in range(c_):
+            xa = operands[2 * c].as_signed() >> shift
+            xb = operands[2 * c + 1].as_signed() >> shift
+            bits.append(xa > xb)
+        next_word = Cat(word[c_:], *bits)
+        with m.If(c_go):
+            m.d.sync += word.eq(next_word)
+        with m.If(c_go & st.lastk_c):
+            m.d.sync += [h.hold.eq(next_word[: len(h.hold)]), h.valid.eq(1)]
+
+    def _muxed_operands(self, m, anchors, st: _Slots, c_free):
+        """Operands straight from the held payload through D:1 multiplexers; the input is
+        accepted when its last slot's operands are fetched."""
+        i, wd = self.i_stream, self._p.in_width
+        x = i.payload.as_value()
+        m.d.comb += [
+            st.b_move.eq(st.vb & i.valid & c_free),
+            i.ready.eq(st.vb & st.lastslot_b & c_free),
+        ]
+        operands = []
+        for n, anchor in enumerate(anchors):
+            r = Signal(wd, name=f"operand{n}")
+            with m.If(st.b_move):
+                m.d.sync += r.eq(x.word_select(anchor, wd))
+            operands.append(r)
+        return operands
+
+    def _copied_operands(self, m, sel, anchors, st: _Slots, c_free):
+        """Operands from input copies: the input copied, one value per clock, into one of two
+        banks of ``2 * C`` memories (accepted once copied), read at the anchors from the bank
+        stage B reads. Returns ``(operands, stage A may go, copies held)``."""
+        i, wd, d = self.i_stream, self._p.in_width, self._p.in_dim
         x = i.payload.as_value()
         full = Signal(2)
         wb = Signal()  # the bank being copied into
         j = Signal(range(d))
         free = ~Mux(wb, full[1], full[0])
         copy = i.valid & free
-        m.d.comb += i.ready.eq(free & (j == d - 1))
+        m.d.comb += [i.ready.eq(free & (j == d - 1)), st.b_move.eq(st.vb & c_free)]
         with m.If(copy):
             m.d.sync += j.eq(Mux(j == d - 1, 0, j + 1))
             with m.If(j == d - 1):
                 m.d.sync += wb.eq(~wb)
-        data = []
+        operands = []
         for n, anchor in enumerate(anchors):
             m.submodules[f"operand{n}"] = mem = memory.Memory(shape=wd, depth=2 << sel, init=[])
             wp = mem.write_port()
@@ -235,93 +271,26 @@ class SerialLayer(wiring.Component):
                 wp.addr.eq(Cat(j, wb)),
                 wp.data.eq(x.word_select(j, wd)),
                 wp.en.eq(copy),
-                rp.addr.eq(Cat(anchor, bank_b)),
-                rp.en.eq(fetch),
+                rp.addr.eq(Cat(anchor, st.bank_b)),
+                rp.en.eq(st.b_move),
             ]
-            data.append(rp.data)
-        return data, full, copy & (j == d - 1), wb
+            operands.append(rp.data)
+        copied = copy & (j == d - 1)
+        last_fetch = st.b_move & st.lastslot_b
+        for bank in range(2):
+            set_ = copied & (wb == bank)
+            clear = last_fetch & (st.bank_b == bank)
+            m.d.sync += full[bank].eq((full[bank] | set_) & ~clear)
+        return operands, Mux(st.rb, full[1], full[0]), st.vb | full.any()
 
-    def elaborate(self, platform):
-        m = Module()
-        i, o, w = self.i_stream, self.o_stream, self.w_stream
-        p_, n_c, wd = self.tables_per_cycle, self.n_c, self.in_width
-        groups, beats, c_, slots = self._groups, self._beats, self.comparators, self._slots
-        pairs = p_ * n_c
-        n_slots = groups * slots
-        sel = max(1, (self.in_dim - 1).bit_length())
-        x = i.payload.as_value()
+    # -- reader: step s = g * B + b, P tables at a time, as LUTBank
 
-        # -- indexer: slot g * K + k compares C pairs of group g, in three stages: A reads
-        # the anchor ROM, B fetches the 2*C operands, C compares and collects the group's bits
-        m.submodules.anchors = rom = self._anchor_rom(sel)
-        rom_rd = rom.read_port()
-        anchors = [
-            rom_rd.data[sel * n : sel * (n + 1)] for n in range(2 * c_)
-        ]  # a0, b0, a1, b1, ...
-        slot = Signal(range(n_slots))  # the next slot stage A issues
-        k_a = Signal(range(slots))
-        rb = Signal()  # (memory operands) the bank stage A reads
-        vb, lastk_b, lastslot_b, bank_b = Signal(), Signal(), Signal(), Signal()
-        vc, lastk_c = Signal(), Signal()
-        word = Signal(c_ * slots)  # the group's bits so far, C per slot
-        hold = Signal(pairs)  # a complete group of indices, waiting for the reader
-        hold_valid = Signal()
-        take = Signal()  # the reader takes ``hold`` this cycle
-        can_push = ~hold_valid | take
-        c_free = ~vc | ~lastk_c | can_push
-        b_move = Signal()
-        if self.operand_memory:
-            operands, full, copied, wb = self._copies(m, sel, anchors, bank_b, b_move)
-            m.d.comb += b_move.eq(vb & c_free)
-            a_ok = Mux(rb, full[1], full[0])
-            last_fetch = b_move & lastslot_b
-            for bank in range(2):
-                set_ = copied & (wb == bank)
-                clear = last_fetch & (bank_b == bank)
-                m.d.sync += full[bank].eq((full[bank] | set_) & ~clear)
-        else:
-            # straight from the held payload through D:1 multiplexers; the input is accepted
-            # when its last slot's operands are fetched
-            m.d.comb += [b_move.eq(vb & i.valid & c_free), i.ready.eq(vb & lastslot_b & c_free)]
-            a_ok = 1
-            operands = []
-            for n, anchor in enumerate(anchors):
-                r = Signal(wd, name=f"operand{n}")
-                with m.If(b_move):
-                    m.d.sync += r.eq(x.word_select(anchor, wd))
-                operands.append(r)
-        a_move = a_ok & (~vb | b_move)
-        m.d.comb += [rom_rd.addr.eq(slot), rom_rd.en.eq(a_move)]
-        with m.If(a_move):
-            m.d.sync += [
-                slot.eq(Mux(slot == n_slots - 1, 0, slot + 1)),
-                k_a.eq(Mux(k_a == slots - 1, 0, k_a + 1)),
-                vb.eq(1),
-                lastk_b.eq(k_a == slots - 1),
-                lastslot_b.eq(slot == n_slots - 1),
-                bank_b.eq(rb),
-            ]
-            with m.If(slot == n_slots - 1):
-                m.d.sync += rb.eq(~rb)
-        with m.Elif(b_move):
-            m.d.sync += vb.eq(0)
-        c_go = vc & c_free
-        with m.If(b_move):
-            m.d.sync += [vc.eq(1), lastk_c.eq(lastk_b)]
-        with m.Elif(c_go):
-            m.d.sync += vc.eq(0)
-        bits = []
-        for c in range(c_):
-            xa = operands[2 * c].as_signed() >> self._in_shift
-            xb = operands[2 * c + 1].as_signed() >> self._in_shift
-            bits.append(xa > xb)
-        next_word = Cat(word[c_:], *bits)
-        with m.If(c_go):
-            m.d.sync += word.eq(next_word)
-
-        # -- reader: step s = g * B + b, P tables at a time, as LUTBank --------------------------
-        steps = groups * beats
-        cur = Signal(pairs)  # the indices of the group being read
+    def _reader(self, m, h: _Handoff):
+        """Read the tables of the group taken from ``h`` and accumulate; returns the
+        :class:`~spikelut.hdl.reader.TableReader` and the condition "a group is being read"."""
+        p = self._p
+        beats, steps = self._beats, self._groups * self._beats
+        cur = Signal(len(h.hold))  # the indices of the group being read
         cur_valid = Signal()
         step = Signal(range(steps))
         beat = Signal(range(beats))
@@ -329,120 +298,83 @@ class SerialLayer(wiring.Component):
         s1_clear = Signal()  # ... of group 0: the accumulators start from zero
         s1_last = Signal()  # ... the final read of a vector
         last_step = step == steps - 1
-        stall = s1_valid & s1_last & o.valid & ~o.ready
-        issue = cur_valid & ~stall
+        m.submodules.reader = reader = TableReader(p)
+        wiring.connect(m, reader.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, wiring.flipped(self.w_stream), reader.w_stream)
+        issue = cur_valid & ~reader.stall
         group_end = issue & (beat == beats - 1)
-        m.d.comb += take.eq(hold_valid & (~cur_valid | group_end))
-        with m.If(take):
-            m.d.sync += [cur.eq(hold), cur_valid.eq(1), hold_valid.eq(0)]
+        m.d.comb += h.take.eq(h.valid & (~cur_valid | group_end))
+        with m.If(h.take):
+            m.d.sync += [cur.eq(h.hold), cur_valid.eq(1), h.valid.eq(0)]
         with m.Elif(group_end):
             m.d.sync += cur_valid.eq(0)
-        with m.If(c_go & lastk_c):
-            m.d.sync += [hold.eq(next_word[:pairs]), hold_valid.eq(1)]
-        # tables are written only while no vector is in flight: no read shares a write's cycle
-        idle = ~i.valid & ~vc & ~hold_valid & ~cur_valid & ~s1_valid
-        if self.operand_memory:
-            idle &= ~vb & ~full.any()
-        m.d.comb += w.ready.eq(idle)
-
+        m.d.comb += [
+            reader.rd_indices.eq(cur),
+            reader.rd_step.eq(step),
+            reader.rd_en.eq(issue),
+            reader.s1_valid.eq(s1_valid),
+            reader.s1_clear.eq(s1_clear),
+            reader.s1_last.eq(s1_last),
+        ]
         with m.If(issue):
             m.d.sync += [
                 step.eq(Mux(last_step, 0, step + 1)),
                 beat.eq(Mux(beat == beats - 1, 0, beat + 1)),
             ]
-        with m.If(~stall):
+        with m.If(~reader.stall):
             m.d.sync += [s1_valid.eq(issue), s1_clear.eq(step < beats), s1_last.eq(last_step)]
-        lane_data = []
-        for p in range(p_):
-            rd_addr = Cat(cur[p * n_c : (p + 1) * n_c], step)
-            lane_data.append(self._lane(m, p, rd_addr, issue, w))
-
-        # the accumulators rotate by one chunk of L per read (as in LUTBank)
-        chunk = vector_layout(self.out_width, self.lanes)
-        chunks = [Signal(chunk, name=f"acc{c}") for c in range(beats)]
-        head = Signal(chunk, name="acc_next")
-        for c in range(self.lanes):
-            rows = tree_sum(d[c] for d in lane_data)
-            m.d.comb += head[c].eq(Mux(s1_clear, 0, chunks[0][c]) + rows)
-        rotated = [*chunks[1:], head]
-        with m.If(s1_valid & ~stall):
-            m.d.sync += [dst.eq(src) for dst, src in zip(chunks, rotated, strict=True)]
-        with m.If(o.ready):
-            m.d.sync += o.valid.eq(0)
-        with m.If(s1_valid & s1_last & ~stall):
-            flat = Cat(r.as_value() for r in rotated)[: self.out_dim * self.out_width]
-            m.d.sync += [o.valid.eq(1), o.payload.eq(flat)]
-        return m
+        return reader, cur_valid | s1_valid
 
 
 class SerialNetwork(wiring.Component):
     """A classifier core of :class:`SerialLayer` s and the argmax.
 
-    ``layers``: :func:`spikelut.compiler.backend.network_params` dicts (non-residual, tables
-    in BRAM, LUTRAM or SPRAM; an optional ``operand_memory`` as :class:`SerialLayer`). Ports
-    as :class:`spikelut.hdl.layer.Network` with argmax: ``i_stream``, ``o_stream``
+    ``layers``: one :class:`~spikelut.hdl.layer_params.LayerParams` per layer, a chain
+    (:func:`~spikelut.hdl.layer.check_chain`) of non-residual layers with tables in BRAM,
+    LUTRAM or SPRAM (:func:`~spikelut.hdl.layer_params.check_serial`). Ports as
+    :class:`spikelut.hdl.layer.Network` with argmax: ``i_stream``, ``o_stream``
     (``label_layout``), ``w{k}_stream`` for every layer.
     """
 
-    def __init__(self, *, layers):
-        built = []
-        try:
-            for k, p in enumerate(layers):
-                if p.get("residual"):
-                    raise ValueError(f"layer {k} is residual; the serial core has no residual add")
-                try:
-                    built.append(
-                        SerialLayer(
-                            anchors_a=p["anchors_a"],
-                            anchors_b=p["anchors_b"],
-                            tables=p["tables"],
-                            in_dim=p["in_dim"],
-                            in_width=p["in_width"],
-                            table_width=p["table_width"],
-                            out_width=p["out_width"],
-                            in_shift=p.get("in_shift", 0),
-                            storage=p.get("storage", Storage.BRAM),
-                            tables_per_cycle=p.get("tables_per_cycle"),
-                            lanes=p.get("lanes"),
-                            operand_memory=p.get("operand_memory"),
-                        )
-                    )
-                except (TypeError, ValueError) as e:
-                    raise ValueError(f"layer {k}: {e}") from None
-        except ValueError:
-            discard(*built)
-            raise
-        self._layers = built
-        last = built[-1]
-        self._head = Argmax(dim=last.out_dim, width=last.out_width)
-        discard(*built, self._head)
+    def __init__(self, *, layers: Sequence[LayerParams]):
+        check_chain(layers)
+        for k, p in enumerate(layers):
+            check_serial(p, k)
+        self._layers = tuple(layers)
+        first, last = self._layers[0], self._layers[-1]
         ports = {
-            "i_stream": In(stream.Signature(vector_layout(built[0].in_width, built[0].in_dim))),
+            "i_stream": In(stream.Signature(vector_layout(first.in_width, first.in_dim))),
             "o_stream": Out(stream.Signature(label_layout(last.out_dim, last.out_width))),
         }
-        for k, layer in enumerate(built):
-            ports[f"w{k}_stream"] = In(layer.signature.members["w_stream"].signature.flip())
+        for k, p in enumerate(self._layers):
+            ports[f"w{k}_stream"] = In(p.write_signature)
         super().__init__(ports)
 
     @property
-    def layers(self) -> list[SerialLayer]:
-        """The layers, in order (each is its own ``bank``)."""
-        return list(self._layers)
+    def layers(self) -> tuple[LayerParams, ...]:
+        """The layers' parameters, in order."""
+        return self._layers
+
+    @property
+    def argmax(self) -> bool:
+        """True: the serial core always ends with the argmax."""
+        return True
 
     @property
     def cycles_per_inference(self) -> int:
         """Clock cycles between consecutive inputs at full rate (the slowest layer)."""
-        return max(layer.cycles_per_inference for layer in self._layers)
+        return network_cycles(self._layers)
 
     def elaborate(self, platform):
         m = Module()
         prev = wiring.flipped(self.i_stream)
-        for k, layer in enumerate(self._layers):
-            m.submodules[f"layer{k}"] = layer
+        for k, p in enumerate(self._layers):
+            m.submodules[f"layer{k}"] = layer = SerialLayer(p)
             wiring.connect(m, prev, layer.i_stream)
             wiring.connect(m, wiring.flipped(getattr(self, f"w{k}_stream")), layer.w_stream)
             prev = layer.o_stream
-        m.submodules.argmax = self._head
-        wiring.connect(m, prev, self._head.i_stream)
-        wiring.connect(m, self._head.o_stream, wiring.flipped(self.o_stream))
+        last = self._layers[-1]
+        m.submodules.argmax = head = Argmax(dim=last.out_dim, width=last.out_width)
+        wiring.connect(m, prev, head.i_stream)
+        wiring.connect(m, head.o_stream, wiring.flipped(self.o_stream))
         return m

@@ -11,9 +11,63 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import silent_on_error
+from spikelut.hdl.params import check_int
+
+__all__ = ["FlashPinSignature", "ReadCommand", "SPIFlashReader"]
 
 ReadCommand = data.StructLayout({"addr": 24, "length": 24, "fast": 1})
+
+
+class FlashPinSignature(wiring.Signature):
+    """The pins of a mode-0 SPI flash, seen from the controller: ``sck``, ``cs_n`` (idles
+    high) and ``copi`` go out, ``cipo`` comes in (idles high: an erased, undriven flash line
+    reads as ones)."""
+
+    def __init__(self):
+        super().__init__(
+            {
+                "sck": Out(1),
+                "cs_n": Out(1, init=1),
+                "copi": Out(1),
+                "cipo": In(1, init=1),
+            }
+        )
+
+
+class _ByteShifter:
+    """One byte out of ``sr_out`` and into ``sr_in`` at a time, mode 0, on ``pins``."""
+
+    def __init__(self, pins, half: int, timer: Signal):
+        self.pins, self.half, self.timer = pins, half, timer
+        self.bits = Signal(range(9))
+        self.sr_out = Signal(8)
+        self.sr_in = Signal(8)
+
+    def start(self, m, value) -> None:
+        """Load the next byte to send."""
+        m.d.sync += [self.sr_out.eq(value), self.bits.eq(8), self.timer.eq(self.half - 1)]
+
+    def shift(self, m, on_done) -> None:
+        """Clock the byte with chip select low; ``on_done()`` after its last falling edge."""
+        pins, timer = self.pins, self.timer
+        m.d.comb += pins.cs_n.eq(0)
+        with m.If(timer != 0):
+            m.d.sync += timer.eq(timer - 1)
+        with m.Elif(~pins.sck):
+            m.d.sync += [
+                pins.sck.eq(1),
+                self.sr_in.eq(Cat(pins.cipo, self.sr_in[:7])),
+                timer.eq(self.half - 1),
+            ]
+        with m.Else():
+            m.d.sync += [
+                pins.sck.eq(0),
+                self.sr_out.eq(self.sr_out << 1),
+                self.bits.eq(self.bits - 1),
+                timer.eq(self.half - 1),
+            ]
+            with m.If(self.bits == 1):
+                on_done()
 
 
 class SPIFlashReader(wiring.Component):
@@ -21,138 +75,112 @@ class SPIFlashReader(wiring.Component):
 
     ``fast`` selects FAST_READ (one dummy byte) instead of READ. SCK runs at
     clock / (2 * ``half_period``). ``busy`` is high from accepting a command until chip select
-    is released after its last byte. Pins: ``sck``, ``cs_n`` (idles high), ``copi``, ``cipo``.
+    is released after its last byte. ``flash``: the pins (:class:`FlashPinSignature`).
     """
 
     i_cmd: In(stream.Signature(ReadCommand))
     o_stream: Out(stream.Signature(8))
     busy: Out(1)
-    sck: Out(1)
-    cs_n: Out(1, init=1)
-    copi: Out(1)
-    cipo: In(1)
+    flash: Out(FlashPinSignature())
 
-    @silent_on_error
     def __init__(self, *, half_period: int = 1, wake_up: bool = True, wake_cycles: int = 64):
-        if not isinstance(half_period, int) or half_period < 1:
-            raise ValueError(f"half_period must be an integer >= 1 (cycles), not {half_period!r}")
-        if not isinstance(wake_cycles, int) or wake_cycles < 1:
-            raise ValueError(f"wake_cycles must be an integer >= 1, not {wake_cycles!r}")
-        self._half = half_period
+        self._half = check_int("half_period", half_period, 1)
         self._wake = bool(wake_up)
-        self._wake_cycles = wake_cycles
+        self._wake_cycles = check_int("wake_cycles", wake_cycles, 1)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         timer = Signal(range(max(self._half, self._wake_cycles) + 1))
-        bits = Signal(range(9))
-        sr_out = Signal(8)
-        sr_in = Signal(8)
+        sh = _ByteShifter(self.flash, self._half, timer)
+        m.d.comb += self.flash.copi.eq(sh.sr_out[7])
+        cmd = Signal(ReadCommand)  # the command being served; ``length``: bytes left
         header = Signal(40)  # command, address, dummy: sent from the top byte down
         header_left = Signal(range(6))
-        addr = Signal(24)
-        left = Signal(24)
-        fast = Signal()
-        m.d.comb += self.copi.eq(sr_out[7])
 
-        def shift_state(on_done):
-            """One byte out of sr_out and into sr_in, mode 0; on_done() after the last fall."""
-            m.d.comb += self.cs_n.eq(0)
+        def wait(then):
             with m.If(timer != 0):
                 m.d.sync += timer.eq(timer - 1)
-            with m.Elif(~self.sck):
-                m.d.sync += [
-                    self.sck.eq(1),
-                    sr_in.eq(Cat(self.cipo, sr_in[:7])),
-                    timer.eq(self._half - 1),
-                ]
             with m.Else():
-                m.d.sync += [
-                    self.sck.eq(0),
-                    sr_out.eq(sr_out << 1),
-                    bits.eq(bits - 1),
-                    timer.eq(self._half - 1),
-                ]
-                with m.If(bits == 1):
-                    on_done()
+                m.next = then
 
-        def start_byte(value):
-            m.d.sync += [sr_out.eq(value), bits.eq(8), timer.eq(self._half - 1)]
+        def woke():
+            m.d.sync += timer.eq(self._wake_cycles)
+            m.next = "WAKE_WAIT"
+
+        def header_byte_done():
+            m.d.sync += [header.eq(header << 8), header_left.eq(header_left - 1)]
+            with m.If(header_left == 1):
+                sh.start(m, 0)
+                m.next = "DATA"
+            with m.Else():
+                sh.start(m, header[24:32])
+                m.next = "HEADER"
+
+        def data_byte_done():
+            m.next = "PUSH"
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.i_cmd.ready.eq(1)
-                with m.If(self.i_cmd.valid):
-                    cmd = self.i_cmd.payload
-                    m.d.sync += [addr.eq(cmd.addr), left.eq(cmd.length), fast.eq(cmd.fast)]
-                    with m.If((cmd.length != 0) & self._wake):
-                        start_byte(0xAB)
-                        m.next = "WAKE"
-                    with m.Elif(cmd.length != 0):
-                        m.next = "SETUP"
+                self._idle(m, sh, cmd)
             with m.State("WAKE"):
                 m.d.comb += self.busy.eq(1)
-
-                def woke():
-                    m.d.sync += timer.eq(self._wake_cycles)
-                    m.next = "WAKE_WAIT"
-
-                shift_state(woke)
+                sh.shift(m, woke)
             with m.State("WAKE_WAIT"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Else():
-                    m.next = "SETUP"
+                wait("SETUP")
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
-                opcode = Mux(fast, 0x0B, 0x03)
-                m.d.sync += [
-                    header.eq(Cat(Const(0, 8), addr[:8], addr[8:16], addr[16:24], opcode)),
-                    header_left.eq(fast + 4),
-                ]
-                start_byte(opcode)
-                m.next = "HEADER"
+                self._setup(m, sh, cmd, header, header_left)
             with m.State("HEADER"):
                 m.d.comb += self.busy.eq(1)
-
-                def header_byte_done():
-                    m.d.sync += [header.eq(header << 8), header_left.eq(header_left - 1)]
-                    with m.If(header_left == 1):
-                        start_byte(0)
-                        m.next = "DATA"
-                    with m.Else():
-                        start_byte(header[24:32])
-                        m.next = "HEADER"
-
-                shift_state(header_byte_done)
+                sh.shift(m, header_byte_done)
             with m.State("DATA"):
                 m.d.comb += self.busy.eq(1)
-
-                def data_byte_done():
-                    m.next = "PUSH"
-
-                shift_state(data_byte_done)
+                sh.shift(m, data_byte_done)
             with m.State("PUSH"):
-                m.d.comb += [
-                    self.busy.eq(1),
-                    self.cs_n.eq(0),
-                    self.o_stream.valid.eq(1),
-                    self.o_stream.payload.eq(sr_in),
-                ]
-                with m.If(self.o_stream.ready):
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(left == 1):
-                        m.d.sync += timer.eq(self._half)
-                        m.next = "END"
-                    with m.Else():
-                        start_byte(0)
-                        m.next = "DATA"
+                self._push(m, sh, cmd)
             with m.State("END"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Else():
-                    m.next = "IDLE"
+                wait("IDLE")
         return m
+
+    def _idle(self, m, sh, cmd):
+        m.d.comb += self.i_cmd.ready.eq(1)
+        with m.If(self.i_cmd.valid):
+            new = self.i_cmd.payload
+            m.d.sync += cmd.eq(new)
+            with m.If((new.length != 0) & self._wake):
+                sh.start(m, 0xAB)
+                m.next = "WAKE"
+            with m.Elif(new.length != 0):
+                m.next = "SETUP"
+
+    @staticmethod
+    def _setup(m, sh, cmd, header, header_left):
+        """Queue the address (and FAST_READ's dummy byte) and start sending the opcode."""
+        opcode = Mux(cmd.fast, 0x0B, 0x03)
+        a = cmd.addr
+        m.d.sync += [
+            header.eq(Cat(Const(0, 8), a[:8], a[8:16], a[16:24], opcode)),
+            header_left.eq(cmd.fast + 4),
+        ]
+        sh.start(m, opcode)
+        m.next = "HEADER"
+
+    def _push(self, m, sh, cmd):
+        o = self.o_stream
+        m.d.comb += [
+            self.busy.eq(1),
+            self.flash.cs_n.eq(0),
+            o.valid.eq(1),
+            o.payload.eq(sh.sr_in),
+        ]
+        with m.If(o.ready):
+            m.d.sync += cmd.length.eq(cmd.length - 1)
+            with m.If(cmd.length == 1):
+                m.d.sync += sh.timer.eq(self._half)
+                m.next = "END"
+            with m.Else():
+                sh.start(m, 0)
+                m.next = "DATA"

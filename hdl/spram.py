@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import check_int, silent_on_error
+from spikelut.hdl.params import check_int
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAMLane", "is_up5k"]
 
@@ -35,7 +35,6 @@ class SPRAMLane(wiring.Component):
     read cycle). ``depth`` is at most 16384.
     """
 
-    @silent_on_error
     def __init__(self, *, shape, depth: int):
         self._depth = check_int("SPRAM depth", depth, 1, SPRAM_DEPTH)
         self._shape = shape

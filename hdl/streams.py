@@ -6,8 +6,6 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import silent_on_error
-
 __all__ = ["Broadcast"]
 
 
@@ -18,7 +16,6 @@ class Broadcast(wiring.Component):
     transfer completes in the cycle in which both copies have been taken. No added latency.
     """
 
-    @silent_on_error
     def __init__(self, *, shape):
         self._shape = shape
         super().__init__(

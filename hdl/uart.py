@@ -9,17 +9,17 @@ from amaranth import Module, Signal
 from amaranth.lib import cdc, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import silent_on_error
+from spikelut.hdl.params import check_int
+
+__all__ = ["MIN_DIVISOR", "UARTReceiver", "UARTTransmitter", "check_divisor", "uart_divisor"]
 
 MIN_DIVISOR = 4
 
 
-def _check_divisor(divisor) -> int:
-    if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < MIN_DIVISOR:
-        raise ValueError(
-            f"divisor must be an integer >= {MIN_DIVISOR} (clock cycles per bit), not {divisor!r}"
-        )
-    return divisor
+def check_divisor(divisor) -> int:
+    """``divisor`` (clock cycles per bit) as an int of at least :data:`MIN_DIVISOR`, else
+    ``ValueError``."""
+    return check_int("divisor", divisor, MIN_DIVISOR)
 
 
 def uart_divisor(clock_hz: float, baud: int, *, max_error: float = 0.02) -> int:
@@ -56,9 +56,8 @@ class UARTTransmitter(wiring.Component):
     i_stream: In(stream.Signature(8))
     tx: Out(1, init=1)
 
-    @silent_on_error
     def __init__(self, *, divisor: int):
-        self._divisor = _check_divisor(divisor)
+        self._divisor = check_divisor(divisor)
         super().__init__()
 
     @property
@@ -111,9 +110,8 @@ class UARTReceiver(wiring.Component):
     framing_error: Out(1)
     overrun: Out(1)
 
-    @silent_on_error
     def __init__(self, *, divisor: int):
-        self._divisor = _check_divisor(divisor)
+        self._divisor = check_divisor(divisor)
         super().__init__()
 
     @property

@@ -6,10 +6,16 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import label_layout, vector_layout
-from .params import check_int, silent_on_error
+from spikelut.hdl.layouts import label_layout, vector_layout
+from spikelut.hdl.params import check_int
 
-__all__ = ["Argmax", "ResidualAdd"]
+__all__ = ["Argmax", "ResidualAdd", "check_vector"]
+
+
+def check_vector(dim: int, **widths: int) -> tuple[int, ...]:
+    """``dim`` (at least 1) and each of ``widths`` (signed widths, 1..64), in that order, as
+    ints; ``ValueError`` naming the first bad one."""
+    return (check_int("dim", dim, 1), *(check_int(k, w, 1, 64) for k, w in widths.items()))
 
 
 class ResidualAdd(wiring.Component):
@@ -20,12 +26,10 @@ class ResidualAdd(wiring.Component):
     the exact bound). One cycle of latency, one vector per clock.
     """
 
-    @silent_on_error
     def __init__(self, *, dim: int, in_width: int, res_width: int, out_width: int):
-        self._dim = check_int("dim", dim, 1)
-        self._in_width = check_int("in_width", in_width, 1, 64)
-        self._res_width = check_int("res_width", res_width, 1, 64)
-        self._out_width = check_int("out_width", out_width, 1, 64)
+        self._dim, self._in_width, self._res_width, self._out_width = check_vector(
+            dim, in_width=in_width, res_width=res_width, out_width=out_width
+        )
         super().__init__(
             {
                 "i_stream": In(stream.Signature(vector_layout(self._in_width, self._dim))),
@@ -64,10 +68,8 @@ class Argmax(wiring.Component):
     ``o_stream``: ``label_layout(dim, width)``. A comparator tree, one cycle of latency.
     """
 
-    @silent_on_error
     def __init__(self, *, dim: int, width: int):
-        self._dim = check_int("dim", dim, 1)
-        self._width = check_int("width", width, 1, 64)
+        self._dim, self._width = check_vector(dim, width=width)
         super().__init__(
             {
                 "i_stream": In(stream.Signature(vector_layout(self._width, self._dim))),

@@ -21,7 +21,7 @@ core that takes 11 cycles per inference at about 140,000.
 - :func:`pack_vector`, :func:`unpack_vector`, :func:`pack_fields`, :func:`pack_value`,
   :func:`unpack_fields`:
   payload integers to and from values (``lib.data`` layouts as described by
-  :func:`spikelut.compiler.backend.describe_shape`).
+  :func:`spikelut.compiler.backend.manifest.describe_shape`).
 """
 
 from __future__ import annotations

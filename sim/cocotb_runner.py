@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spikelut.compiler import toolchain
+from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
 
 DEFAULT_CACHE_ENV = "SPIKELUT_COCOTB_CACHE"
@@ -266,19 +266,8 @@ def run_cocotb(
     build_args = list(build_args or [])
     if public not in PUBLIC:
         raise ValueError(f"public must be one of {PUBLIC}, not {public!r}")
-    waves_kind = None
-    if waves is not None:
-        waves = Path(waves)
-        waves_kind = waves.suffix.lower()
-        if waves_kind not in (".vcd", ".fst"):
-            raise ValueError(f"waves file must end in .vcd or .fst, not {waves.name!r}")
-        if waves_kind == ".fst":
-            if not _have_lz4_header():
-                raise ValueError(
-                    "FST traces need the lz4 headers (lz4.h, e.g. Debian's liblz4-dev), "
-                    "which are not installed; write a .vcd file instead"
-                )
-            build_args.append("--trace-fst")
+    waves = None if waves is None else Path(waves)
+    waves_kind = _waves_kind(waves, build_args)
 
     verilog = to_verilog(design, toplevel)
     key = build_key(
@@ -330,21 +319,43 @@ def run_cocotb(
 
     tests = parse_results(xml) if xml.exists() else []
     wave_out = None
-    if waves is not None:
-        produced = tdir / f"dump{waves_kind}"
-        if produced.exists():
-            waves.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(produced, waves)
-            wave_out = waves
+    if waves is not None and (tdir / f"dump{waves_kind}").exists():
+        waves.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tdir / f"dump{waves_kind}", waves)
+        wave_out = waves
     results = CocotbResults(tests, xml, bdir, tdir, cached, build_seconds, run_seconds, wave_out)
     if check and not results.passed:
-        failed = [t for t in tests if not t.passed]
-        lines = [
-            f"{t.name}: {t.message.splitlines()[0] if t.message else 'failed'}" for t in failed
-        ]
-        log_tail = ""
-        if (tdir / "sim.log").exists():
-            log_tail = "\n" + "\n".join((tdir / "sim.log").read_text().splitlines()[-25:])
-        what = "; ".join(lines) if lines else f"no test ran (simulator exit {crashed})"
-        raise CocotbFailure(f"cocotb {test_module} on {toplevel}: {what}{log_tail}")
+        raise CocotbFailure(_failure_message(tests, tdir, test_module, toplevel, crashed))
     return results
+
+
+def _waves_kind(waves: Path | None, build_args: list[str]) -> str | None:
+    """The trace format of ``waves`` (``.vcd`` or ``.fst``, adding Verilator's FST flag to
+    ``build_args``); ValueError for another suffix or an FST without the lz4 headers."""
+    if waves is None:
+        return None
+    kind = waves.suffix.lower()
+    if kind not in (".vcd", ".fst"):
+        raise ValueError(f"waves file must end in .vcd or .fst, not {waves.name!r}")
+    if kind == ".fst":
+        if not _have_lz4_header():
+            raise ValueError(
+                "FST traces need the lz4 headers (lz4.h, e.g. Debian's liblz4-dev), "
+                "which are not installed; write a .vcd file instead"
+            )
+        build_args.append("--trace-fst")
+    return kind
+
+
+def _failure_message(tests, tdir: Path, test_module: str, toplevel: str, crashed) -> str:
+    """One message naming every failed test, with the tail of the simulation log."""
+    lines = [
+        f"{t.name}: {t.message.splitlines()[0] if t.message else 'failed'}"
+        for t in tests
+        if not t.passed
+    ]
+    log_tail = ""
+    if (tdir / "sim.log").exists():
+        log_tail = "\n" + "\n".join((tdir / "sim.log").read_text().splitlines()[-25:])
+    what = "; ".join(lines) if lines else f"no test ran (simulator exit {crashed})"
+    return f"cocotb {test_module} on {toplevel}: {what}{log_tail}"

@@ -21,27 +21,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from cocotb_tools.runner import get_runner
 
-from spikelut.compiler.backend import LayerPlan, fit_plans, manifest, network_params
+from spikelut.compiler.backend.cores import CoreKind, build_core
+from spikelut.compiler.backend.manifest import describe_shape, manifest
+from spikelut.compiler.backend.network import network_params
+from spikelut.compiler.backend.placement import fit_plans
+from spikelut.compiler.backend.plan import LayerPlan
+from spikelut.compiler.backend.sequence import rnn_core
+from spikelut.compiler.backend.targets import TARGETS, Target
+from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
-from spikelut.compiler.ir import ClassifierMLP
-from spikelut.hdl.bank import Storage, bank_image
+from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.golden import lut_rows, run_classifier, run_rnn
 from spikelut.hdl.indexer import IndexerKind
-from spikelut.hdl.layer import Layer, Network
-
-from .cocotb_lib import pack_value
-from .golden import lut_rows, run_classifier
+from spikelut.hdl.storage import Storage, bank_image
+from spikelut.sim.cocotb_lib import pack_value
+from spikelut.sim.cocotb_runner import run_cocotb, to_verilog
 
 __all__ = [
-    "TARGET_MEMORIES",
-    "RNNHarness",
     "SimReport",
     "SimulatorUnavailable",
-    "build_core",
-    "indexer_kind",
+    "core_for",
     "simulate",
     "simulate_rnn",
     "write_case",
@@ -50,14 +51,6 @@ __all__ = [
 TOPLEVEL = "spikelut_core"
 TEST_MODULE = "spikelut.sim.tb_network"
 PERIOD_NS = 10
-
-# target -> (family, block RAMs, SPRAMs), as `spikelut compile` places tables
-TARGET_MEMORIES = {
-    "ice40-up5k": ("ice40", 30, 4),
-    "ice40-hx8k": ("ice40", 32, 0),
-    "ecp5-25": ("ecp5", 56, 0),
-    "ecp5-85": ("ecp5", 208, 0),
-}
 
 
 class SimulatorUnavailable(RuntimeError):
@@ -108,55 +101,45 @@ class SimReport:
         return asdict(self)
 
 
-def indexer_kind(indexer: IndexerKind | str) -> IndexerKind:
-    """An :class:`IndexerKind` from itself or its name (``"parallel"``, ``"temporal"``)."""
-    if isinstance(indexer, IndexerKind):
-        return indexer
-    try:
-        return IndexerKind[str(indexer).upper()]
-    except KeyError:
-        raise ValueError(f"unknown indexer {indexer!r}; use parallel or temporal") from None
-
-
 def _rate(cycles: float, seconds: float) -> float:
     return cycles / seconds if seconds > 0 else 0.0
 
 
-def build_core(
+def core_for(
     model: ClassifierMLP,
     *,
     plans=None,
-    target: str = "ice40-up5k",
-    indexer: IndexerKind | str = IndexerKind.PARALLEL,
+    target: Target = TARGETS["ice40-up5k"],
+    kind: CoreKind = CoreKind.PARALLEL,
     argmax: bool = True,
 ):
-    """``(network, widths)`` of an integer classifier: ``plans`` (a :class:`LayerPlan` or one
-    per layer), or the placement :func:`fit_plans` picks for ``target``."""
+    """``(core, widths)`` of an integer classifier: a core of ``kind`` placed by ``plans`` (a
+    :class:`LayerPlan` or one per layer), or by the fastest placement that fits ``target``'s
+    memories; without ``argmax`` the core outputs the last layer's vector."""
     if plans is None:
-        if target not in TARGET_MEMORIES:
-            raise ValueError(f"unknown target {target!r}; use one of {sorted(TARGET_MEMORIES)}")
-        family, brams, sprams = TARGET_MEMORIES[target]
-        plans = fit_plans(model, family=family, block_rams=brams, sprams=sprams)
-    params, widths = network_params(model, plans, indexer=indexer_kind(indexer))
-    return Network(layers=params, argmax=argmax), widths
+        plans = fit_plans(
+            model, family=target.family, block_rams=target.block_rams, sprams=target.sprams,
+            kind=kind,
+        )  # fmt: skip
+    params, widths = network_params(model, plans, kind=kind)
+    return build_core(kind, params, argmax=argmax), widths
 
 
 def _hex(values) -> list[str]:
     return [format(int(v), "x") for v in values]
 
 
-def _loads(net: Network, ports: dict, *, all_memories: bool) -> dict:
+def _loads(net, ports: dict, *, all_memories: bool) -> dict:
     """Table-write payloads (hex) per ``w{k}_stream``: SPRAM banks (never initialised by a
     bitstream), or every memory bank with ``all_memories``."""
     out = {}
-    for k, layer in enumerate(net.layers):
-        bank = layer.bank
-        if bank.storage == Storage.LOGIC:
+    for k, p in enumerate(net.layers):
+        if p.storage == Storage.LOGIC:
             continue
-        if bank.storage != Storage.SPRAM and not all_memories:
+        if p.storage != Storage.SPRAM and not all_memories:
             continue
         desc = ports[f"w{k}_stream"]["payload"]
-        image = bank_image(bank.tables, tables_per_cycle=bank.tables_per_cycle, lanes=bank.lanes)
+        image = bank_image(p.tables, tables_per_cycle=p.tables_per_cycle, lanes=p.lanes)
         payloads = [
             pack_value(desc, {"lane": lane, "addr": addr, "data": image[lane, addr].tolist()})
             for lane in range(image.shape[0])
@@ -168,7 +151,8 @@ def _loads(net: Network, ports: dict, *, all_memories: bool) -> dict:
 
 def write_case(
     case_dir: str | os.PathLike,
-    net: Network,
+    net,
+    kind: CoreKind,
     widths,
     model: ClassifierMLP,
     x: np.ndarray,
@@ -189,7 +173,7 @@ def write_case(
     case = Path(case_dir)
     case.mkdir(parents=True, exist_ok=True)
     x = np.asarray(x, np.int64)
-    man = manifest(net, widths)
+    man = manifest(net, kind, widths)
     ports = man["ports"]
     trace = run_classifier(model, x)
     out_desc = ports["o_stream"]["payload"]
@@ -200,7 +184,7 @@ def write_case(
         ]
     else:
         expected = [pack_value(out_desc, row.tolist()) for row in trace.logits]
-    temporal = net.layers[0].indexer_kind == IndexerKind.TEMPORAL
+    temporal = net.layers[0].indexer == IndexerKind.TEMPORAL
     cpi = net.cycles_per_inference
     per_vector = (cpi + (x.shape[1] if temporal else 1)) * (max_gap + 2) + 64
     loads = _loads(net, ports, all_memories=load_all)
@@ -214,12 +198,12 @@ def write_case(
         "out": out_desc,
         "layers": [
             {
-                "n_c": layer.bank.n_c,
-                "n_tables": layer.bank.n_tables,
-                "acc_width": layer.bank.acc_width,
-                "out_dim": layer.out_dim,
+                "n_c": p.n_c,
+                "n_tables": p.n_tables,
+                "acc_width": p.out_width,
+                "out_dim": p.out_dim,
             }
-            for layer in net.layers
+            for p in net.layers
         ],
         "write_ports": [p for p in ports if p.startswith("w") and p.endswith("_stream")],
         "measure": measure,
@@ -266,8 +250,6 @@ def _run(
     every layer's streams): several times faster on a large core."""
     env = {"SPIKELUT_TB_DIR": str(case.resolve())}
     if simulator == "verilator":
-        from .cocotb_runner import run_cocotb
-
         res = run_cocotb(
             net,
             toplevel=TOPLEVEL,
@@ -297,12 +279,6 @@ def _run_icarus(net, case: Path, *, env, seed, waves):
             "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
             "iverilog) or use --simulator verilator"
         )
-    from cocotb_tools.runner import get_runner
-
-    from spikelut.compiler import toolchain
-
-    from .cocotb_runner import to_verilog
-
     toolchain.prepare_cocotb_environment()
     bdir = case / "icarus_build"
     src = case / f"{TOPLEVEL}.v"
@@ -338,8 +314,8 @@ def simulate(
     *,
     labels: np.ndarray | None = None,
     plans: list[LayerPlan] | LayerPlan | None = None,
-    target: str = "ice40-up5k",
-    indexer: IndexerKind | str = IndexerKind.PARALLEL,
+    target: Target = TARGETS["ice40-up5k"],
+    kind: CoreKind | str = CoreKind.PARALLEL,
     argmax: bool = True,
     simulator: str = "verilator",
     seed: int = 0,
@@ -356,7 +332,9 @@ def simulate(
     """Simulate the core of integer classifier ``model`` on inputs ``x`` (B, D) and compare
     every output with the golden model.
 
-    ``indexer``: ``"parallel"`` or ``"temporal"`` (layer 0 reads AER spike events);
+    ``kind``: the core kind (:class:`~spikelut.compiler.backend.cores.CoreKind`; temporal:
+    layer 0 reads AER spike events), placed by ``plans`` or for ``target``;
+    ``argmax``: end with the argmax (else every output is the last layer's vector);
     ``labels``: true classes, for the accuracy; ``waves``: a ``.vcd``/``.fst`` trace file
     (Verilator); ``build_dir``: the Verilator build cache (default: the runner's);
     ``work_dir``: where the case files go (default: a temporary directory, removed);
@@ -381,9 +359,9 @@ def simulate(
     x = np.atleast_2d(np.asarray(x, np.int64))
     if x.shape[1] != model.encoding.dim or len(x) == 0:
         raise ValueError(f"inputs must be (B>0, {model.encoding.dim}) integers, not {x.shape}")
-    kind = indexer_kind(indexer)
+    kind = CoreKind.parse(kind)
     t0 = time.perf_counter()
-    net, widths = build_core(model, plans=plans, target=target, indexer=kind, argmax=argmax)
+    net, widths = core_for(model, plans=plans, target=target, kind=kind, argmax=argmax)
     tmp = None
     if work_dir is None:
         tmp = tempfile.mkdtemp(prefix="spikelut-sim-")
@@ -392,7 +370,7 @@ def simulate(
         case = Path(work_dir)
         opts = dict(seed=seed, gap_prob=gap_prob, stall_prob=stall_prob, load_all=load_all)
         ref = model if golden is None else golden
-        man = write_case(case, net, widths, ref, x, debug=debug, **opts)
+        man = write_case(case, net, kind, widths, ref, x, debug=debug, **opts)
         build_s, cached, wave_out = _run(
             net,
             case,
@@ -407,7 +385,7 @@ def simulate(
         if res["mismatches"] and not res["divergence"]:
             first = res["mismatch_vectors"][0]
             dcase = case / "debug"
-            write_case(dcase, net, widths, ref, x[: first + 1], debug=True, **opts)
+            write_case(dcase, net, kind, widths, ref, x[: first + 1], debug=True, **opts)
             _run(
                 net,
                 dcase,
@@ -464,82 +442,6 @@ def simulate(
 # -- the spiking RNN ----------------------------------------------------------------------------
 
 
-class RNNHarness(wiring.Component):
-    """A spiking-RNN core for simulation: token -> :class:`~spikelut.hdl.recurrent.Embedding`
-    -> :class:`~spikelut.hdl.recurrent.RecurrentCell` -> unembedder
-    :class:`~spikelut.hdl.layer.Layer` -> :class:`~spikelut.hdl.vector.Argmax`, bit-exact
-    with :func:`spikelut.sim.golden.run_rnn`.
-
-    ``i_stream``: ``token_layout(V)`` (``first`` starts a sequence, ``h = 0``);
-    ``o_stream``: ``label_layout(V, W)``, the next token's logits and their argmax. Tables
-    in block RAM (``storage``) with the bitstream's ``init``, ``P``/``L`` as given.
-    """
-
-    def __init__(self, model, *, storage: Storage = Storage.BRAM, tables_per_cycle=1, lanes=None):
-        from spikelut.compiler.intseq import rnn_widths
-        from spikelut.hdl.layouts import label_layout
-        from spikelut.hdl.params import signed_width, sum_range
-        from spikelut.hdl.recurrent import Embedding, RecurrentCell, token_layout
-        from spikelut.hdl.vector import Argmax
-
-        w = rnn_widths(model)
-        emb_bits = model.embedding_bits
-        lo, hi = sum_range(model.cell.tables.astype(np.int64))
-        half = 1 << (emb_bits - 1)
-        state_width = max(
-            w.state_width, signed_width(int(lo.min()) - half, int(hi.max()) + half - 1)
-        )
-        mem = dict(storage=storage, tables_per_cycle=tables_per_cycle, lanes=lanes)
-        self.embedding = Embedding(table=model.embedding, width=emb_bits)
-        self.cell = RecurrentCell(
-            anchors_a=model.cell.a,
-            anchors_b=model.cell.b,
-            tables=model.cell.tables,
-            table_width=model.cell_quant.table_bits,
-            in_width=emb_bits,
-            state_width=state_width,
-            in_shift=model.cell_quant.in_shift,
-            **mem,
-        )
-        u = model.unembedder
-        self.unembedder = Layer(
-            anchors_a=u.a,
-            anchors_b=u.b,
-            tables=u.tables,
-            in_dim=model.dim,
-            in_width=state_width,
-            table_width=model.unembedder_quant.table_bits,
-            out_width=w.unembedder.out_width,
-            in_shift=model.unembedder_quant.in_shift,
-            **mem,
-        )
-        self.head = Argmax(dim=model.vocab, width=w.unembedder.out_width)
-        self.cycles_per_token = (
-            3 + self.cell.lut.cycles_per_inference + self.cell.lut.bank.cycles_per_inference
-        )
-        super().__init__(
-            {
-                "i_stream": In(stream.Signature(token_layout(model.vocab))),
-                "o_stream": Out(
-                    stream.Signature(label_layout(model.vocab, w.unembedder.out_width))
-                ),
-            }
-        )
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.embedding = self.embedding
-        m.submodules.cell = self.cell
-        m.submodules.unembedder = self.unembedder
-        m.submodules.argmax = self.head
-        wiring.connect(m, wiring.flipped(self.i_stream), self.embedding.i_stream)
-        wiring.connect(m, self.embedding.o_stream, self.cell.i_stream)
-        wiring.connect(m, self.cell.o_stream, self.unembedder.i_stream)
-        wiring.connect(m, self.unembedder.o_stream, self.head.i_stream)
-        wiring.connect(m, self.head.o_stream, wiring.flipped(self.o_stream))
-        return m
-
-
 def simulate_rnn(
     model,
     tokens,
@@ -549,21 +451,17 @@ def simulate_rnn(
     stall_prob: float = 0.2,
     build_dir: str | os.PathLike | None = None,
     work_dir: str | os.PathLike | None = None,
-    harness: RNNHarness | None = None,
+    plan: LayerPlan | None = None,
 ) -> dict:
-    """Run an integer RNN's core (:class:`RNNHarness`) on token sequences (B, T) in
-    Verilator and compare every step's logits and prediction with :func:`run_rnn`.
+    """Run an integer RNN's core (:func:`spikelut.compiler.backend.sequence.rnn_core`, its
+    LUTs placed by ``plan``) on token sequences (B, T) in Verilator and compare every step's
+    logits and prediction with :func:`~spikelut.compiler.ir.golden.run_rnn`.
 
     Returns ``{"vectors", "mismatches", "first_mismatch", "cycles_per_token",
     "latency_cycles", "cycles", "cycles_per_second", "predictions"}``.
     """
-    from spikelut.compiler.backend import describe_shape
-
-    from .cocotb_runner import run_cocotb
-    from .golden import run_rnn
-
     tokens = np.atleast_2d(np.asarray(tokens, np.int64))
-    core = harness if harness is not None else RNNHarness(model)
+    core = rnn_core(model, plan)
     trace = run_rnn(model, tokens)
     i_desc = describe_shape(core.signature.members["i_stream"].signature.members["payload"].shape)
     o_desc = describe_shape(core.signature.members["o_stream"].signature.members["payload"].shape)

@@ -19,8 +19,11 @@ from amaranth import Module
 from amaranth.lib import io, wiring
 from amaranth.sim import Simulator
 
-from spikelut.compiler import toolchain
+from spikelut.boards.platforms import board as board_spec
+from spikelut.compiler.build import toolchain
+from spikelut.compiler.build.synthesis import run_build
 from spikelut.hdl.counter import Counter
+from spikelut.sim.cocotb_runner import run_cocotb
 
 
 @dataclass
@@ -98,8 +101,6 @@ def check_verilator(build_dir: str | os.PathLike | None = None, width: int = 4) 
     """The counter's Verilog, simulated by cocotb on Verilator, counts correctly."""
 
     def run():
-        from spikelut.sim.cocotb_runner import run_cocotb
-
         toolchain.prepare_cocotb_environment()  # fail before building anything
         root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikelut-smoke-"))
         root.mkdir(parents=True, exist_ok=True)
@@ -138,13 +139,16 @@ def check_bitstream(board: str, build_dir: str | os.PathLike | None = None) -> C
     """Synthesise, place, route and pack the counter for ``board``; timing must pass."""
 
     def run():
-        from spikelut.boards.platforms import board as board_spec
-        from spikelut.compiler.build import run_build
-
         spec = board_spec(board)
         root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="spikelut-smoke-"))
         report = run_build(
-            _Blinky(24), spec, root, target_mhz=spec.clock_hz / 1e6, progress=lambda msg: None
+            _Blinky(24),
+            spec.platform(),
+            root,
+            target=spec.target,
+            board=spec.name,
+            target_mhz=spec.clock_hz / 1e6,
+            progress=lambda msg: None,
         )
         if report.bitstream is None:
             raise AssertionError(f"no bitstream: {report.suggestion}")

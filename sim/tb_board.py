@@ -80,11 +80,16 @@ async def board_session(dut):
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
     dut.rx.value = 1
-    dut.cipo.value = 1
+    dut.flash__cipo.value = 1
     image_path = os.environ.get("FLASH_IMAGE")
     image = Path(image_path).read_bytes() if image_path else b"\xff" * 256
     flash = SpiFlashModel(
-        sck=dut.sck, cs_n=dut.cs_n, copi=dut.copi, cipo=dut.cipo, image=image, powered_down=True
+        sck=dut.flash__sck,
+        cs_n=dut.flash__cs_n,
+        copi=dut.flash__copi,
+        cipo=dut.flash__cipo,
+        image=image,
+        powered_down=True,
     ).start()
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0

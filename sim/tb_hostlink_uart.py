@@ -26,7 +26,7 @@ async def hostlink_over_tcp(dut):
     dut.rst.value = 1
     dut.rx.value = 1
     dut.hl_rx.value = 1
-    dut.cipo.value = 1
+    dut.flash__cipo.value = 1
     dut.cmd_valid.value = 0
     dut.data_ready.value = 0
     await ClockCycles(dut.clk, 3)

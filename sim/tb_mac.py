@@ -1,13 +1,11 @@
 """cocotb test of the MAC baseline core (:class:`spikelut.hdl.mac.MACCore`) against
-:func:`spikelut.sim.mac_golden.run_mac`, and the host-side helper that runs it.
+:func:`spikelut.compiler.ir.mac.run_mac` (run by :func:`spikelut.sim.mac_sim.check_mac_core`).
 
-:func:`check_mac_core` writes a case directory (``tb.json``: widths and timing options;
-``inputs.json``: integer input vectors; ``expected.json``: the reference's label and logits
-per vector), builds the core's Verilog with Verilator through
-:func:`spikelut.sim.cocotb_runner.run_cocotb` and runs :func:`mac_matches_reference`, which
-sends vector 0 alone (latency), the next ones back to back (the interval between results),
-then the rest with random input gaps and output back-pressure, checks every output (label
-and every logit) and writes ``results.json``.
+:func:`mac_matches_reference` reads the case directory (``tb.json``: widths and timing
+options; ``inputs.json``: integer input vectors; ``expected.json``: the reference's label and
+logits per vector), sends vector 0 alone (latency), the next ones back to back (the interval
+between results), then the rest with random input gaps and output back-pressure, checks
+every output (label and every logit) and writes ``results.json``.
 """
 
 from __future__ import annotations
@@ -15,12 +13,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import cocotb
-import numpy as np
-from amaranth.hdl import Shape
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
@@ -33,7 +28,7 @@ from spikelut.sim.cocotb_lib import (
     unpack_vector,
 )
 
-__all__ = ["check_mac_core", "mac_matches_reference"]
+__all__ = ["mac_matches_reference"]
 
 
 @cocotb.test()
@@ -100,71 +95,3 @@ async def mac_matches_reference(dut):
     }
     write_text_atomic(case / "results.json", json.dumps(result))
     assert not bad, f"{len(bad)} of {n} outputs differ from run_mac; first: {bad[0]!r}"
-
-
-def check_mac_core(
-    net,
-    x_int: np.ndarray,
-    *,
-    macs: int = 1,
-    case_dir: str | os.PathLike | None = None,
-    build_dir: str | os.PathLike | None = None,
-    seed: int = 0,
-    gap_prob: float = 0.3,
-    stall_prob: float = 0.3,
-    measure: int = 6,
-) -> dict:
-    """Run the MAC core of ``net`` (a :class:`~spikelut.sim.mac_golden.MACNetwork`) with
-    ``macs`` units on Verilator over the integer inputs ``x_int`` (B, in_dim); returns
-    ``results.json`` as a dict (``checked``, ``mismatches``, ``cycles_per_inference``,
-    ``latency_cycles``). Raises :class:`~spikelut.sim.cocotb_runner.CocotbFailure` when an
-    output differs from :func:`~spikelut.sim.mac_golden.run_mac`."""
-    from spikelut.compiler.mac_backend import mac_core
-    from spikelut.sim.cocotb_runner import run_cocotb
-    from spikelut.sim.mac_golden import run_mac
-
-    x = np.atleast_2d(np.asarray(x_int, np.int64))
-    core = mac_core(net, macs=macs)
-    ref = run_mac(net, x)
-    layout = core.signature.members["o_stream"].signature.members["payload"].shape
-    cfg = {
-        "in_width": net.encoding.bits,
-        "index_width": Shape.cast(layout["index"].shape).width,
-        "logits_offset": layout["logits"].offset,
-        "logit_width": core.logit_width,
-        "n_classes": core.n_classes,
-        "period_ns": 10,
-        "seed": seed,
-        "gap_prob": gap_prob,
-        "max_gap": 4,
-        "stall_prob": stall_prob,
-        "max_stall": 30,
-        "measure": measure,
-        "timeout_cycles": (len(x) + 2) * (core.cycles_per_inference + 40) * 4,
-    }
-    expected = [
-        {"label": int(p), "logits": [int(v) for v in a]}
-        for p, a in zip(ref.predictions, ref.accumulators[-1], strict=True)
-    ]
-    tmp = None
-    if case_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="spikelut-mac-")
-        case_dir = tmp.name
-    case = Path(case_dir)
-    case.mkdir(parents=True, exist_ok=True)
-    try:
-        write_text_atomic(case / "tb.json", json.dumps(cfg))
-        write_text_atomic(case / "inputs.json", json.dumps(x.tolist()))
-        write_text_atomic(case / "expected.json", json.dumps(expected))
-        run_cocotb(
-            core,
-            toplevel="spikelut_mac",
-            test_module="spikelut.sim.tb_mac",
-            build_dir=build_dir,
-            env={"SPIKELUT_TB_DIR": str(case)},
-            seed=seed,
-        )
-        return json.loads((case / "results.json").read_text())
-    finally:
-        if tmp is not None:
-            tmp.cleanup()

@@ -107,6 +107,48 @@ def _compare_layers(golden: list[dict], probed: list[dict]) -> tuple[int, int]:
     return checks, bad
 
 
+def _vector_payloads(cfg: dict, inputs: list) -> list[list[int]]:
+    """Every vector's ``i_stream`` payloads, packed before the clock starts."""
+    if cfg["indexer"] == "temporal":
+        return [aer_payloads(x, cfg["event"], cfg["in_width"]) for x in inputs]
+    if cfg["indexer"] == "payload":  # inputs given as packed payloads (hex)
+        return [[int(x, 16)] for x in inputs]
+    return [[pack_vector(x, cfg["in_width"])] for x in inputs]
+
+
+async def _start(dut, cfg: dict, rng: random.Random):
+    """Start the clock, reset the core with every stream idle; its driver and monitor."""
+    period = cfg["period_ns"]
+    # the clock toggles in the simulator interface (C++), not in a Python task
+    cocotb.start_soon(Clock(dut.clk, period, unit="ns", impl="gpi").start())
+    out_port = StreamPort.of(dut, "o_stream")
+    driver = StreamDriver(dut.clk, StreamPort.of(dut, "i_stream"), rng=rng, period_ns=period)
+    monitor = StreamMonitor(dut.clk, out_port, rng=rng, period_ns=period)
+    driver.idle()
+    out_port.ready.value = 0
+    for name in cfg["write_ports"]:
+        getattr(dut, f"{name}__valid").value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+    return driver, monitor
+
+
+def _layer_results(case: Path, cfg: dict, probes, board: Scoreboard) -> dict:
+    """With probes (a debug run): every layer checked against the golden model's values and
+    the first divergence located."""
+    if probes is None:
+        return {}
+    golden = json.loads((case / "golden_layers.json").read_text())
+    probed = _probed_values(probes, cfg)
+    checks, bad = _compare_layers(golden, probed)
+    out = {"layer_checks": checks, "layer_mismatches": bad}
+    if board.mismatches:
+        out["divergence"] = locate_divergence(board.mismatches[0].index, golden, probed)
+    return out
+
+
 @cocotb.test()
 async def network_matches_golden(dut):
     """Every output of the core equals the golden model's, under random gaps and stalls."""
@@ -120,29 +162,8 @@ async def network_matches_golden(dut):
     period = cfg["period_ns"]
     rng = random.Random(cfg["seed"])
     decode = _decoder(cfg)
-
-    # every vector's payloads, packed before the clock starts (not part of the timing)
-    if cfg["indexer"] == "temporal":
-        vector_payloads = [aer_payloads(x, cfg["event"], cfg["in_width"]) for x in inputs]
-    elif cfg["indexer"] == "payload":  # inputs given as packed payloads (hex)
-        vector_payloads = [[int(x, 16)] for x in inputs]
-    else:
-        vector_payloads = [[pack_vector(x, cfg["in_width"])] for x in inputs]
-
-    # the clock toggles in the simulator interface (C++), not in a Python task
-    cocotb.start_soon(Clock(dut.clk, period, unit="ns", impl="gpi").start())
-    in_port = StreamPort.of(dut, "i_stream")
-    out_port = StreamPort.of(dut, "o_stream")
-    driver = StreamDriver(dut.clk, in_port, rng=rng, period_ns=period)
-    monitor = StreamMonitor(dut.clk, out_port, rng=rng, period_ns=period)
-    driver.idle()
-    out_port.ready.value = 0
-    for name in cfg["write_ports"]:
-        getattr(dut, f"{name}__valid").value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    vector_payloads = _vector_payloads(cfg, inputs)
+    driver, monitor = await _start(dut, cfg, rng)
     wall0, cpu0, cycle0 = time.perf_counter(), time.process_time(), driver.cycle()
 
     for name, words in loads.items():
@@ -178,7 +199,6 @@ async def network_matches_golden(dut):
 
     n = len(inputs)
     burst = min(n, max(1, cfg["measure"]))
-    timeout = cfg["timeout_cycles"] * period
 
     async def run_all() -> None:
         await phase(0, 1)
@@ -187,34 +207,25 @@ async def network_matches_golden(dut):
         monitor.stall_prob, monitor.max_stall = cfg["stall_prob"], cfg["max_stall"]
         await phase(burst, n)
 
-    await with_timeout(run_all(), timeout, "ns")
-    wall = time.perf_counter() - wall0
-    cpu = time.process_time() - cpu0
-    cycles = driver.cycle() - cycle0
-
-    latency = out_cycles[0] - in_cycles[0] if n else None
-    interval = (out_cycles[burst - 1] - out_cycles[1]) / (burst - 2) if burst >= 3 else None
+    await with_timeout(run_all(), cfg["timeout_cycles"] * period, "ns")
     result = {
         "checked": board.checked,
         "mismatches": board.n_mismatches,
         "first_mismatch": board.report(),
         "mismatch_vectors": [m.index for m in board.mismatches],
         "divergence": "",
-        "latency_cycles": latency,
-        "cycles_per_inference": interval,
+        "latency_cycles": out_cycles[0] - in_cycles[0] if n else None,
+        "cycles_per_inference": (
+            (out_cycles[burst - 1] - out_cycles[1]) / (burst - 2) if burst >= 3 else None
+        ),
         "labels": labels,
-        "cycles": cycles,
+        "cycles": driver.cycle() - cycle0,
         "load_cycles": load_cycles,
         "load_wall_seconds": load_wall,
-        "wall_seconds": wall,
-        "cpu_seconds": cpu,
+        "wall_seconds": time.perf_counter() - wall0,
+        "cpu_seconds": time.process_time() - cpu0,
+        **_layer_results(case, cfg, probes, board),
     }
-    if probes is not None:
-        golden = json.loads((case / "golden_layers.json").read_text())
-        probed = _probed_values(probes, cfg)
-        result["layer_checks"], result["layer_mismatches"] = _compare_layers(golden, probed)
-        if board.mismatches:
-            result["divergence"] = locate_divergence(board.mismatches[0].index, golden, probed)
     write_text_atomic(case / "results.json", json.dumps(result))
     detail = f"\n{result['divergence']}" if result["divergence"] else ""
     assert board.n_mismatches == 0, board.report() + detail

@@ -1,9 +1,9 @@
 """cocotb tests of the UART and SPI-flash gateware against the simulated peripherals.
 
 Top level (built by ``tests/test_cocotb_peripherals.py``): a UART echo (receiver, FIFO,
-transmitter) on ``rx``/``tx`` and a :class:`~spikelut.hdl.spiflash.SPIFlashReader` with its
-command and byte stream flattened to ``cmd_*`` and ``data_*`` ports. Environment:
-``UART_DIVISOR`` (cycles per bit) and ``CLOCK_NS`` (clock period).
+transmitter) on ``rx``/``tx`` and a :class:`~spikelut.hdl.spiflash.SPIFlashReader` on the
+``flash__*`` pins with its command and byte stream flattened to ``cmd_*`` and ``data_*``
+ports. Environment: ``UART_DIVISOR`` (cycles per bit) and ``CLOCK_NS`` (clock period).
 """
 
 import os
@@ -24,7 +24,7 @@ async def _reset(dut):
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
     dut.rx.value = 1
-    dut.cipo.value = 1
+    dut.flash__cipo.value = 1
     dut.cmd_valid.value = 0
     dut.data_ready.value = 0
     await ClockCycles(dut.clk, 3)
@@ -78,10 +78,10 @@ async def spi_flash_reads(dut):
     rng = random.Random(11)
     image = bytes(rng.randrange(256) for _ in range(4096))
     flash = SpiFlashModel(
-        sck=dut.sck,
-        cs_n=dut.cs_n,
-        copi=dut.copi,
-        cipo=dut.cipo,
+        sck=dut.flash__sck,
+        cs_n=dut.flash__cs_n,
+        copi=dut.flash__copi,
+        cipo=dut.flash__cipo,
         image=image,
         powered_down=True,
     ).start()
@@ -90,6 +90,6 @@ async def spi_flash_reads(dut):
         want = bytes(image[(addr + i) % len(image)] for i in range(length))
         assert got == want, f"read {length} at {addr} (fast={fast})"
     await ClockCycles(dut.clk, 10)
-    assert int(dut.cs_n.value) == 1
+    assert int(dut.flash__cs_n.value) == 1
     assert flash.errors == []
     assert flash.logic.commands == [0xAB, 0x03, 0xAB, 0x0B, 0xAB, 0x03]

@@ -17,8 +17,7 @@ import time
 from cocotb.triggers import Timer
 
 from spikelut.compiler.fileio import write_text_atomic
-
-from .uart_model import UartSink, UartSource
+from spikelut.sim.uart_model import UartSink, UartSource
 
 
 def _accept(server: socket.socket, timeout_s: float) -> socket.socket:

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from spikelut.compiler.ann import (
+from spikelut.compiler.frontend.ann import (
     ANNError,
     DenseNet,
     from_onnx,
@@ -218,7 +218,7 @@ def test_torch_sequential(tmp_path):
     seq = torch.nn.Sequential(
         torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3), torch.nn.Softmax(dim=1)
     )
-    from spikelut.compiler.ann import from_torch
+    from spikelut.compiler.frontend.ann import from_torch
 
     net = from_torch(seq)
     x = np.random.default_rng(0).normal(size=(6, 4))

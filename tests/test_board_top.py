@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """The board top: PLL settings, platform elaboration, and the complete board core on
 Verilator with both table paths (boot from the SPI-flash model, upload over LOAD_TABLES)."""
 
@@ -6,35 +5,32 @@ import re
 
 import numpy as np
 import pytest
+from helpers_models import SPRAM_PLANS, tiny_model
 
-from spikelut.boards.board_sim import sim_rate, simulated_board
 from spikelut.boards.design import make_core, model_hash, model_tables
 from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
-from spikelut.boards.host import HostLink, open_transport
+from spikelut.boards.host import BoardClient, open_transport
 from spikelut.boards.platforms import board
 from spikelut.boards.pll import ecp5_pll, ice40_pll
-from spikelut.boards.protocol import FrameType
 from spikelut.boards.runtime import BoardMismatch, run_on_board
-from spikelut.boards.top import BoardTop, choose_pll
-from spikelut.compiler.backend import LayerPlan
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.hdl.bank import Storage
-from spikelut.sim.golden import run_classifier
+from spikelut.boards.tables import table_space
+from spikelut.boards.top import BoardTop, check_boot, choose_pll
+from spikelut.compiler.backend.compile import plan_core
+from spikelut.compiler.backend.cores import CoreKind
+from spikelut.compiler.backend.network import network_params
+from spikelut.compiler.backend.placement import LayerPlan
+from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.hdl.hostlink.wire import FrameType
+from spikelut.sim.board_sim import sim_rate, simulated_board
 
-SPRAM_PLANS = [LayerPlan(Storage.SPRAM, 2, 3), LayerPlan(Storage.BRAM, 2, 4)]
 CLOCK_NS, DIVISOR = 10, 16
 
 
-def tiny_model(seed=0, *, table_bits=4, d=8, hidden=6, classes=4):
-    """A two-layer integer classifier small enough to build and simulate in seconds."""
-    rng = np.random.default_rng(seed)
-    lim = 1 << (table_bits - 1)
-    l0 = LUTLayer.random(in_dim=d, out_dim=hidden, n_tables=6, n_c=3, rng=rng)
-    l0 = l0.with_tables(rng.integers(-lim, lim, l0.tables.shape))
-    l1 = LUTLayer.random(in_dim=hidden, out_dim=classes, n_tables=5, n_c=2, rng=rng)
-    l1 = l1.with_tables(rng.integers(-lim, lim, l1.tables.shape))
-    quant = [LayerQuant(table_bits=table_bits), LayerQuant(table_bits=table_bits)]
-    return ClassifierMLP(InputEncoding.identity(d, bits=5), [l0, l1], classes, quant=quant)
+def board_core_of(model, plans, kind=CoreKind.PARALLEL, *, spec="icebreaker", **options):
+    """The BoardCore of ``model`` with a ``kind`` core at placement ``plans``."""
+    core = plan_core(model, board(spec).target, kind=kind, plans=plans)
+    return make_core(model, core, **options)
 
 
 @pytest.mark.parametrize("want", [16e6, 30e6, 48e6, 100e6])
@@ -76,7 +72,9 @@ def test_board_top_elaborates_for_the_platform(name, freq):
     pll = choose_pll(spec, freq)
     clock = pll.out_hz if pll else spec.clock_hz
     plans = SPRAM_PLANS if spec.family == "ice40" else [LayerPlan(), LayerPlan()]
-    core = make_core(tiny_model(), plans, clock_hz=round(clock), divisor=round(clock / 115200))
+    core = board_core_of(
+        tiny_model(), plans, spec=name, clock_hz=round(clock), divisor=round(clock / 115200)
+    )
     plan = spec.platform().prepare(BoardTop(core, pll=pll), name="top")
     rtlil = plan.files["top.il"]
     rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
@@ -96,10 +94,25 @@ def test_board_top_elaborates_for_the_platform(name, freq):
     assert core.boot_load == (spec.family == "ice40")
 
 
+def test_boot_parameters_are_checked():
+    """What BoardCore and its BootLoader check the boot parameters with."""
+    params, _ = network_params(tiny_model(), SPRAM_PLANS)
+    space = table_space(params)
+    layers, offset, half = check_boot(space, offset=TABLE_OFFSET, half_period=2)
+    assert [lt.layer for lt in layers] == [0] and (offset, half) == (TABLE_OFFSET, 2)
+    with pytest.raises(ValueError, match="flash offset must be"):
+        check_boot(space, offset=(1 << 24) - 16, half_period=1)
+    with pytest.raises(ValueError, match="half_period must be >= 1, not 0"):
+        check_boot(space, offset=0, half_period=0)
+    bram, _ = network_params(tiny_model(), [LayerPlan(), LayerPlan()])
+    with pytest.raises(ValueError, match="no SPRAM layer"):
+        check_boot(table_space(bram), offset=0, half_period=1)
+
+
 def _session(core, image, body):
     with (
         simulated_board(core, flash_image=image, clock_ns=CLOCK_NS, divisor=DIVISOR) as sim,
-        HostLink(open_transport(sim.port), timeout=60.0, retries=0) as link,
+        BoardClient(open_transport(sim.port), timeout=60.0, retries=0) as link,
     ):
         out = body(link)
     return sim, out
@@ -113,13 +126,13 @@ def _vectors(n=12, seed=5):
 @pytest.mark.parametrize("indexer", ["parallel", "serial"])
 def test_tables_boot_from_the_flash_model_and_inferences_match_golden(indexer):
     model = tiny_model()
-    core = make_core(
+    core = board_core_of(
         model,
         SPRAM_PLANS,
+        CoreKind(indexer),
         clock_hz=10**9 // CLOCK_NS,
         divisor=DIVISOR,
         max_payload=128,
-        indexer=indexer,
     )
     area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
     x = _vectors()
@@ -147,7 +160,7 @@ def _zeroed_layer0(model):
 @pytest.mark.parametrize("flash", ["blank", "corrupt"])
 def test_rejected_flash_leaves_tables_unloaded_and_link_upload_fills_them(flash):
     model = tiny_model()
-    core = make_core(
+    core = board_core_of(
         model, SPRAM_PLANS, clock_hz=10**9 // CLOCK_NS, divisor=DIVISOR, max_payload=128
     )
     area = bytearray(table_area(table_payload(core.space, model_tables(model)), model_hash(model)))

@@ -1,6 +1,6 @@
 """The build driver's report parsing (nextpnr and Yosys logs)."""
 
-from spikelut.compiler import build
+from spikelut.compiler.build import synthesis as build
 
 ICE40_LOG = """Info: Device utilisation:
 Info: \t         ICESTORM_LC:    1234/   5280    23%

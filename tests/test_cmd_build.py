@@ -1,14 +1,13 @@
-# amaranth: UnusedElaboratable=no
 """``spikelut build``: a tiny classifier to an icebreaker bitstream, reproducibly; a missed
 clock fails with the report and a suggestion; bad input is a one-line error."""
 
 import json
 
 import pytest
-from test_board_top import tiny_model
+from helpers_models import tiny_model
 
-from spikelut.compiler.cli import main
-from spikelut.compiler.modelfile import save_model
+from spikelut.cli.main import main
+from spikelut.compiler.ir.modelfile import save_model
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """``spikelut compile``: Verilog, RTLIL and a manifest that fits the target, or a clear error."""
 
 from __future__ import annotations
@@ -9,24 +8,25 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers_sim import simulated_latency
 
-from spikelut.compiler.backend import (
-    LayerPlan,
+from spikelut.cli.main import main
+from spikelut.compiler.backend.cores import CoreKind, build_core
+from spikelut.compiler.backend.estimate import estimate_logic
+from spikelut.compiler.backend.manifest import manifest
+from spikelut.compiler.backend.network import build_network, network_params
+from spikelut.compiler.backend.placement import (
     bank_blocks,
-    build_serial_network,
     fit_plans,
     lane_blocks,
-    manifest,
-    network_params,
     serial_index_blocks,
 )
-from spikelut.compiler.cli import main
-from spikelut.compiler.estimate import LOGIC_CELLS, estimate_logic
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.compiler.modelfile import save_model
-from spikelut.hdl.bank import Storage
-from spikelut.hdl.indexer import IndexerKind
-from spikelut.hdl.layer import Network
+from spikelut.compiler.backend.plan import LayerPlan
+from spikelut.compiler.backend.targets import TARGETS
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.modelfile import save_model
+from spikelut.hdl.storage import Storage
 
 UP5K = dict(family="ice40", block_rams=30, sprams=4)
 
@@ -132,7 +132,8 @@ def test_manifest_has_logic_estimates_and_rate(model_path, tmp_path, capsys):
     assert est["family"] == "ice40"
     assert 0 < est["flip_flops"] <= est["logic_cells"] == max(est["luts"], est["flip_flops"])
     assert (est["block_rams"], est["sprams"]) == (r["block_rams"], r["sprams"])
-    assert est["logic_cells"] <= r["logic_cells_available"] == LOGIC_CELLS["ice40-up5k"] - 700
+    up5k = TARGETS["ice40-up5k"]
+    assert est["logic_cells"] <= r["logic_cells_available"] == up5k.logic_cells - 700
     assert r["inferences_per_second"] == pytest.approx(12e6 / r["cycles_per_inference"])
 
 
@@ -173,20 +174,21 @@ def test_logic_estimate_grows_with_parallelism():
     model = digits_like(np.random.default_rng(44))
     slow, _ = network_params(model, LayerPlan(Storage.BRAM, 1, 1))
     fast, _ = network_params(model, LayerPlan(Storage.BRAM, 8, 10))
-    temporal, _ = network_params(model, LayerPlan(Storage.BRAM, 1, 1), indexer=IndexerKind.TEMPORAL)
+    temporal, _ = network_params(model, LayerPlan(Storage.BRAM, 1, 1), kind=CoreKind.TEMPORAL)
     e_slow, e_fast = estimate_logic(slow, "ice40"), estimate_logic(fast, "ice40")
     assert e_slow["luts"] < e_fast["luts"]
     # the parallel indexer: one comparator of the 6-bit inputs per anchor pair of layer 0
     assert e_slow["luts"] > 16 * 6 * 6
-    assert estimate_logic(temporal, "ice40")["flip_flops"] > e_slow["flip_flops"]
+    e_temporal = estimate_logic(temporal, "ice40", CoreKind.TEMPORAL)
+    assert e_temporal["flip_flops"] > e_slow["flip_flops"]
 
 
 def test_baseline_mac_compiles_an_ann(tmp_path, capsys):
     import joblib
     from sklearn.neural_network import MLPClassifier
 
-    from spikelut.compiler.cli import main
-    from spikelut.compiler.datasets import load_dataset
+    from spikelut.cli.main import main
+    from spikelut.compiler.frontend.datasets import load_dataset
 
     data = load_dataset("digits")
     with warnings.catch_warnings():  # a short fit is enough here; it need not converge
@@ -265,19 +267,19 @@ def test_serial_indexer_refuses_residual_layers(tmp_path, capsys):
 def test_serial_estimate_and_blocks():
     model = digits_size(np.random.default_rng(47))
     kw = dict(family="ice40", block_rams=30, sprams=4)
-    plans = fit_plans(model, logic_cells=4580, serial=True, **kw)
-    params, _ = network_params(model, plans)
-    serial = estimate_logic(params, "ice40", serial=True)
+    plans = fit_plans(model, logic_cells=4580, kind=CoreKind.SERIAL, **kw)
+    params, _ = network_params(model, plans, kind=CoreKind.SERIAL)
+    serial = estimate_logic(params, "ice40", CoreKind.SERIAL)
     parallel = estimate_logic(params, "ice40")
     assert serial["luts"] * 4 < parallel["luts"]
     # anchor ROM of 256 slots x 4 pairs of 6-bit anchors, 8 input copies
     assert serial_index_blocks(params[0], "ice40") == 3 + 8
     # with 7 block RAMs the serial core reads fewer tables a cycle: 2 comparators, 4 copies
-    small = fit_plans(model, logic_cells=4580, serial=True, **{**kw, "block_rams": 7})
+    small = fit_plans(model, logic_cells=4580, kind=CoreKind.SERIAL, **{**kw, "block_rams": 7})
     params, _ = network_params(model, small)
     assert serial_index_blocks(params[0], "ice40") <= 7 and small != plans
     with pytest.raises(ValueError, match="anchor ROMs and input copies"):
-        fit_plans(model, logic_cells=4580, serial=True, **{**kw, "block_rams": 2})
+        fit_plans(model, logic_cells=4580, kind=CoreKind.SERIAL, **{**kw, "block_rams": 2})
 
 
 @pytest.mark.slow
@@ -285,7 +287,6 @@ def test_digits_size_latency_equals_the_simulated_and_cocotb_ones(tmp_path, caps
     """The UP5K digits core's manifest latency equals an independent simulation's (the
     serial core ``compile`` picks), and for the parallel core at the same placement (the
     one ``spikelut sim`` runs in cocotb) the 324 cycles cocotb measures."""
-    from test_backend import simulated_latency
 
     model = digits_size(np.random.default_rng(48))
     path = tmp_path / "digits.lutnet"
@@ -294,8 +295,10 @@ def test_digits_size_latency_equals_the_simulated_and_cocotb_ones(tmp_path, caps
     r = json.loads(capsys.readouterr().out)
     assert r["indexer"] == "serial"
     assert r["compile_cpu_seconds"] < 10
-    net = build_serial_network(model, fit_plans(model, serial=True, **UP5K))
+    serial = CoreKind.SERIAL
+    net = build_network(model, fit_plans(model, kind=serial, **UP5K), kind=serial)
     x = np.random.default_rng(0).integers(-32, 32, 64)
     assert r["latency_cycles"] == simulated_latency(net, model, x)
     params, widths = network_params(model, fit_plans(model, **UP5K))
-    assert manifest(Network(layers=params), widths)["latency_cycles"] == 324
+    parallel = CoreKind.PARALLEL
+    assert manifest(build_core(parallel, params), parallel, widths)["latency_cycles"] == 324

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from spikelut.compiler.cli import main
-from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.modelfile import save_model
-from spikelut.compiler.quantize import quantize_classifier
-from spikelut.compiler.train_classifier import accuracy, train_on_dataset
-from spikelut.sim.golden import run_classifier
+from spikelut.cli.main import main
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.modelfile import save_model
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.train.classifier import train_on_dataset
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,9 @@ def test_float_and_integer(tmp_path, capsys, wine_model):
     status, out = _eval([str(path)], capsys)
     result = json.loads(out.out)
     assert status == 0 and result["kind"] == "float" and result["dataset"] == "wine"
-    assert result["test_accuracy"] == accuracy(model, data.X_test, data.y_test)
+    assert result["test_accuracy"] == float(
+        np.mean(model.float_predict(data.X_test) == data.y_test)
+    )
     assert result["table_bits"] == 32 * 16 * 3 * 8
 
     qmodel = quantize_classifier(model, table_bits=6, calib_raw=data.X_train)

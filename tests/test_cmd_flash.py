@@ -9,7 +9,7 @@ import pytest
 
 from spikelut.boards.platforms import board
 from spikelut.boards.program import add_dfu_suffix, has_dfu_suffix, plan_program
-from spikelut.compiler.cli import main
+from spikelut.cli.main import main
 
 
 def _fake_tool(tmp_path, name, status, message):

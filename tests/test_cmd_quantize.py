@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from spikelut.compiler.cli import main
-from spikelut.compiler.intseq import IntegerRNN
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LUTLayer
-from spikelut.compiler.modelfile import load_model, save_model
-from spikelut.compiler.seqmodels import SpikingRNN
+from spikelut.cli.main import main
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.modelfile import load_model, save_model
+from spikelut.compiler.ir.sequence import SpikingRNN
 
 
 def _digits_model(path):

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """``spikelut run``: the host runtime end to end against the simulated board (Verilator,
 real UART bit timing), and its failures."""
 
@@ -6,14 +5,14 @@ import json
 
 import numpy as np
 import pytest
-from test_board_top import tiny_model
+from helpers_models import tiny_model
 
-from spikelut.boards.design import board_plans
+from spikelut.boards.design import board_core
 from spikelut.boards.platforms import board
-from spikelut.compiler.cli import main
-from spikelut.compiler.modelfile import save_model
-from spikelut.hdl.bank import Storage
-from spikelut.sim.golden import run_classifier
+from spikelut.cli.main import main
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.modelfile import save_model
+from spikelut.hdl.storage import Storage
 
 
 @pytest.fixture
@@ -35,7 +34,9 @@ def test_run_on_the_simulated_board_matches_the_golden_model(model_file, tmp_pat
     assert r["predictions"] == golden
     assert r["table_frames"] >= 2  # the tables went over LOAD_TABLES
     # --tables link leaves the simulated flash blank: SPRAM layers' boot load is rejected
-    spram = any(p.storage == Storage.SPRAM for p in board_plans(tiny_model(), board("icebreaker")))
+    spram = any(
+        p.storage == Storage.SPRAM for p in board_core(tiny_model(), board("icebreaker")).plans
+    )
     assert r["boot"] == ("rejected" if spram else "ok") and r["counters"]["errors"] == 0
     # UART-bound: never faster than the link's bytes allow at the simulated baud rate
     assert 0 < r["sim_inferences_per_second"] <= r["sim_baud"] / 10 / 8

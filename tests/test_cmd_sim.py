@@ -1,10 +1,10 @@
-# amaranth: UnusedElaboratable=no
 """``spikelut sim``: the digits core over its whole test set, a trace, Icarus Verilog where
 installed (its "not installed" message where not), the exit status on a mismatch, and bad
 input refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -12,24 +12,21 @@ import time
 import numpy as np
 import pytest
 
-from spikelut.compiler.cli import main
-from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.compiler.modelfile import save_model
-from spikelut.compiler.quantize import quantize_classifier
-from spikelut.compiler.train_classifier import train_on_dataset
+from spikelut.cli import sim as cli_sim
+from spikelut.cli.main import main
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.modelfile import load_model, save_model
 from spikelut.sim import network_sim
-from spikelut.sim.golden import run_classifier
 
 
 @pytest.fixture(scope="module")
-def digits_path(tmp_path_factory):
-    """The default digits classifier (64 -> 10, 256 tables, N_C 4), quantised."""
-    data = load_dataset("digits")
-    model = quantize_classifier(train_on_dataset(data), calib_raw=data.X_train)
+def digits_path(tmp_path_factory, digits, digits_int):
+    """The default digits classifier (64 -> 10, 256 tables, N_C 4), quantised, in a file."""
     path = tmp_path_factory.mktemp("sim") / "digits-int.lutnet"
-    save_model(model, path)
-    return path, model, data
+    save_model(digits_int.model, path)
+    return path, digits_int.model, digits
 
 
 @pytest.mark.slow
@@ -81,38 +78,24 @@ def small_path(tmp_path):
     return path
 
 
-def _fake_report(mismatches: int) -> network_sim.SimReport:
-    return network_sim.SimReport(
-        simulator="verilator",
-        vectors=10,
-        mismatches=mismatches,
-        first_mismatch="2 of 10 outputs differ; first: vector 3" if mismatches else "",
-        divergence="layer 0 table 5: index 3 (golden 1)" if mismatches else "",
-        accuracy=0.5,
-        cycles_per_inference=4.0,
-        expected_cycles_per_inference=4,
-        latency_cycles=6,
-        latency_ns=60,
-        cycles=100,
-        load_cycles=0,
-        sim_wall_seconds=0.01,
-        cycles_per_second=10000.0,
-        inference_cycles_per_second=10000.0,
-        cycles_per_cpu_second=10000.0,
-        build_seconds=0.0,
-        build_cached=True,
-        total_seconds=0.1,
-    )
-
-
+@pytest.mark.slow
 def test_sim_exits_1_on_a_mismatch_and_names_the_divergence(small_path, monkeypatch, capsys):
-    path = small_path
-    monkeypatch.setattr(network_sim, "simulate", lambda *a, **k: _fake_report(2))
-    assert main(["sim", str(path), "--dataset", "random", "--vectors", "10"]) == 1
+    """A planted fault: the outputs are checked against a model whose table 2 differs (the
+    simulation itself is real), so the command must report the mismatches and exit 1."""
+    model = load_model(small_path)
+    bad = model.layers[0].tables.copy()
+    bad[2] = -bad[2] - 1  # every entry of table 2 changes, within its 4-bit range
+    faulty = dataclasses.replace(model, layers=[model.layers[0].with_tables(bad)])
+
+    def simulate_against_the_fault(*args, **kwargs):
+        return network_sim.simulate(*args, golden=faulty, **kwargs)
+
+    monkeypatch.setattr(cli_sim, "simulate", simulate_against_the_fault)
+    assert main(["sim", str(small_path), "--dataset", "random", "--vectors", "10"]) == 1
     out = capsys.readouterr().out
-    assert "mismatches          2" in out and "layer 0 table 5" in out
-    monkeypatch.setattr(network_sim, "simulate", lambda *a, **k: _fake_report(0))
-    assert main(["sim", str(path), "--dataset", "random", "--vectors", "10"]) == 0
+    assert "mismatches          10" in out and "layer 0 output 0: sum" in out
+    monkeypatch.undo()
+    assert main(["sim", str(small_path), "--dataset", "random", "--vectors", "10"]) == 0
 
 
 def test_sim_skips_missing_icarus_with_a_message(small_path, monkeypatch, capsys):

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from spikelut.compiler.cli import main
-from spikelut.compiler.modelfile import load_model
+from spikelut.cli.main import main
+from spikelut.compiler.ir.modelfile import load_model
 
 
 def test_train_wine_json(tmp_path, capsys):

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """The cocotb testbench library: payload packing, scoreboard, divergence, and the gateware
 components (temporal and parallel indexers, banks of every storage kind, residual add,
 argmax, layers) checked stream by stream in a debug simulation."""
@@ -9,12 +8,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers_models import MIXED_PLANS, mixed_model
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikelut.compiler.backend import LayerPlan, describe_shape
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.hdl.bank import Storage
+from spikelut.compiler.backend.manifest import describe_shape
+from spikelut.compiler.ir.classifier import ClassifierMLP, LayerQuant
+from spikelut.compiler.ir.golden import run_classifier
 from spikelut.hdl.indexer import spike_events as hdl_spike_events
 from spikelut.hdl.layouts import event_layout, label_layout
 from spikelut.sim.cocotb_lib import (
@@ -27,7 +27,6 @@ from spikelut.sim.cocotb_lib import (
     unpack_fields,
     unpack_vector,
 )
-from spikelut.sim.golden import run_classifier
 from spikelut.sim.network_sim import simulate
 
 
@@ -82,33 +81,6 @@ def test_locate_divergence_names_layer_and_table():
     assert "no indices" in locate_divergence(0, golden, [{"indices": [], "sums": []}] * 2)
 
 
-def mixed_model(seed: int = 5) -> ClassifierMLP:
-    """A 4-layer integer classifier whose layers cover every storage kind and a residual."""
-    rng = np.random.default_rng(seed)
-    shapes = [
-        (16, 12, 6, 4, False),
-        (12, 12, 5, 3, True),
-        (12, 8, 4, 5, False),
-        (8, 6, 3, 3, False),
-    ]
-    layers = []
-    for d_in, d_out, n_t, n_c, residual in shapes:
-        layer = LUTLayer.random(
-            in_dim=d_in, out_dim=d_out, n_tables=n_t, n_c=n_c, rng=rng, residual=residual
-        )
-        layers.append(layer.with_tables(rng.integers(-16, 16, layer.tables.shape)))
-    quant = [LayerQuant(table_bits=5, in_shift=s) for s in (1, 0, 2, 0)]
-    return ClassifierMLP(InputEncoding.identity(16, bits=6), layers, 6, quant=quant)
-
-
-MIXED_PLANS = [
-    LayerPlan(Storage.BRAM, 2, 4),
-    LayerPlan(Storage.LUTRAM, 2, 6),
-    LayerPlan(Storage.SPRAM, 1, 8),
-    LayerPlan(Storage.LOGIC),
-]
-
-
 @pytest.mark.slow
 def test_components_match_golden_stream_by_stream(tmp_path):
     """Temporal indexer, BRAM/LUTRAM/SPRAM/LOGIC banks, residual add and argmax: in a debug
@@ -117,7 +89,7 @@ def test_components_match_golden_stream_by_stream(tmp_path):
     model = mixed_model()
     x = np.random.default_rng(6).integers(-32, 32, (200, 16))
     rep = simulate(
-        model, x, plans=MIXED_PLANS, indexer="temporal", debug=True, work_dir=tmp_path / "ok"
+        model, x, plans=MIXED_PLANS, kind="temporal", debug=True, work_dir=tmp_path / "ok"
     )
     assert (rep.vectors, rep.mismatches) == (200, 0)
     assert rep.layer_checks == 200 * 2 * 4 and rep.layer_mismatches == 0
@@ -140,7 +112,7 @@ def test_components_match_golden_stream_by_stream(tmp_path):
         model,
         x[:50],
         plans=MIXED_PLANS,
-        indexer="temporal",
+        kind="temporal",
         golden=other,
         work_dir=tmp_path / "bad",
     )

@@ -8,9 +8,9 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikelut.boards.host import HostLink, open_transport
-from spikelut.hdl.hostlink import HostLink as HostLinkGateware
-from spikelut.hdl.spiflash import SPIFlashReader
+from spikelut.boards.host import BoardClient, open_transport
+from spikelut.hdl.hostlink.link import HostLink as HostLinkGateware
+from spikelut.hdl.spiflash import FlashPinSignature, SPIFlashReader
 from spikelut.hdl.uart import UARTReceiver, UARTTransmitter
 from spikelut.sim.cocotb_runner import CocotbFailure, run_cocotb
 from spikelut.sim.spiflash_model import FAST_READ, JEDEC_ID, READ, READ_STATUS, SpiFlashLogic
@@ -72,17 +72,15 @@ class SumCore(wiring.Component):
 
 
 class PeripheralsTop(wiring.Component):
-    """UART echo through a FIFO, a SPI flash reader with flat ports, and a host link
-    (UART, :class:`HostLinkGateware`, :class:`SumCore`) on ``hl_rx``/``hl_tx``, for cocotb."""
+    """UART echo through a FIFO, a SPI flash reader on the ``flash`` pins (Verilog
+    ``flash__sck`` ...) with its command and bytes on flat ports, and a host link (UART,
+    :class:`HostLinkGateware`, :class:`SumCore`) on ``hl_rx``/``hl_tx``, for cocotb."""
 
     rx: In(1, init=1)
     tx: Out(1)
     hl_rx: In(1, init=1)
     hl_tx: Out(1)
-    sck: Out(1)
-    cs_n: Out(1)
-    copi: Out(1)
-    cipo: In(1)
+    flash: Out(FlashPinSignature())
     cmd_addr: In(24)
     cmd_len: In(24)
     cmd_fast: In(1)
@@ -108,11 +106,8 @@ class PeripheralsTop(wiring.Component):
             buf.r_en.eq(utx.i_stream.ready),
         ]
         m.submodules.spi = spi = SPIFlashReader(half_period=2, wake_cycles=20)
+        wiring.connect(m, spi.flash, wiring.flipped(self.flash))
         m.d.comb += [
-            self.sck.eq(spi.sck),
-            self.cs_n.eq(spi.cs_n),
-            self.copi.eq(spi.copi),
-            spi.cipo.eq(self.cipo),
             spi.i_cmd.payload.addr.eq(self.cmd_addr),
             spi.i_cmd.payload.length.eq(self.cmd_len),
             spi.i_cmd.payload.fast.eq(self.cmd_fast),
@@ -201,7 +196,7 @@ def test_flash_logic_commands():
 
 @pytest.mark.slow
 def test_host_runtime_over_simulated_uart(tmp_path):
-    """boards.host.HostLink talks to the host-link gateware on Verilator through a TCP bridge."""
+    """boards.host.BoardClient talks to the host-link gateware on Verilator through a TCP bridge."""
     port_file = tmp_path / "port"
     out = {}
 
@@ -229,7 +224,7 @@ def test_host_runtime_over_simulated_uart(tmp_path):
         time.sleep(0.05)
     port = int(port_file.read_text())
     vectors = [[(7 * i + 3 * k) % 256 - 128 for k in range(4)] for i in range(20)]
-    with HostLink(open_transport(f"tcp:127.0.0.1:{port}"), timeout=10.0) as link:
+    with BoardClient(open_transport(f"tcp:127.0.0.1:{port}"), timeout=10.0) as link:
         ident = link.identify()
         link.check_model_hash(LINK["model_hash"])
         first = link.infer(vectors[0])

@@ -9,22 +9,20 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from spikelut.compiler.ann import DenseNet, from_sklearn
-from spikelut.compiler.cli import main
-from spikelut.compiler.convert import (
+from spikelut.cli.main import main
+from spikelut.compiler.analysis.conversion import conversion_report
+from spikelut.compiler.frontend.ann import DenseNet, from_sklearn
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.modelfile import load_model
+from spikelut.compiler.ir.operations import classifier_operations, dense_operations
+from spikelut.compiler.train.convert import (
     ConvertError,
     ConvertSettings,
-    ann_operations,
-    conversion_report,
     convert_ann,
     lstsq_tables,
-    lut_operations,
     snap_tables,
     weight_anchors,
 )
-from spikelut.compiler.engine import lut_predict
-from spikelut.compiler.ir import LUTLayer
-from spikelut.compiler.modelfile import load_model
 
 FAST = ConvertSettings(augment=1, finetune_epochs=2)
 
@@ -42,7 +40,7 @@ def _mlp(X, y, hidden=(8,), max_iter=400, scale=False):
 
 @pytest.fixture(scope="module")
 def wine():
-    from spikelut.compiler.datasets import load_dataset
+    from spikelut.compiler.frontend.datasets import load_dataset
 
     ds = load_dataset("wine")
     return ds, from_sklearn(_mlp(ds.X_train, ds.y_train, max_iter=1000, scale=True))
@@ -70,9 +68,9 @@ def test_lstsq_tables_recover_a_representable_target():
     rng = np.random.default_rng(2)
     layer = LUTLayer.random(in_dim=8, out_dim=3, n_tables=3, n_c=2, rng=rng, init_scale=1.0)
     x = rng.normal(size=(400, 8)).astype(np.float32)
-    target = lut_predict(layer, x)
+    target = layer.forward(x)
     fitted = layer.with_tables(lstsq_tables(layer, x, target, ridge=1e-6))
-    np.testing.assert_allclose(lut_predict(fitted, x), target, atol=1e-3)
+    np.testing.assert_allclose(fitted.forward(x), target, atol=1e-3)
 
 
 def test_conversion_is_deterministic_and_records_provenance(wine):
@@ -105,7 +103,7 @@ def test_conversion_learns_the_ann(wine):
 
 
 def test_quantisation_aware_tables_quantise_exactly(wine):
-    from spikelut.compiler.quantize import quantize_classifier
+    from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 
     ds, ann = wine
     settings = ConvertSettings(augment=1, finetune_epochs=2, quant_bits=4, quant_epochs=1)
@@ -138,13 +136,13 @@ def test_operation_counts(wine):
     model = convert_ann(
         ann, ds.X_train, settings=ConvertSettings(augment=0, finetune_epochs=0, n_tables=(5, 7))
     )
-    ops = lut_operations(model)
+    ops = classifier_operations(model)["total"]
     n_c = [layer.n_c for layer in model.layers]
     assert ops["comparisons"] == 5 * n_c[0] + 7 * n_c[1] + 2
     assert ops["table_rows_read"] == 12
     assert ops["additions"] == 4 * 8 + 6 * 3  # (N_T - 1) * Y per layer
     assert ops["multiplications"] == 0
-    a = ann_operations(ann)
+    a = dense_operations([layer.W.shape for layer in ann.layers])
     assert a["multiply_accumulates"] == 13 * 8 + 8 * 3
     r = conversion_report(ann, model, ds.X_test, None)
     assert r["ann_accuracy"] is None and r["table_memory_bits"] == 8 * sum(
@@ -218,10 +216,10 @@ def test_digits_conversion_reads_fewer_bits_than_the_mac_core():
     integer LUT network (4-bit tables) within 1 percentage point of the source MLP's
     accuracy, and fewer table bits read per inference than the MAC core's 8-bit weights,
     with no multiplications (the 5-seed figures come from ``bench/compare_mac.py``)."""
-    from spikelut.compiler.convert import INT_TABLE_BITS
-    from spikelut.compiler.datasets import load_dataset
-    from spikelut.compiler.mac_backend import mac_figures, quantize_for
-    from spikelut.compiler.quantize import quantize_classifier
+    from spikelut.compiler.backend.mac import mac_figures, mac_params, quantize_for
+    from spikelut.compiler.frontend.datasets import load_dataset
+    from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+    from spikelut.compiler.train.convert import INT_TABLE_BITS
 
     ds = load_dataset("digits")
     mlp = _mlp(ds.X_train, ds.y_train, hidden=(32,), max_iter=500)
@@ -237,5 +235,5 @@ def test_digits_conversion_reads_fewer_bits_than_the_mac_core():
         layer.n_tables * layer.out_dim * INT_TABLE_BITS for layer in model.layers
     )
     net, _ = quantize_for(ann, "digits")
-    assert r["table_bits_read"] < mac_figures(net, macs=8)["weight_bits_read"]
+    assert r["table_bits_read"] < mac_figures(mac_params(net, macs=8))["weight_bits_read"]
     assert r["lut_ops"]["multiplications"] == 0

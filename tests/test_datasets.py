@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from spikelut.compiler.datasets import load_dataset
 from spikelut.compiler.errors import UserError
+from spikelut.compiler.frontend.datasets import load_dataset
 
 
 def test_digits_is_the_default_with_the_fixed_split():

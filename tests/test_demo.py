@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spikelut.compiler.demo import (
+from spikelut.flows.demo import (
     DEFAULT_STAGES,
     DemoContext,
     DemoOptions,
@@ -125,7 +125,7 @@ def test_tiny_pipeline_summary_and_report(tmp_path):
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys):
-    from spikelut.compiler.cli import main
+    from spikelut.cli.main import main
 
     assert main(["demo", "--board", "no-such-board", "-o", str(tmp_path)]) == 2
     assert "unknown board" in capsys.readouterr().err

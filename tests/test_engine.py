@@ -3,17 +3,9 @@
 import numpy as np
 import pytest
 
-from spikelut.compiler.engine import (
-    comparisons,
-    indices_from_u,
-    least_certain,
-    lut_backward,
-    lut_forward,
-    lut_predict,
-    surrogate_grad,
-)
-from spikelut.compiler.ir import LUTLayer
-from spikelut.sim import golden
+from spikelut.compiler.ir import golden
+from spikelut.compiler.ir.lut import LUTLayer, comparisons, indices_from_u
+from spikelut.compiler.train.engine import least_certain, lut_backward, lut_forward, surrogate_grad
 
 
 def _layer(a, b, tables, in_dim, residual=False):
@@ -110,7 +102,7 @@ def test_batch_reads_old_tables_and_sums_row_updates():
 
 
 def _reference_backward(layer, x, dy, lr):
-    """A per-sample, per-table loop transcribing DESIGN.md section 1; returns dx, new tables."""
+    """A per-sample, per-table loop transcribing the rule of spikelut.compiler.train.engine's docstring; returns dx, new tables."""
     old = layer.tables.copy()
     new = old.copy()
     dx = np.zeros_like(x)
@@ -148,7 +140,7 @@ def test_vectorised_matches_reference_loop(residual):
     dy = rng.normal(size=(16, layer.out_dim))
     want_dx, want_tables = _reference_backward(layer, x, dy, lr=0.1)
     y, cache = lut_forward(layer, x)
-    np.testing.assert_allclose(y, lut_predict(layer, x))
+    np.testing.assert_allclose(y, layer.forward(x))
     dx = lut_backward(layer, cache, dy, lr=0.1)
     np.testing.assert_allclose(dx, want_dx, atol=1e-12)
     np.testing.assert_allclose(layer.tables, want_tables, atol=1e-12)
@@ -160,7 +152,7 @@ def test_forward_matches_golden_on_integers():
     int_layer = layer.with_tables(rng.integers(-8, 8, size=layer.tables.shape))
     float_layer = int_layer.with_tables(int_layer.tables.astype(np.float64))
     x = rng.integers(-3, 4, size=(20, 8))
-    np.testing.assert_array_equal(lut_predict(float_layer, x), golden.lut_layer(int_layer, x))
+    np.testing.assert_array_equal(float_layer.forward(x), golden.lut_layer(int_layer, x))
 
 
 def test_bad_shapes_are_rejected():

@@ -1,13 +1,12 @@
-# amaranth: UnusedElaboratable=no
 """Flash images and the board's table space: layout, header, CRC, chunk encoding."""
 
 import struct
 
 import numpy as np
 import pytest
+from helpers_models import SPRAM_PLANS, tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_board_top import SPRAM_PLANS, tiny_model
 
 from spikelut.boards.flash_image import (
     HEADER_SIZE,
@@ -21,18 +20,17 @@ from spikelut.boards.flash_image import (
     table_area,
     table_payload,
 )
-from spikelut.boards.protocol import crc16
 from spikelut.boards.tables import table_space
-from spikelut.compiler.backend import LayerPlan, build_network
-from spikelut.hdl.bank import Storage, bank_image
-from spikelut.hdl.params import discard
+from spikelut.compiler.backend.network import network_params
+from spikelut.compiler.backend.placement import LayerPlan
+from spikelut.hdl.crc import crc16
+from spikelut.hdl.storage import Storage, bank_image
 
 
 def _space(plans=SPRAM_PLANS, seed=0):
     model = tiny_model(seed)
-    net = build_network(model, plans)
-    discard(net)
-    return model, table_space(net)
+    params, _ = network_params(model, plans)
+    return model, table_space(params)
 
 
 def test_table_area_round_trip_and_header_fields():
@@ -99,9 +97,8 @@ def test_chunks_reassemble_into_the_bank_image(p, lanes, bits, seed):
     """Whatever the chunking, the chunks of a lane rebuild exactly the bank's memory words."""
     model = tiny_model(seed, table_bits=bits)
     plans = [LayerPlan(Storage.BRAM, p, lanes), LayerPlan(Storage.LUTRAM, 1, None)]
-    net = build_network(model, plans)
-    discard(net)
-    space = table_space(net)
+    params, _ = network_params(model, plans)
+    space = table_space(params)
     for lt in space.layers:
         tables = model.layers[lt.layer].tables
         words = _words_from_chunks(space.chunks(lt.layer, tables), lt.slots, space.chunk_bits)

@@ -7,18 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikelut.compiler.intseq import IntegerRNN, rnn_widths
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.compiler.quantize import quantize_rnn, rnn_float_logits
-from spikelut.compiler.seqmodels import SpikingRNN
-from spikelut.compiler.widths import signed_range
-from spikelut.sim.golden import (
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.golden import (
     argmax_lowest,
     lut_indices,
     lut_layer,
     run_classifier,
     run_rnn,
 )
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.sequence import SpikingRNN
+from spikelut.compiler.passes.evaluate import rnn_float_logits
+from spikelut.compiler.passes.quantize_sequence import quantize_rnn
+from spikelut.compiler.passes.widths import rnn_widths, signed_range
 
 
 def _hand_layer(residual=False):
@@ -181,7 +183,7 @@ def test_rnn_state_carries_over():
 
 
 def test_integer_rnn_round_trips(tmp_path):
-    from spikelut.compiler.modelfile import load_model, save_model
+    from spikelut.compiler.ir.modelfile import load_model, save_model
 
     rng = np.random.default_rng(1)
     q = quantize_rnn(_float_rnn(rng), table_bits=5, shifts={"cell": 1})
@@ -191,7 +193,7 @@ def test_integer_rnn_round_trips(tmp_path):
     assert back.cell_quant == q.cell_quant and back.unembedder_quant == q.unembedder_quant
     tokens = rng.integers(0, q.vocab, size=(4, 9))
     assert np.array_equal(run_rnn(back, tokens).logits, run_rnn(q, tokens).logits)
-    from spikelut.compiler.widths import WidthError
+    from spikelut.compiler.passes.widths import WidthError
 
     w = rnn_widths(q)
     with pytest.raises(WidthError, match=r"^rnn "):
@@ -208,7 +210,7 @@ def test_integer_rnn_round_trips(tmp_path):
 
 def test_rnn_golden_agrees_with_the_float_engine():
     """On exactly representable tables the integer RNN is the float engine's RNN, scaled."""
-    from spikelut.compiler.lm_engine import RNNEngine
+    from spikelut.compiler.train.lm_engine import RNNEngine
 
     rng = np.random.default_rng(12)
     m = _float_rnn(rng, dim=10, vocab=256, n_t=3, n_c=4, dyadic=4)
@@ -224,7 +226,7 @@ def test_rnn_golden_agrees_with_the_float_engine():
 
 
 def _float_transformer(rng, n_c=3, n_pe=2, dyadic=None):
-    from spikelut.compiler.seqmodels import TransformerLM
+    from spikelut.compiler.ir.sequence import TransformerLM
 
     m = TransformerLM.create(rng=rng, context=6, vocab=256, dim=8, n_layers=2, n_heads=2,
                              n_tables=3, n_c=n_c, n_pe=n_pe)  # fmt: skip
@@ -242,8 +244,9 @@ def _float_transformer(rng, n_c=3, n_pe=2, dyadic=None):
 @given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(1, 3))
 def test_transformer_golden_agrees_with_the_float_engine(seed, n_c, n_pe):
     """On exactly representable tables the integer transformer is the float engine's, scaled."""
-    from spikelut.compiler.quantize import quantize_transformer, transformer_float_logits
-    from spikelut.sim.golden import run_transformer
+    from spikelut.compiler.ir.golden import run_transformer
+    from spikelut.compiler.passes.evaluate import transformer_float_logits
+    from spikelut.compiler.passes.quantize_sequence import quantize_transformer
 
     rng = np.random.default_rng(seed)
     m = _float_transformer(rng, n_c=n_c, n_pe=n_pe, dyadic=4)
@@ -260,9 +263,9 @@ def test_transformer_golden_agrees_with_the_float_engine(seed, n_c, n_pe):
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(2, 16))
 def test_transformer_values_fit_inferred_widths(seed, bits):
-    from spikelut.compiler.intseq import transformer_widths
-    from spikelut.compiler.quantize import quantize_transformer
-    from spikelut.sim.golden import run_transformer
+    from spikelut.compiler.ir.golden import run_transformer
+    from spikelut.compiler.passes.quantize_sequence import quantize_transformer
+    from spikelut.compiler.passes.widths import transformer_widths
 
     rng = np.random.default_rng(seed)
     q = quantize_transformer(_float_transformer(rng), table_bits=bits)
@@ -281,11 +284,11 @@ def test_transformer_values_fit_inferred_widths(seed, bits):
 
 
 def test_integer_transformer_round_trips_and_refuses_wide(tmp_path):
-    from spikelut.compiler.intseq import IntegerTransformer, transformer_widths
-    from spikelut.compiler.modelfile import load_model, save_model
-    from spikelut.compiler.quantize import quantize_transformer
-    from spikelut.compiler.widths import WidthError
-    from spikelut.sim.golden import run_transformer
+    from spikelut.compiler.ir.golden import run_transformer
+    from spikelut.compiler.ir.integer_sequence import IntegerTransformer
+    from spikelut.compiler.ir.modelfile import load_model, save_model
+    from spikelut.compiler.passes.quantize_sequence import quantize_transformer
+    from spikelut.compiler.passes.widths import WidthError, transformer_widths
 
     rng = np.random.default_rng(3)
     q = quantize_transformer(_float_transformer(rng), table_bits=6)

@@ -1,14 +1,15 @@
-# amaranth: UnusedElaboratable=no
 """The LUT synapse bank: exact row sums for every storage kind, throughput, table reload."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_hdl_support import ints, recv, run, send
+from helpers_sim import ints, recv, run, send
 
-from spikelut.hdl.bank import LUTBank, Storage, bank_geometry, bank_image
+from spikelut.hdl.bank import LUTBank
+from spikelut.hdl.layer_params import LayerParams, bank_geometry
 from spikelut.hdl.params import signed_width, sum_range
+from spikelut.hdl.storage import Storage, bank_image
 
 
 def random_tables(rng, n_t, n_c, y, tw):
@@ -20,8 +21,24 @@ def acc_width_of(tables):
     return signed_width(int(lo.min()), int(hi.max()))
 
 
-def image_writes(tables, bank):
-    img = bank_image(tables, tables_per_cycle=bank.tables_per_cycle, lanes=bank.lanes)
+def bank_params(tables, *, table_width, out_width, **kw):
+    """A layer of ``tables`` (on a 2-value input: the bank never sees the anchors)."""
+    tables = np.asarray(tables)
+    n_t, n_c = tables.shape[0], max(1, tables.shape[1].bit_length() - 1)
+    return LayerParams(
+        anchors_a=np.zeros((n_t, n_c), np.int64),
+        anchors_b=np.ones((n_t, n_c), np.int64),
+        tables=tables,
+        in_dim=2,
+        in_width=2,
+        table_width=table_width,
+        out_width=out_width,
+        **kw,
+    )
+
+
+def image_writes(tables, params):
+    img = bank_image(tables, tables_per_cycle=params.tables_per_cycle, lanes=params.lanes)
     return [
         {"lane": p, "addr": a, "data": img[p, a].tolist()}
         for p in range(img.shape[0])
@@ -35,7 +52,7 @@ def simulate(bank, indices, rng, gap_p=0.3, ready_p=0.5, load=None):
 
     async def tb_in(ctx):
         if load is not None:
-            await send(ctx, bank.w_stream, image_writes(load, bank), rng, gap_p)
+            await send(ctx, bank.w_stream, image_writes(load, bank.params), rng, gap_p)
         await send(ctx, bank.i_stream, [j.tolist() for j in indices], rng, gap_p)
 
     async def tb_out(ctx):
@@ -66,12 +83,14 @@ def test_bank_sums_selected_rows(storage, p, lanes):
     n_t, n_c, y, tw = 5, 3, 7, 5
     tables = random_tables(rng, n_t, n_c, y, tw)
     bank = LUTBank(
-        tables=tables,
-        table_width=tw,
-        acc_width=acc_width_of(tables),
-        storage=storage,
-        tables_per_cycle=p,
-        lanes=lanes,
+        bank_params(
+            tables,
+            table_width=tw,
+            out_width=acc_width_of(tables),
+            storage=storage,
+            tables_per_cycle=p,
+            lanes=lanes,
+        )
     )
     indices = rng.integers(0, 1 << n_c, (25, n_t))
     indices[0] = 0
@@ -86,16 +105,18 @@ def test_bank_runs_at_its_cycles_per_inference(storage, p, lanes):
     rng = np.random.default_rng(1)
     n_t, n_c, y, tw = 5, 3, 7, 5
     tables = random_tables(rng, n_t, n_c, y, tw)
-    bank = LUTBank(
-        tables=tables, table_width=tw, acc_width=8, storage=storage, tables_per_cycle=p, lanes=lanes
+    params = bank_params(
+        tables, table_width=tw, out_width=8, storage=storage, tables_per_cycle=p, lanes=lanes
     )
-    g, b, _ = bank_geometry(n_t, n_c, y, bank.tables_per_cycle, bank.lanes)
-    assert bank.cycles_per_inference == (1 if storage == Storage.LOGIC else g * b)
+    g, b, _ = bank_geometry(n_t, n_c, y, params.tables_per_cycle, params.lanes)
+    assert params.bank_cycles == (1 if storage == Storage.LOGIC else g * b)
+    assert params.cycles_per_inference == params.bank_cycles  # the parallel indexer keeps up
+    bank = LUTBank(params)
     indices = rng.integers(0, 1 << n_c, (12, n_t))
     load = tables if storage == Storage.SPRAM else None
     got, cycles = simulate(bank, indices, rng, gap_p=0.0, ready_p=1.0, load=load)
     np.testing.assert_array_equal(got, row_sums(tables, indices))
-    assert set(np.diff(cycles)) == {bank.cycles_per_inference}
+    assert set(np.diff(cycles)) == {params.bank_cycles}
 
 
 @pytest.mark.parametrize("storage", [Storage.LUTRAM, Storage.BRAM, Storage.SPRAM])
@@ -104,15 +125,14 @@ def test_bank_reload_gives_new_tables(storage):
     n_t, n_c, y, tw = 4, 4, 3, 6
     old = random_tables(rng, n_t, n_c, y, tw)
     new = random_tables(rng, n_t, n_c, y, tw)
-    bank = LUTBank(
-        tables=old, table_width=tw, acc_width=9, storage=storage, tables_per_cycle=2, lanes=2
+    params = bank_params(
+        old, table_width=tw, out_width=9, storage=storage, tables_per_cycle=2, lanes=2
     )
+    bank = LUTBank(params)
     indices = rng.integers(0, 1 << n_c, (10, n_t))
     got_old, _ = simulate(bank, indices, rng, load=old if storage == Storage.SPRAM else None)
     np.testing.assert_array_equal(got_old, row_sums(old, indices))
-    bank2 = LUTBank(
-        tables=old, table_width=tw, acc_width=9, storage=storage, tables_per_cycle=2, lanes=2
-    )
+    bank2 = LUTBank(params)
     got_new, _ = simulate(bank2, indices, rng, load=new)
     np.testing.assert_array_equal(got_new, row_sums(new, indices))
 
@@ -123,14 +143,14 @@ def test_bank_reload_between_inferences():
     n_t, n_c, y, tw = 3, 2, 4, 4
     old = random_tables(rng, n_t, n_c, y, tw)
     new = random_tables(rng, n_t, n_c, y, tw)
-    bank = LUTBank(tables=old, table_width=tw, acc_width=7, tables_per_cycle=1, lanes=2)
+    bank = LUTBank(bank_params(old, table_width=tw, out_width=7, tables_per_cycle=1, lanes=2))
     first = rng.integers(0, 1 << n_c, (5, n_t))
     second = rng.integers(0, 1 << n_c, (5, n_t))
     got = []
 
     async def tb_in(ctx):
         await send(ctx, bank.i_stream, [j.tolist() for j in first])
-        await send(ctx, bank.w_stream, image_writes(new, bank), rng, 0.2)
+        await send(ctx, bank.w_stream, image_writes(new, bank.params), rng, 0.2)
         await send(ctx, bank.i_stream, [j.tolist() for j in second], rng, 0.2)
 
     async def tb_out(ctx):
@@ -145,7 +165,7 @@ def test_bank_reload_between_inferences():
 def test_spram_starts_empty():
     rng = np.random.default_rng(4)
     tables = random_tables(rng, 2, 2, 3, 4)
-    bank = LUTBank(tables=tables, table_width=4, acc_width=6, storage=Storage.SPRAM)
+    bank = LUTBank(bank_params(tables, table_width=4, out_width=6, storage=Storage.SPRAM))
     got, _ = simulate(bank, rng.integers(0, 4, (3, 2)), rng)
     assert not got.any()
 
@@ -168,7 +188,7 @@ def test_bank_image_layout():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"acc_width": 4}, "acc_width=4 cannot hold the table sums"),
+        ({"out_width": 4}, "out_width=4 cannot hold the table sums"),
         ({"table_width": 3}, "do not fit table_width=3"),
         ({"tables_per_cycle": 4}, r"tables_per_cycle must be 1\.\.3, not 4"),
         ({"lanes": 0}, r"lanes must be 1\.\.2, not 0"),
@@ -178,14 +198,15 @@ def test_bank_image_layout():
         ({"tables": np.zeros((3, 4, 2))}, "must be integers"),
     ],
 )
-def test_bank_rejects_bad_parameters(kwargs, message):
-    params = dict(tables=np.full((3, 4, 2), 7), table_width=4, acc_width=6)
+def test_bank_parameters_reject_bad_values(kwargs, message):
+    """A bank is built from checked parameters: :class:`LayerParams` refuses bad ones."""
+    params = dict(tables=np.full((3, 4, 2), 7), table_width=4, out_width=6)
     params.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        LUTBank(**params)
+        bank_params(**params)
 
 
 def test_spram_depth_limit():
     tables = np.zeros((8, 1 << 12, 10), int)
     with pytest.raises(ValueError, match="SPRAM lanes hold 16384 words, this bank needs 65536"):
-        LUTBank(tables=tables, table_width=4, acc_width=4, storage=Storage.SPRAM, lanes=5)
+        bank_params(tables, table_width=4, out_width=4, storage=Storage.SPRAM, lanes=5)

@@ -1,21 +1,23 @@
-# amaranth: UnusedElaboratable=no
-"""The two indexers against ``spikelut.sim.golden.lut_indices``, index by index."""
+"""The two indexers against ``spikelut.compiler.ir.golden.lut_indices``, index by index."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
-from test_hdl_support import ints, recv, run, send
+from helpers_sim import ints, recv, run, send
 
-from spikelut.compiler.ir import LUTLayer
+from spikelut.compiler.ir.golden import lut_indices
+from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.hdl.indexer import (
     IndexerKind,
     ParallelIndexer,
     TemporalIndexer,
+    check_indexer,
     make_indexer,
     spike_events,
 )
-from spikelut.sim.golden import lut_indices
 
 
 def events_payloads(events):
@@ -114,20 +116,31 @@ def test_spike_events_order_and_times():
         ({"anchors_b": np.array([[1]])}, "must both have shape"),
     ],
 )
-@pytest.mark.parametrize("cls", [ParallelIndexer, TemporalIndexer])
-def test_indexer_rejects_bad_parameters(cls, kwargs, message):
+def test_indexer_parameters_reject_bad_values(kwargs, message):
+    """Both indexers check their parameters with :func:`check_indexer` before building."""
     params = dict(anchors_a=np.array([[0, 1]]), anchors_b=np.array([[1, 2]]), in_dim=3, in_width=4)
     params.update(kwargs)
     with pytest.raises(ValueError, match=message.replace("..", r"\.\.")):
-        cls(**params)
+        check_indexer(**params)
     with pytest.raises(TypeError):
-        cls(params["anchors_a"], params["anchors_b"], 3, 4)  # keyword-only
+        check_indexer(params["anchors_a"], params["anchors_b"], 3, 4)  # keyword-only
+
+
+@pytest.mark.parametrize("cls", [ParallelIndexer, TemporalIndexer])
+def test_indexer_parameters_are_keyword_only(cls):
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # after self
+    assert [p.name for p in params] == ["anchors_a", "anchors_b", "in_dim", "in_width", "in_shift"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
 
 
 def test_indexer_properties_are_read_only():
-    dut = ParallelIndexer(
-        anchors_a=np.array([[0]]), anchors_b=np.array([[1]]), in_dim=2, in_width=3
-    )
+    a, b = np.array([[0]]), np.array([[1]])
+    dut = ParallelIndexer(anchors_a=a, anchors_b=b, in_dim=2, in_width=3)
     assert (dut.in_dim, dut.in_width, dut.in_shift, dut.n_tables, dut.n_c) == (2, 3, 0, 1, 1)
     with pytest.raises(AttributeError):
         dut.in_width = 4
+    # and it indexes with what it reports
+    x = np.array([[3, -4], [-4, 3], [1, 1]])
+    got = simulate(dut, x.tolist(), len(x), np.random.default_rng(1))
+    layer = LUTLayer(a, b, np.zeros((1, 2, 1), np.int64), in_dim=2)
+    np.testing.assert_array_equal(got, lut_indices(layer, x, 0))

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikelut.compiler.ann import DenseNet
-from spikelut.compiler.ir import InputEncoding
-from spikelut.compiler.mac_backend import mac_core
-from spikelut.hdl.mac import MACCore, mac_geometry
-from spikelut.sim.mac_golden import quantize_mac, run_mac
+from spikelut.compiler.backend.mac import mac_params
+from spikelut.compiler.frontend.ann import DenseNet
+from spikelut.compiler.ir.classifier import InputEncoding
+from spikelut.compiler.ir.mac import run_mac
+from spikelut.compiler.passes.quantize_mac import quantize_mac
+from spikelut.hdl.mac import MACCore, MACParams, mac_geometry
 
 
 def _random_mac(seed: int, dims, bits: int = 6):
@@ -73,7 +74,7 @@ def _simulate(core: MACCore, xs: np.ndarray, rng, *, gaps: bool, stall: bool):
 @pytest.mark.parametrize(("seed", "dims", "macs"), [(0, (5, 4, 3), 1), (1, (6, 7, 5, 4), 3)])
 def test_random_nets_bit_exact_under_backpressure(seed, dims, macs):
     net, rng = _random_mac(seed, dims)
-    core = mac_core(net, macs=macs)
+    core = MACCore(mac_params(net, macs=macs))
     xs = rng.integers(-32, 32, size=(12, dims[0]))
     xs[0] = 0  # all inputs equal: ties in the hidden layers
     labels, logits, _ = _simulate(core, xs, rng, gaps=True, stall=True)
@@ -85,7 +86,7 @@ def test_random_nets_bit_exact_under_backpressure(seed, dims, macs):
 def test_argmax_ties_go_to_the_lowest_index():
     w = np.zeros((3, 4), np.int64)
     b = np.array([1, 5, 5, 2])
-    core = MACCore(weights=[w], biases=[b], shifts=[], in_width=4, macs=2)
+    core = MACCore(MACParams(weights=[w], biases=[b], shifts=[], in_width=4, macs=2))
     labels, logits, _ = _simulate(
         core, np.array([[1, 2, 3]]), np.random.default_rng(0), gaps=False, stall=False
     )
@@ -96,7 +97,7 @@ def test_argmax_ties_go_to_the_lowest_index():
 @pytest.mark.slow
 def test_digits_vectors_and_throughput(digits_mac):
     net, x_test = digits_mac
-    core = mac_core(net, macs=8)
+    core = MACCore(mac_params(net, macs=8))
     xs = x_test[:4]
     rng = np.random.default_rng(3)
     labels, logits, times = _simulate(core, xs, rng, gaps=False, stall=False)
@@ -110,14 +111,13 @@ def test_digits_vectors_and_throughput(digits_mac):
 
 
 @pytest.fixture(scope="module")
-def digits_mac():
+def digits_mac(digits):
     from sklearn.neural_network import MLPClassifier
 
-    from spikelut.compiler.ann import from_sklearn
-    from spikelut.compiler.datasets import load_dataset
-    from spikelut.compiler.train_classifier import choose_encoding
+    from spikelut.compiler.frontend.ann import from_sklearn
+    from spikelut.compiler.frontend.encoding import choose_encoding
 
-    data = load_dataset("digits")
+    data = digits
     import warnings
 
     with warnings.catch_warnings():
@@ -129,10 +129,11 @@ def digits_mac():
 
 
 def test_bad_parameters_are_rejected():
+    """A MAC core is built from checked :class:`MACParams`."""
     w = np.zeros((3, 4), np.int64)
     with pytest.raises(ValueError, match="macs"):
-        MACCore(weights=[w], biases=[np.zeros(4, np.int64)], shifts=[], in_width=4, macs=5)
+        MACParams(weights=[w], biases=[np.zeros(4, np.int64)], shifts=[], in_width=4, macs=5)
     with pytest.raises(ValueError, match="weight_bits"):
-        MACCore(weights=[w + 200], biases=[np.zeros(4, np.int64)], shifts=[], in_width=4)
+        MACParams(weights=[w + 200], biases=[np.zeros(4, np.int64)], shifts=[], in_width=4)
     with pytest.raises(ValueError, match="shift"):
-        MACCore(weights=[w], biases=[np.zeros(4, np.int64)], shifts=[1], in_width=4)
+        MACParams(weights=[w], biases=[np.zeros(4, np.int64)], shifts=[1], in_width=4)

@@ -1,75 +1,36 @@
-# amaranth: UnusedElaboratable=no
 """Layers and networks against the golden model, output by output, under random stalls."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_sim import (
+    checked,
+    golden,
+    ints,
+    layer_params,
+    layer_width,
+    load_writes,
+    recv,
+    run,
+    send,
+    vector_events,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hdl_support import ints, layer_width, recv, run, send, vector_events
 
-from spikelut.compiler.ir import LUTLayer
-from spikelut.hdl.bank import Storage, bank_image
+from spikelut.compiler.ir.golden import lut_layer
+from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.hdl.indexer import IndexerKind
-from spikelut.hdl.layer import Layer, Network
+from spikelut.hdl.layer import Layer, Network, check_chain
+from spikelut.hdl.layer_params import LayerParams
 from spikelut.hdl.params import signed_width, sum_range
-from spikelut.sim.golden import argmax_lowest, lut_layer
-
-
-def golden(layers, shifts, x):
-    """Every layer's output for inputs ``x``, the last one's argmax."""
-    outs = []
-    for layer, s in zip(layers, shifts, strict=True):
-        x = lut_layer(layer, x, s)
-        outs.append(x)
-    return outs, argmax_lowest(x)
-
-
-def layer_params(layers, shifts, in_width, table_width, configs):
-    """Layer keyword arguments with exact widths; ``configs``: per-layer extra arguments."""
-    params, w = [], in_width
-    for layer, s, cfg in zip(layers, shifts, configs, strict=True):
-        ow = layer_width(layer.tables, w, layer.residual)
-        params.append(
-            dict(
-                anchors_a=layer.a,
-                anchors_b=layer.b,
-                tables=layer.tables,
-                in_dim=layer.in_dim,
-                in_width=w,
-                table_width=table_width,
-                out_width=ow,
-                in_shift=s,
-                residual=layer.residual,
-                **cfg,
-            )
-        )
-        w = ow
-    return params
-
-
-def load_writes(net, layers):
-    """``(stream name, payloads)`` writing ``layers``' tables into every memory of ``net``."""
-    out = []
-    for k, (hw, layer) in enumerate(zip(net.layers, layers, strict=True)):
-        if f"w{k}_stream" not in net.signature.members:
-            continue
-        img = bank_image(
-            layer.tables, tables_per_cycle=hw.bank.tables_per_cycle, lanes=hw.bank.lanes
-        )
-        payloads = [
-            {"lane": p, "addr": a, "data": img[p, a].tolist()}
-            for p in range(img.shape[0])
-            for a in range(img.shape[1])
-        ]
-        out.append((f"w{k}_stream", payloads))
-    return out
+from spikelut.hdl.storage import Storage
 
 
 def simulate(net, x, rng, *, gap_p, ready_p, load=None):
     """Labels, logits and transfer cycles of ``net`` for inputs ``x`` (tables loaded first)."""
-    kind = net.layers[0].indexer_kind
+    kind = net.layers[0].indexer
     width = net.layers[0].in_width
     payloads = vector_events(x, width) if kind == IndexerKind.TEMPORAL else x.tolist()
     got = []
@@ -141,7 +102,7 @@ def networks(draw):
 @given(networks())
 def test_random_networks_match_golden(case):
     layers, shifts, in_width, table_width, configs, x, gap_p, ready_p, seed = case
-    net = Network(layers=layer_params(layers, shifts, in_width, table_width, configs))
+    net = Network(layers=checked(layer_params(layers, shifts, in_width, table_width, configs)))
     spram = any(c["storage"] == Storage.SPRAM for c in configs)
     rng = np.random.default_rng(seed)
     labels, logits, _ = simulate(
@@ -183,7 +144,7 @@ def test_network_reload_runs_the_new_network(storage):
         params[k]["out_width"] = max(params[k]["out_width"], q["out_width"])
         if k:
             params[k]["in_width"] = params[k - 1]["out_width"]
-    net = Network(layers=params)
+    net = Network(layers=checked(params))
     x = rng.integers(-32, 32, (8, 10))
     labels, logits, _ = simulate(net, x, rng, gap_p=0.2, ready_p=0.5, load=load_writes(net, new))
     outs, predictions = golden(new, shifts, x)
@@ -199,7 +160,7 @@ def test_layer_alone_matches_golden(kind):
     rng = np.random.default_rng(12)
     layer = small_network(rng)[0]
     (params,) = layer_params([layer], [2], 6, 5, [{"indexer": kind, "tables_per_cycle": 3}])
-    dut = Layer(**params)
+    dut = Layer(LayerParams(**params))
     x = rng.integers(-32, 32, (10, 10))
     payloads = vector_events(x, 6) if kind == IndexerKind.TEMPORAL else x.tolist()
     got = []
@@ -229,8 +190,7 @@ def test_network_overlaps_inferences(storage, p_l, interval):
     rng = np.random.default_rng(13)
     layers = small_network(rng)
     configs = [{"storage": storage, "tables_per_cycle": p, "lanes": n} for p, n in p_l]
-    params = layer_params(layers, [0, 0, 0], 6, 5, configs)
-    net = Network(layers=params)
+    net = Network(layers=checked(layer_params(layers, [0, 0, 0], 6, 5, configs)))
     assert net.cycles_per_inference == interval
     x = rng.integers(-32, 32, (12, 10))
     _, logits, cycles = simulate(net, x, rng, gap_p=0.0, ready_p=1.0)
@@ -243,19 +203,38 @@ def test_network_overlaps_inferences(storage, p_l, interval):
     ("change", "message"),
     [
         ({1: {"in_width": 3}}, "layer 1 reads 8 values of 3 bits but layer 0 gives 8 of"),
-        ({0: {"out_width": 2}}, "layer 0: acc_width=2 cannot hold the table sums"),
-        ({1: {"indexer": IndexerKind.TEMPORAL}}, "layer 1: a residual layer needs the parallel"),
         ({2: {"indexer": IndexerKind.TEMPORAL}}, "layer 2: only layer 0 may use the temporal"),
-        ({0: {"bogus": 1}}, "layer 0: .*bogus"),
     ],
 )
 def test_network_rejects_inconsistent_layers(change, message):
+    """A network is a chain of layers: :func:`check_chain` (what Network checks first)."""
     rng = np.random.default_rng(14)
     params = layer_params(small_network(rng), [0, 0, 0], 6, 5, [{}] * 3)
     for k, extra in change.items():
         params[k].update(extra)
+    layers = checked(params)
     with pytest.raises(ValueError, match=message):
-        Network(layers=params)
+        check_chain(layers)
+    check_chain(checked(layer_params(small_network(rng), [0, 0, 0], 6, 5, [{}] * 3)))
+    with pytest.raises(ValueError, match="non-empty list of LayerParams"):
+        check_chain([])
+    with pytest.raises(ValueError, match="layer 1 must be a LayerParams"):
+        check_chain([layers[0], params[1]])
+
+
+@pytest.mark.parametrize(
+    ("layer", "change", "exc", "message"),
+    [
+        (0, {"out_width": 2}, ValueError, "out_width=2 cannot hold the table sums"),
+        (1, {"indexer": IndexerKind.TEMPORAL}, ValueError, "a residual layer needs the parallel"),
+        (0, {"bogus": 1}, TypeError, "bogus"),
+    ],
+)
+def test_layer_parameters_reject_bad_values(layer, change, exc, message):
+    rng = np.random.default_rng(14)
+    params = layer_params(small_network(rng), [0, 0, 0], 6, 5, [{}] * 3)
+    with pytest.raises(exc, match=message):
+        LayerParams(**{**params[layer], **change})
 
 
 def test_residual_width_is_checked():
@@ -266,10 +245,8 @@ def test_residual_width_is_checked():
     bank_only = signed_width(int(lo.min()), int(hi.max()))
     assert bank_only < params[1]["out_width"]
     params[1]["out_width"] = bank_only
-    with pytest.raises(
-        ValueError, match=f"layer 1: out_width={bank_only} cannot hold the residual"
-    ):
-        Network(layers=params)
+    with pytest.raises(ValueError, match=f"out_width={bank_only} cannot hold the residual"):
+        LayerParams(**params[1])
 
 
 @pytest.mark.slow
@@ -288,7 +265,7 @@ def test_digits_sized_network_cycles(kind, p, lanes):
         {"indexer": kind, "tables_per_cycle": p, "lanes": lanes},
         {"tables_per_cycle": p, "lanes": min(lanes, 10)},
     ]
-    net = Network(layers=layer_params(layers, [0, 0], 6, 4, configs))
+    net = Network(layers=checked(layer_params(layers, [0, 0], 6, 4, configs)))
     expected = max(64 if kind == IndexerKind.TEMPORAL else 1, -(-16 // p) * -(-32 // lanes))
     assert net.cycles_per_inference == expected
     x = rng.integers(0, 17, (6, 64))
@@ -302,9 +279,9 @@ def test_digits_sized_network_cycles(kind, p, lanes):
 def test_network_with_inferred_widths_and_wrapping_residual():
     """Widths from ``compiler.widths.infer_widths`` (per-element input bounds): the residual
     layer's output is narrower than its table sums, which wrap and come back exact."""
-    from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant
-    from spikelut.compiler.widths import infer_widths
-    from spikelut.sim.golden import run_classifier
+    from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+    from spikelut.compiler.ir.golden import run_classifier
+    from spikelut.compiler.passes.widths import infer_widths
 
     rng = np.random.default_rng(16)
     shapes = [(12, 8, 8, 3, False, 5, 8), (8, 8, 8, 4, True, -7, -4), (8, 3, 4, 4, False, -8, 8)]
@@ -338,11 +315,11 @@ def test_network_with_inferred_widths_and_wrapping_residual():
                 lanes=min(4, layer.out_dim),
             )
         )
-    net = Network(layers=params)
+    net = Network(layers=checked(params))
     x = rng.integers(-16, 16, (10, 12))
     labels, logits, _ = simulate(net, x, rng, gap_p=0.3, ready_p=0.5)
     trace = run_classifier(model, x)
     np.testing.assert_array_equal(logits, trace.logits)
     np.testing.assert_array_equal(labels, trace.predictions)
     with pytest.raises(ValueError, match=r"in_bounds -100\.\.100 must be ordered and within"):
-        Network(layers=[params[0], {**params[1], "in_bounds": (-100, 100)}])
+        LayerParams(**{**params[1], "in_bounds": (-100, 100)})

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """Embedding and recurrent LUT cell: a small spiking RNN over token sequences."""
 
 from __future__ import annotations
@@ -10,19 +9,26 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from test_hdl_support import ints, layer_width, recv, run, send
+from helpers_sim import ints, layer_width, recv, run, send
 
-from spikelut.compiler.ir import LUTLayer
-from spikelut.hdl.bank import Storage
+from spikelut.compiler.ir.golden import argmax_lowest, run_rnn
+from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.hdl.layer import Layer
+from spikelut.hdl.layer_params import LayerParams
 from spikelut.hdl.params import signed_width, sum_range
-from spikelut.hdl.recurrent import Embedding, RecurrentCell
+from spikelut.hdl.recurrent import (
+    Embedding,
+    RecurrentCell,
+    RNNCore,
+    check_cell,
+    check_embedding,
+)
+from spikelut.hdl.storage import Storage
 from spikelut.hdl.vector import Argmax
-from spikelut.sim.golden import argmax_lowest, run_rnn
 
 
 def reference_rnn(emb, cell, in_shift, unembed, out_shift, tokens, firsts):
-    """States and logits from ``spikelut.sim.golden.run_rnn``, one sequence at a time."""
+    """States and logits from ``spikelut.compiler.ir.golden.run_rnn``, one sequence at a time."""
     model = SimpleNamespace(
         vocab=emb.shape[0],
         dim=emb.shape[1],
@@ -52,6 +58,20 @@ def rnn_parts(rng, vocab=11, dim=6, zw=4, tw=4, storage=Storage.BRAM):
     return emb, cell, unembed, sw
 
 
+def cell_params(cell, *, state_width, table_width=4, **kw):
+    """The :class:`LayerParams` of a recurrent cell's LUT: state to state, ``state_width``."""
+    return LayerParams(
+        anchors_a=cell.a,
+        anchors_b=cell.b,
+        tables=cell.tables,
+        in_dim=cell.in_dim,
+        in_width=state_width,
+        table_width=table_width,
+        out_width=state_width,
+        **kw,
+    )
+
+
 @pytest.mark.parametrize(
     ("storage", "p", "lanes"), [(Storage.BRAM, 2, 3), (Storage.LOGIC, None, None)]
 )
@@ -63,30 +83,25 @@ def test_spiking_rnn_over_token_sequences(storage, p, lanes):
     firsts = np.zeros(30, bool)
     firsts[[0, 12, 13]] = True  # three sequences, one of length 1
     hw_emb = Embedding(table=emb, width=4)
-    hw_cell = RecurrentCell(
-        anchors_a=cell.a,
-        anchors_b=cell.b,
-        tables=cell.tables,
-        table_width=4,
-        in_width=4,
-        state_width=sw,
-        in_shift=in_shift,
-        storage=storage,
-        tables_per_cycle=p,
-        lanes=lanes,
+    lut = cell_params(
+        cell, state_width=sw, in_shift=in_shift, storage=storage, tables_per_cycle=p, lanes=lanes
     )
+    hw_cell = RecurrentCell(lut, in_width=4)
+    assert ("w_stream" in hw_cell.signature.members) == (storage != Storage.LOGIC)
     ow = layer_width(unembed.tables, sw, False)
     hw_unembed = Layer(
-        anchors_a=unembed.a,
-        anchors_b=unembed.b,
-        tables=unembed.tables,
-        in_dim=6,
-        in_width=sw,
-        table_width=4,
-        out_width=ow,
-        in_shift=2,
-        tables_per_cycle=4,
-        lanes=4,
+        LayerParams(
+            anchors_a=unembed.a,
+            anchors_b=unembed.b,
+            tables=unembed.tables,
+            in_dim=6,
+            in_width=sw,
+            table_width=4,
+            out_width=ow,
+            in_shift=2,
+            tables_per_cycle=4,
+            lanes=4,
+        )
     )
     hw_argmax = Argmax(dim=11, width=ow)
     top = Module()
@@ -146,17 +161,71 @@ def test_embedding_lookup_and_rewrite():
 
 
 def test_cell_checks_state_width():
+    """What RecurrentCell (and RNNCore) check the cell's LUT with."""
     rng = np.random.default_rng(23)
     _, cell, _, sw = rnn_parts(rng)
-    with pytest.raises(ValueError, match=f"state_width={sw - 1} cannot hold LUT sums plus z"):
-        RecurrentCell(
-            anchors_a=cell.a,
-            anchors_b=cell.b,
-            tables=cell.tables,
-            table_width=4,
-            in_width=4,
-            state_width=sw - 1,
-        )
+    lo, hi = sum_range(cell.tables)
+    check_cell(cell_params(cell, state_width=sw), 4)
+    # a wider z: the sums alone still fit the state, the sums plus z do not
+    need = signed_width(int(lo.min()) - 32, int(hi.max()) + 31)
+    assert need > sw
+    with pytest.raises(
+        ValueError, match=f"state width {sw} cannot hold LUT sums plus z; use at least {need}"
+    ):
+        check_cell(cell_params(cell, state_width=sw), 6)
+    # ... unless z stays within narrower bounds than its full range
+    check_cell(cell_params(cell, state_width=sw), 6, z_bounds=(-1, 1))
+    with pytest.raises(ValueError, match="maps the state to itself"):
+        check_cell(cell_params(cell, state_width=sw).replace(out_width=sw + 1), 4)
+
+
+def test_rnn_core_over_token_sequences():
+    """The whole core (embedding, cell, unembedder, argmax) against ``run_rnn``."""
+    rng = np.random.default_rng(24)
+    emb, cell, unembed, sw = rnn_parts(rng)
+    ow = layer_width(unembed.tables, sw, False)
+    unembedder = LayerParams(
+        anchors_a=unembed.a,
+        anchors_b=unembed.b,
+        tables=unembed.tables,
+        in_dim=6,
+        in_width=sw,
+        table_width=4,
+        out_width=ow,
+        in_shift=2,
+        tables_per_cycle=2,
+        lanes=4,
+    )
+    lut = cell_params(cell, state_width=sw, in_shift=1, tables_per_cycle=2, lanes=3)
+    dut = RNNCore(embedding=emb, embedding_width=4, cell=lut, unembedder=unembedder)
+    tokens = rng.integers(0, 11, 20)
+    firsts = np.zeros(20, bool)
+    firsts[[0, 9]] = True
+    got = []
+
+    async def tb_in(ctx):
+        payloads = [{"token": int(t), "first": int(f)} for t, f in zip(tokens, firsts, strict=True)]
+        await send(ctx, dut.i_stream, payloads, rng, 0.3)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, len(tokens), rng, 0.5))
+
+    run(dut, tb_in, tb_out)
+    _, logits = reference_rnn(emb, cell, 1, unembed, 2, tokens, firsts)
+    np.testing.assert_array_equal([ints(q.logits) for _, q in got], logits)
+    assert [int(q.index) for _, q in got] == argmax_lowest(logits).tolist()
+
+
+def test_embedding_is_checked():
+    """What Embedding and RNNCore check the embedding table with."""
+    table, width = check_embedding(np.array([[1, -2], [3, 0]], np.int8), 3)
+    assert table.dtype == np.int64 and width == 3
+    with pytest.raises(ValueError, match=r"table entries -2\.\.3 do not fit width=2"):
+        check_embedding([[1, -2], [3, 0]], 2)
+    with pytest.raises(ValueError, match="must be an integer array of shape"):
+        check_embedding(np.zeros((2, 2)), 4)
+    with pytest.raises(ValueError, match=r"width must be 1\.\.64"):
+        check_embedding([[0]], 0)
 
 
 @pytest.mark.slow
@@ -164,10 +233,10 @@ def test_trained_quantised_rnn_over_text_matches_run_rnn():
     """A small SpikingRNN trained on text, quantised by ``quantize_rnn`` with its inferred
     widths, through Embedding + RecurrentCell + the unembedder Layer + Argmax, bit-exact
     with ``run_rnn`` over a text sequence, state by state and logit by logit."""
-    from spikelut.compiler.intseq import rnn_widths
-    from spikelut.compiler.lm_train import LMTrainConfig, train_lm
-    from spikelut.compiler.quantize import quantize_rnn
-    from spikelut.compiler.seqmodels import SpikingRNN
+    from spikelut.compiler.ir.sequence import SpikingRNN
+    from spikelut.compiler.passes.quantize_sequence import quantize_rnn
+    from spikelut.compiler.passes.widths import rnn_widths
+    from spikelut.compiler.train.lm import LMTrainConfig, train_lm
 
     text = np.frombuffer(("the quick brown fox jumps over the lazy dog. " * 40).encode(), np.uint8)
     model = SpikingRNN.create(rng=np.random.default_rng(5), context=16, dim=12, n_tables=6, n_c=4)
@@ -178,28 +247,30 @@ def test_trained_quantised_rnn_over_text_matches_run_rnn():
     tokens = text[:24].astype(np.int64)
 
     hw_emb = Embedding(table=q.embedding, width=q.embedding_bits)
-    hw_cell = RecurrentCell(
-        anchors_a=q.cell.a,
-        anchors_b=q.cell.b,
-        tables=q.cell.tables,
-        table_width=q.cell_quant.table_bits,
-        in_width=q.embedding_bits,
+    lut = cell_params(
+        q.cell,
         state_width=w.state_width,
+        table_width=q.cell_quant.table_bits,
         in_shift=q.cell_quant.in_shift,
         tables_per_cycle=3,
         lanes=6,
     )
+    # z takes the embedding's values (as in RNNCore)
+    z_bounds = (q.embedding.min(axis=0), q.embedding.max(axis=0))
+    hw_cell = RecurrentCell(lut, in_width=q.embedding_bits, z_bounds=z_bounds)
     hw_unembed = Layer(
-        anchors_a=q.unembedder.a,
-        anchors_b=q.unembedder.b,
-        tables=q.unembedder.tables,
-        in_dim=q.dim,
-        in_width=w.state_width,
-        table_width=q.unembedder_quant.table_bits,
-        out_width=w.unembedder.out_width,
-        in_shift=q.unembedder_quant.in_shift,
-        tables_per_cycle=6,
-        lanes=64,
+        LayerParams(
+            anchors_a=q.unembedder.a,
+            anchors_b=q.unembedder.b,
+            tables=q.unembedder.tables,
+            in_dim=q.dim,
+            in_width=w.state_width,
+            table_width=q.unembedder_quant.table_bits,
+            out_width=w.unembedder.out_width,
+            in_shift=q.unembedder_quant.in_shift,
+            tables_per_cycle=6,
+            lanes=64,
+        )
     )
     hw_argmax = Argmax(dim=q.vocab, width=w.unembedder.out_width)
     top = Module()

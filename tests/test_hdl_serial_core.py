@@ -1,22 +1,32 @@
-# amaranth: UnusedElaboratable=no
 """The serial network core: bit-identical with the golden model, its table reads never wait."""
 
 import numpy as np
 import pytest
+from helpers_models import tiny_model
+from helpers_sim import checked, golden, ints, layer_params, load_writes, recv, run, send
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_backend import digits  # noqa: F401  (fixture)
-from test_board_top import tiny_model
-from test_hdl_network import golden, layer_params, load_writes
-from test_hdl_support import ints, recv, run, send
 
-from spikelut.boards.design import choose_indexer
+from spikelut.boards.design import board_core
 from spikelut.boards.platforms import board
-from spikelut.compiler.backend import LayerPlan, build_serial_network, fit_plans, network_params
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.hdl.bank import Storage
-from spikelut.hdl.serial_core import SerialLayer, SerialNetwork, serial_geometry
-from spikelut.sim.golden import run_classifier
+from spikelut.compiler.backend.compile import plan_core
+from spikelut.compiler.backend.cores import CoreKind, eligible_kinds
+from spikelut.compiler.backend.network import build_network, network_params
+from spikelut.compiler.backend.placement import LayerPlan, fit_plans
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.hdl.layer_params import LayerParams, check_serial, serial_geometry
+from spikelut.hdl.serial_core import SerialNetwork, serial_operand_memory
+from spikelut.hdl.storage import Storage
+
+
+def _serial(p: LayerParams):
+    """``(comparators C, index cycles K, operand_memory)`` of a serial-core layer."""
+    _, _, comparators, slots = serial_geometry(
+        p.n_tables, p.n_c, p.out_dim, p.tables_per_cycle, p.lanes
+    )
+    return comparators, slots, serial_operand_memory(p)
 
 
 def _shifted(model):
@@ -53,7 +63,7 @@ def test_serial_network_matches_the_golden_model(shift):
     np.testing.assert_array_equal([ints(p.logits) for _, p in got], trace.logits)
     assert [int(p.index) for _, p in got] == trace.predictions.tolist()
     # layer 0: 3 groups x 2 beats, 6 pairs a group on 3 comparators; layer 1: 5 groups x 2
-    assert [la.comparators for la in net.layers] == [3, 1]
+    assert [_serial(la)[0] for la in net.layers] == [3, 1]
     assert net.cycles_per_inference == 5 * 2
 
 
@@ -83,7 +93,7 @@ def test_digits_size_core_copies_its_inputs_and_reads_at_the_floor():
     params, _ = network_params(model, LayerPlan(Storage.BRAM, 4, 2))
     net = SerialNetwork(layers=params)
     (hw,) = net.layers
-    assert (hw.comparators, hw.index_cycles, hw.operand_memory) == (4, 4, True)
+    assert _serial(hw) == (4, 4, True)
     assert net.cycles_per_inference == 320
     x = rng.integers(0, 17, (6, 64))
     got = _simulate(net, x, None, gap_p=0.0, ready_p=1.0)
@@ -92,12 +102,13 @@ def test_digits_size_core_copies_its_inputs_and_reads_at_the_floor():
 
 
 @pytest.mark.slow
-def test_digits_classifier_matches_golden_on_its_whole_test_set(digits):  # noqa: F811
+def test_digits_classifier_matches_golden_on_its_whole_test_set(digits_int):
     """The trained, quantised digits classifier, all 450 test vectors output by output, at a
     placement of 16 cycles per inference (16 tables a group, 64 multiplexed comparators)."""
-    model, x, trace, _ = digits
-    net = build_serial_network(model, LayerPlan(Storage.BRAM, 16, 10))
-    assert (net.layers[0].comparators, net.layers[0].operand_memory) == (64, False)
+    model, x, trace = digits_int.model, digits_int.x, digits_int.trace
+    net = build_network(model, LayerPlan(Storage.BRAM, 16, 10), kind=CoreKind.SERIAL)
+    assert isinstance(net, SerialNetwork)
+    assert _serial(net.layers[0])[::2] == (64, False)
     got = _simulate(net, x, None, gap_p=0.0, ready_p=1.0)
     np.testing.assert_array_equal([ints(p.logits) for _, p in got], trace.logits)
     assert [int(p.index) for _, p in got] == trace.predictions.tolist()
@@ -105,16 +116,17 @@ def test_digits_classifier_matches_golden_on_its_whole_test_set(digits):  # noqa
 
 
 @pytest.mark.slow
-def test_digits_classifier_up5k_core_loads_spram_and_matches_golden(digits):  # noqa: F811
+def test_digits_classifier_up5k_core_loads_spram_and_matches_golden(digits_int):
     """The core ``spikelut compile`` builds for the UP5K (SPRAM, 4 tables a group, 2 outputs
     a beat, operand copies): tables loaded through ``w0_stream``, then 24 test vectors with
     random gaps and back-pressure; the bandwidth floor is reached."""
-    model, x, trace, _ = digits
-    plans = fit_plans(model, family="ice40", block_rams=30, sprams=4, serial=True)
-    net = build_serial_network(model, plans)
+    model, x, trace = digits_int.model, digits_int.x, digits_int.trace
+    plans = fit_plans(model, family="ice40", block_rams=30, sprams=4, kind=CoreKind.SERIAL)
+    net = build_network(model, plans, kind=CoreKind.SERIAL)
+    assert isinstance(net, SerialNetwork)
     (hw,) = net.layers
     assert (hw.storage, hw.tables_per_cycle, hw.lanes) == (Storage.SPRAM, 4, 2)
-    assert (hw.comparators, hw.operand_memory, net.cycles_per_inference) == (4, True, 320)
+    assert (*_serial(hw)[::2], net.cycles_per_inference) == (4, True, 320)
     rng = np.random.default_rng(5)
     sl = slice(0, 450, 19)
     got = _simulate(net, x[sl], rng, gap_p=0.2, ready_p=0.7, load=load_writes(net, model.layers))
@@ -143,10 +155,11 @@ def test_operand_memory_is_refused_when_copying_outlasts_indexing():
         table_width=4,
         out_width=4,
     )
-    assert SerialLayer(**kw, tables_per_cycle=1, lanes=1).operand_memory  # 20 + 1 <= 12 * 2
+    assert serial_operand_memory(LayerParams(**kw, tables_per_cycle=1, lanes=1))  # 21 <= 12 * 2
+    refused = LayerParams(**kw, tables_per_cycle=12, lanes=3, operand_memory=True)
     with pytest.raises(ValueError, match="D \\+ 1 <= G \\* K"):
-        SerialLayer(**kw, tables_per_cycle=12, lanes=3, operand_memory=True)
-    assert not SerialLayer(**kw, tables_per_cycle=12, lanes=3).operand_memory
+        check_serial(refused)  # what SerialNetwork checks every layer with
+    assert not serial_operand_memory(LayerParams(**kw, tables_per_cycle=12, lanes=3))
 
 
 @st.composite
@@ -206,7 +219,7 @@ def test_random_serial_networks_match_golden_and_run_at_the_floor(case):
     for p in params:
         p["in_shift"] = min(p["in_shift"], p["in_width"] - 1)
     shifts = [p["in_shift"] for p in params]
-    net = SerialNetwork(layers=params)
+    net = SerialNetwork(layers=checked(params))
     spram = any(c["storage"] == Storage.SPRAM for c in configs)
     rng = np.random.default_rng(seed)
     load = load_writes(net, layers) if spram else None
@@ -241,8 +254,8 @@ def test_serial_network_reloads_tables_between_vectors(copies):
         params[k]["out_width"] = max(params[k]["out_width"], q["out_width"])
         if k:
             params[k]["in_width"] = params[k - 1]["out_width"]
-    net = SerialNetwork(layers=params)
-    assert net.layers[0].operand_memory == copies
+    net = SerialNetwork(layers=checked(params))
+    assert serial_operand_memory(net.layers[0]) == copies
     x1, x2 = rng.integers(-16, 16, (4, 16)), rng.integers(-16, 16, (4, 16))
     got = []
 
@@ -262,10 +275,24 @@ def test_serial_network_reloads_tables_between_vectors(copies):
 
 
 def test_residual_layers_are_refused():
+    rng = np.random.default_rng(1)
+    layer = LUTLayer.random(in_dim=6, out_dim=6, n_tables=3, n_c=2, rng=rng, residual=True)
     params, _ = network_params(tiny_model(), None)
-    params[0]["residual"] = True
-    with pytest.raises(ValueError, match="residual"):
-        SerialNetwork(layers=params)
+    residual = LayerParams(
+        anchors_a=layer.a,
+        anchors_b=layer.b,
+        tables=rng.integers(-4, 4, layer.tables.shape),
+        in_dim=6,
+        in_width=5,
+        table_width=4,
+        out_width=7,
+        residual=True,
+    )
+    check_serial(params[1], 1)
+    with pytest.raises(ValueError, match="layer 1 is residual; the serial core has no residual"):
+        check_serial(residual, 1)  # what SerialNetwork checks every layer with
+    with pytest.raises(ValueError, match="layer 0: the serial core reads tables from memory"):
+        check_serial(params[0].replace(storage=Storage.LOGIC, tables_per_cycle=None, lanes=None))
 
 
 def test_boards_get_the_serial_core_unless_residual_or_larger():
@@ -276,9 +303,9 @@ def test_boards_get_the_serial_core_unless_residual_or_larger():
         InputEncoding.identity(64, bits=6), [layer], 10, quant=[LayerQuant(table_bits=8)]
     )
     # the same table rate as the parallel core at a fraction of its logic
-    assert choose_indexer(model, board("icebreaker")) == "serial"
+    assert board_core(model, board("icebreaker")).kind == CoreKind.SERIAL
     # the ULX3S reads 26 tables a cycle: 35 comparators' multiplexers outgrow the parallel core
-    assert choose_indexer(model, board("ulx3s-85f")) == "parallel"
+    assert board_core(model, board("ulx3s-85f")).kind == CoreKind.PARALLEL
     residual = LUTLayer.random(in_dim=64, out_dim=64, n_tables=8, n_c=2, rng=rng, residual=True)
     residual = residual.with_tables(rng.integers(-4, 4, residual.tables.shape))
     with_residual = ClassifierMLP(
@@ -287,8 +314,11 @@ def test_boards_get_the_serial_core_unless_residual_or_larger():
         10,
         quant=[LayerQuant(table_bits=4), LayerQuant(table_bits=8)],
     )
-    assert choose_indexer(with_residual, board("icebreaker")) == "parallel"
+    # the serial core has no residual add: the parallel core is the only choice
+    assert eligible_kinds(with_residual) == [CoreKind.PARALLEL]
+    assert board_core(with_residual, board("ulx3s-85f")).kind == CoreKind.PARALLEL
     # a few tables read at once: their few comparators are cheaper than the multiplexers
     small = tiny_model()
     plans = [LayerPlan(Storage.BRAM, 6, 6), LayerPlan(Storage.BRAM, 5, 4)]
-    assert choose_indexer(small, board("icebreaker"), plans=plans) == "parallel"
+    target = board("icebreaker").target
+    assert plan_core(small, target, plans=plans).kind == CoreKind.PARALLEL

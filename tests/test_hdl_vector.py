@@ -1,16 +1,15 @@
-# amaranth: UnusedElaboratable=no
 """Residual add, argmax and broadcast, alone, under random stalls and back-pressure."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_hdl_support import ints, recv, run, send
+from helpers_sim import ints, recv, run, send
 
+from spikelut.compiler.ir.golden import argmax_lowest
 from spikelut.hdl.layouts import vector_layout
 from spikelut.hdl.streams import Broadcast
-from spikelut.hdl.vector import Argmax, ResidualAdd
-from spikelut.sim.golden import argmax_lowest
+from spikelut.hdl.vector import Argmax, ResidualAdd, check_vector
 
 
 def test_residual_add():
@@ -74,7 +73,9 @@ def test_broadcast_delivers_every_transfer_to_both():
 
 
 def test_vector_parameters_are_validated():
+    """Argmax and ResidualAdd check their parameters with :func:`check_vector`."""
     with pytest.raises(ValueError, match="dim must be >= 1, not 0"):
-        Argmax(dim=0, width=4)
+        check_vector(0, width=4)  # Argmax(dim=0, width=4)
     with pytest.raises(ValueError, match=r"out_width must be 1\.\.64, not 65"):
-        ResidualAdd(dim=2, in_width=4, res_width=4, out_width=65)
+        check_vector(2, in_width=4, res_width=4, out_width=65)
+    assert check_vector(3, in_width=4, res_width=5) == (3, 4, 5)

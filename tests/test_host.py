@@ -9,7 +9,8 @@ from amaranth.sim import Simulator
 
 from spikelut.boards import host
 from spikelut.boards import protocol as p
-from spikelut.hdl.hostlink import HostLink as HostLinkGateware
+from spikelut.hdl.hostlink import wire as spec
+from spikelut.hdl.hostlink.link import HostLink as HostLinkGateware
 
 PARAMS = dict(
     in_width=6,
@@ -38,7 +39,7 @@ def run_client_against_gateware(client_fn):
 
     def client():
         try:
-            with host.HostLink(transport, timeout=20.0, retries=0) as link:
+            with host.BoardClient(transport, timeout=20.0, retries=0) as link:
                 state["result"] = client_fn(link)
         except BaseException as e:  # reported by the main thread
             state["error"] = e
@@ -103,15 +104,15 @@ def test_client_commands_against_gateware():
     def session(link):
         ident = link.identify()
         link.check_model_hash(PARAMS["model_hash"])
-        with pytest.raises(p.ProtocolError, match="not"):
+        with pytest.raises(spec.ProtocolError, match="not"):
             link.check_model_hash(b"\x00" * 16)
         one = link.infer(vectors[0])
         many = link.infer_batch(vectors)  # 13 vectors > max_batch (9): two frames
         frames = link.load_tables(2, words, offset=100)  # 70 words > 16 per frame
         # garbage on the line: the board answers ERROR (or nothing); the next request works
-        link.transport.write(bytes([p.SYNC, 0x03, 0x01, 0x00, 0x00, 0x00, 0x00]))
+        link.transport.write(bytes([spec.SYNC, 0x03, 0x01, 0x00, 0x00, 0x00, 0x00]))
         again = link.infer(vectors[1])
-        with pytest.raises(p.ProtocolError) as bad:
+        with pytest.raises(spec.ProtocolError) as bad:
             link.request(0x42)
         counters = link.read_counters()
         return ident, one, many, frames, again, bad.value.code, counters
@@ -127,7 +128,7 @@ def test_client_commands_against_gateware():
     assert again == expect(vectors[1])
     assert frames == 5
     assert writes == [(2, 100 + i, w) for i, w in enumerate(words)]
-    assert code == p.ErrorCode.UNKNOWN_TYPE
+    assert code == spec.ErrorCode.UNKNOWN_TYPE
     assert counters.inferences == 1 + 13 + 1
     assert counters.errors >= 2  # the garbage frame's CRC error and the unknown type
 
@@ -148,7 +149,7 @@ def test_client_rejects_bad_arguments_before_sending():
 
 def test_timeout_raises_link_timeout():
     transport = host.QueueTransport()
-    link = host.HostLink(transport, timeout=0.05, retries=1)
+    link = host.BoardClient(transport, timeout=0.05, retries=1)
     with pytest.raises(host.LinkTimeout, match="2 attempts"):
         link.read_counters()
     assert transport.to_board.qsize() == 2  # the request was sent twice
@@ -163,14 +164,16 @@ def test_serial_transport_over_a_pseudo_terminal():
             dec = p.FrameDecoder()
             while not (frames := dec.feed(os.read(master, 64))):
                 pass
-            stale = p.encode_frame(p.FrameType.COUNTERS, p.Counters(9, 9, 9, 9).encode(), seq=0)
-            reply = p.Counters(1, 2, 3, 4).encode()
-            os.write(master, stale + p.encode_frame(p.FrameType.COUNTERS, reply, frames[0].seq))
+            stale = p.encode_frame(
+                spec.FrameType.COUNTERS, spec.Counters(9, 9, 9, 9).encode(), seq=0
+            )
+            reply = spec.Counters(1, 2, 3, 4).encode()
+            os.write(master, stale + p.encode_frame(spec.FrameType.COUNTERS, reply, frames[0].seq))
 
         th = threading.Thread(target=board, daemon=True)
         th.start()
-        with host.HostLink(t, timeout=2.0, retries=0) as link:
-            assert link.read_counters() == p.Counters(1, 2, 3, 4)
+        with host.BoardClient(t, timeout=2.0, retries=0) as link:
+            assert link.read_counters() == spec.Counters(1, 2, 3, 4)
             assert link.stale_replies == 1
         th.join(2)
     finally:
@@ -183,21 +186,21 @@ def test_socket_transport_and_open_transport():
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
-    ident = p.Identity(8, 2, 8, 8, 4, 1, 1000, 64, b"h")
+    ident = spec.Identity(8, 2, 8, 8, 4, 1, 1000, 64, b"h")
 
     def board():
         conn, _ = server.accept()
         dec = p.FrameDecoder()
         while not (frames := dec.feed(conn.recv(64))):
             pass
-        assert frames[0].type == p.FrameType.IDENTIFY
-        reply = p.encode_frame(p.FrameType.IDENTITY, ident.encode(), seq=frames[0].seq)
+        assert frames[0].type == spec.FrameType.IDENTIFY
+        reply = p.encode_frame(spec.FrameType.IDENTITY, ident.encode(), seq=frames[0].seq)
         conn.sendall(b"\x00junk" + reply)
         conn.close()
 
     th = threading.Thread(target=board, daemon=True)
     th.start()
-    with host.HostLink(host.open_transport(f"tcp:127.0.0.1:{port}"), timeout=2.0) as link:
+    with host.BoardClient(host.open_transport(f"tcp:127.0.0.1:{port}"), timeout=2.0) as link:
         assert link.identify() == ident
     th.join(2)
     server.close()

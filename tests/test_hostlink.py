@@ -11,7 +11,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from spikelut.boards import protocol as p
-from spikelut.hdl.hostlink import HostLink
+from spikelut.hdl.hostlink import wire as spec
+from spikelut.hdl.hostlink.link import HostLink
+from spikelut.hdl.hostlink.params import LinkParams
 
 PARAMS = dict(
     in_width=5,
@@ -126,12 +128,16 @@ def req(t, payload=b""):
 
 
 def test_parameters_are_validated():
+    # what HostLink checks its parameters with, before building anything
     with pytest.raises(ValueError, match="lanes"):
-        HostLink(**{**PARAMS, "lanes": 4})
+        LinkParams(**{**PARAMS, "lanes": 4})
     with pytest.raises(ValueError, match="max_payload"):
-        HostLink(**{**PARAMS, "max_payload": 7})
+        LinkParams(**{**PARAMS, "max_payload": 7})
     with pytest.raises(ValueError, match="in_width"):
-        HostLink(**{**PARAMS, "in_width": 0})
+        LinkParams(**{**PARAMS, "in_width": 0})
+    with pytest.raises(ValueError, match="model_hash"):
+        LinkParams(**{**PARAMS, "model_hash": bytes(65)})
+    assert LinkParams(**{**PARAMS, "lanes": None}).lanes == PARAMS["n_inputs"]
 
 
 def test_session_with_good_and_bad_frames():
@@ -141,59 +147,59 @@ def test_session_with_good_and_bad_frames():
     batch = [[rng.randint(lo, hi) for _ in range(6)] for _ in range(3)]
     vec2 = [lo, hi, 0, -1, 1, hi]
     words = [rng.randrange(1 << 10) for _ in range(4)]
-    load = req(p.FrameType.LOAD_TABLES, p.load_tables_payload(1, 5, words, 10))
-    bad_crc = bytearray(req(p.FrameType.LOAD_TABLES, p.load_tables_payload(0, 0, [1, 2], 10)))
+    load = req(spec.FrameType.LOAD_TABLES, p.load_tables_payload(1, 5, words, 10))
+    bad_crc = bytearray(req(spec.FrameType.LOAD_TABLES, p.load_tables_payload(0, 0, [1, 2], 10)))
     bad_crc[-1] ^= 0x10
-    garbage = bytes(b for b in rng.randbytes(40) if b != p.SYNC)
+    garbage = bytes(b for b in rng.randbytes(40) if b != spec.SYNC)
     steps = [
-        (req(p.FrameType.IDENTIFY), 0),
-        (req(p.FrameType.INFER, p.infer_payload(vec, 5)), 0),
-        (req(p.FrameType.INFER_BATCH, p.infer_batch_payload(batch, 5)), 0),
+        (req(spec.FrameType.IDENTIFY), 0),
+        (req(spec.FrameType.INFER, p.infer_payload(vec, 5)), 0),
+        (req(spec.FrameType.INFER_BATCH, p.infer_batch_payload(batch, 5)), 0),
         (load, 0),
-        (garbage + req(p.FrameType.INFER, p.infer_payload(vec2, 5)), 0),
+        (garbage + req(spec.FrameType.INFER, p.infer_payload(vec2, 5)), 0),
         (bytes(bad_crc), 0),
-        (req(p.FrameType.INFER, p.infer_payload(vec[:5], 5)), 0),  # wrong length
+        (req(spec.FrameType.INFER, p.infer_payload(vec[:5], 5)), 0),  # wrong length
         (req(0x42, b"xy"), 0),  # unknown type
-        (bytes([p.SYNC, p.FrameType.INFER, 77, 200, 0]), 0),  # longer than max_payload
+        (bytes([spec.SYNC, spec.FrameType.INFER, 77, 200, 0]), 0),  # longer than max_payload
         (load[: len(load) // 2], 400),  # truncated, then silence: timeout
-        (req(p.FrameType.LOAD_TABLES, p.load_tables_payload(2, 0, [1], 10)), 0),  # no layer 2
-        (req(p.FrameType.LOAD_TABLES, p.load_tables_payload(0, 62, [1, 2, 3], 10)), 0),
-        (req(p.FrameType.INFER_BATCH, b"\x02\x00" + p.infer_payload(vec, 5)), 0),  # count lies
-        (req(p.FrameType.READ_COUNTERS), 0),
+        (req(spec.FrameType.LOAD_TABLES, p.load_tables_payload(2, 0, [1], 10)), 0),  # no layer 2
+        (req(spec.FrameType.LOAD_TABLES, p.load_tables_payload(0, 62, [1, 2, 3], 10)), 0),
+        (req(spec.FrameType.INFER_BATCH, b"\x02\x00" + p.infer_payload(vec, 5)), 0),  # count lies
+        (req(spec.FrameType.READ_COUNTERS), 0),
     ]
     replies, writes, seen, ident = run_session(steps)
     assert all(len(r) == 1 for r in replies), replies
     r = [f[0] for f in replies]
     # every reply echoes its request's SEQ (the truncated LOAD_TABLES reuses load's)
-    sent_seq = [wire[wire.index(p.SYNC) + 2] for wire, _ in steps]
+    sent_seq = [wire[wire.index(spec.SYNC) + 2] for wire, _ in steps]
     assert [f.seq for f in r] == sent_seq
 
-    assert r[0].type == p.FrameType.IDENTITY
-    assert p.Identity.decode(r[0].payload) == ident
-    assert r[1].type == p.FrameType.RESULT
+    assert r[0].type == spec.FrameType.IDENTITY
+    assert spec.Identity.decode(r[0].payload) == ident
+    assert r[1].type == spec.FrameType.RESULT
     assert r[1].payload == p.pack_values([_sum_result(vec)], 12, signed=False)
-    assert r[2].type == p.FrameType.RESULT_BATCH
+    assert r[2].type == spec.FrameType.RESULT_BATCH
     assert p.unpack_values(r[2].payload, 12) == [_sum_result(v) for v in batch]
-    assert (r[3].type, r[3].payload) == (p.FrameType.OK, bytes([p.FrameType.LOAD_TABLES]))
+    assert (r[3].type, r[3].payload) == (spec.FrameType.OK, bytes([spec.FrameType.LOAD_TABLES]))
     assert p.unpack_values(r[4].payload, 12) == [_sum_result(vec2)]
 
     def err(frame):
-        assert frame.type == p.FrameType.ERROR
+        assert frame.type == spec.FrameType.ERROR
         return p.parse_error(frame.payload)
 
-    assert err(r[5]) == (p.ErrorCode.CRC, p.FrameType.LOAD_TABLES)
-    assert err(r[6]) == (p.ErrorCode.BAD_LENGTH, p.FrameType.INFER)
-    assert err(r[7]) == (p.ErrorCode.UNKNOWN_TYPE, 0x42)
-    assert err(r[8]) == (p.ErrorCode.BAD_LENGTH, p.FrameType.INFER)
-    assert err(r[9]) == (p.ErrorCode.TIMEOUT, p.FrameType.LOAD_TABLES)
-    assert err(r[10]) == (p.ErrorCode.BAD_ARGUMENT, p.FrameType.LOAD_TABLES)
-    assert err(r[11]) == (p.ErrorCode.BAD_ARGUMENT, p.FrameType.LOAD_TABLES)
-    assert err(r[12]) == (p.ErrorCode.BAD_LENGTH, p.FrameType.INFER_BATCH)
+    assert err(r[5]) == (spec.ErrorCode.CRC, spec.FrameType.LOAD_TABLES)
+    assert err(r[6]) == (spec.ErrorCode.BAD_LENGTH, spec.FrameType.INFER)
+    assert err(r[7]) == (spec.ErrorCode.UNKNOWN_TYPE, 0x42)
+    assert err(r[8]) == (spec.ErrorCode.BAD_LENGTH, spec.FrameType.INFER)
+    assert err(r[9]) == (spec.ErrorCode.TIMEOUT, spec.FrameType.LOAD_TABLES)
+    assert err(r[10]) == (spec.ErrorCode.BAD_ARGUMENT, spec.FrameType.LOAD_TABLES)
+    assert err(r[11]) == (spec.ErrorCode.BAD_ARGUMENT, spec.FrameType.LOAD_TABLES)
+    assert err(r[12]) == (spec.ErrorCode.BAD_LENGTH, spec.FrameType.INFER_BATCH)
 
     # only the one good LOAD_TABLES wrote anything, in order
     assert writes == [(1, 5 + i, word) for i, word in enumerate(words)]
     assert seen == [vec, *batch, vec2]
-    counters = p.Counters.decode(r[13].payload)
+    counters = spec.Counters.decode(r[13].payload)
     assert counters.inferences == 5
     assert counters.errors == 8
     # good frames: identify, infer, batch, load, infer, wrong-length infer, unknown type,
@@ -206,23 +212,23 @@ def test_session_with_good_and_bad_frames():
 def test_random_garbage_never_writes_tables_and_link_recovers(seed):
     rng = random.Random(seed)
     # garbage rich in SYNC and request TYPE bytes, so fake headers and lengths are common
-    alphabet = [p.SYNC, p.FrameType.LOAD_TABLES, p.FrameType.INFER, 0, 3, 7]
+    alphabet = [spec.SYNC, spec.FrameType.LOAD_TABLES, spec.FrameType.INFER, 0, 3, 7]
     garbage = bytes(
         rng.choice(alphabet) if rng.random() < 0.5 else rng.randrange(256) for _ in range(60)
     )
     vec = [rng.randint(-16, 15) for _ in range(6)]
     steps = [
         (garbage, 400),  # whatever the parser made of it, it times out and resynchronises
-        (req(p.FrameType.INFER, p.infer_payload(vec, 5)), 0),
+        (req(spec.FrameType.INFER, p.infer_payload(vec, 5)), 0),
     ]
     replies, writes, _seen, _ident = run_session(steps, seed=seed)
     assert writes == []
     infer = steps[1][0]
     assert replies[-1][-1] == p.Frame(
-        p.FrameType.RESULT, p.pack_values([_sum_result(vec)], 12, signed=False), seq=infer[2]
+        spec.FrameType.RESULT, p.pack_values([_sum_result(vec)], 12, signed=False), seq=infer[2]
     )
     for frame in replies[0]:
-        assert frame.type == p.FrameType.ERROR
+        assert frame.type == spec.FrameType.ERROR
 
 
 def test_corrupted_table_loads_never_write():
@@ -232,14 +238,16 @@ def test_corrupted_table_loads_never_write():
     steps, good_words = [], []
     for i in range(6):
         words = [rng.randrange(1 << 10) for _ in range(3)]
-        bad = bytearray(req(p.FrameType.LOAD_TABLES, p.load_tables_payload(0, 8 * i, words, 10)))
+        bad = bytearray(req(spec.FrameType.LOAD_TABLES, p.load_tables_payload(0, 8 * i, words, 10)))
         pos = rng.randrange(len(bad))
         bad[pos] ^= rng.randrange(1, 256)
         steps.append((bytes(bad), 400))  # 400 idle cycles: any half-parsed frame times out
-        steps.append((req(p.FrameType.LOAD_TABLES, p.load_tables_payload(1, 4 * i, words, 10)), 0))
+        steps.append(
+            (req(spec.FrameType.LOAD_TABLES, p.load_tables_payload(1, 4 * i, words, 10)), 0)
+        )
         good_words += [(1, 4 * i + k, w) for k, w in enumerate(words)]
     replies, writes, _seen, _ident = run_session(steps, seed=5)
     assert writes == good_words
     for bad_replies, good_replies in zip(replies[::2], replies[1::2], strict=True):
-        assert all(f.type == p.FrameType.ERROR for f in bad_replies)
-        assert [f.type for f in good_replies] == [p.FrameType.OK]
+        assert all(f.type == spec.FrameType.ERROR for f in bad_replies)
+        assert [f.type for f in good_replies] == [spec.FrameType.OK]

@@ -3,13 +3,8 @@
 import numpy as np
 import pytest
 
-from spikelut.compiler.ir import (
-    ClassifierMLP,
-    InputEncoding,
-    IRError,
-    LayerQuant,
-    LUTLayer,
-)
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.lut import IRError, LUTLayer
 
 
 def _layer(n_t=2, n_c=3, d=5, y=4, **kw):

@@ -1,15 +1,15 @@
-"""The package layout: four code folders installed under the namespace package spikelut."""
+"""The package layout: six code folders installed under the namespace package spikelut."""
 
 import importlib
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ["hdl", "compiler", "sim", "boards"]
+FOLDERS = ["hdl", "compiler", "boards", "sim", "flows", "cli"]
 
 
 @pytest.mark.parametrize("name", FOLDERS)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikelut.compiler.lm_engine import (
+from spikelut.compiler.ir.sequence import SpikingRNN, TransformerLM
+from spikelut.compiler.train.lm_engine import (
     RNNEngine,
     TransformerEngine,
     _attn_backward,
     _attn_index,
 )
-from spikelut.compiler.seqmodels import SpikingRNN, TransformerLM
 
 TINY = dict(context=8, dim=8, n_layers=1, n_heads=1, n_tables=2, n_c=3, n_pe=2)
 F32 = np.float32
@@ -329,7 +329,7 @@ def test_fast_mode_workers_share_the_tables_and_learn():
 
 
 def test_deal_is_round_robin():
-    from spikelut.compiler.lm_engine import _deal
+    from spikelut.compiler.train.lm_engine import _deal
 
     items, counts = _deal(np.arange(7), 3)
     assert counts.tolist() == [3, 2, 2]

@@ -9,17 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from spikelut.compiler.cli import main
+from spikelut.cli.main import main
 from spikelut.compiler.errors import UserError
-from spikelut.compiler.lm_train import (
+from spikelut.compiler.frontend.text import load_text, make_split
+from spikelut.compiler.ir.modelfile import load_model, save_model
+from spikelut.compiler.train.lm import (
     LMTrainConfig,
     learning_rate,
-    load_seqmodel,
-    load_text,
-    make_split,
     new_model,
     sample_text,
-    save_seqmodel,
     train_lm,
 )
 
@@ -77,7 +75,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, arch):
     part = new_model(arch, 3, **shape)
     ckpt = tmp_path / "run.ckpt"
     train_lm(part, data, _cfg(40), checkpoint=ckpt)
-    resumed = load_seqmodel(ckpt)
+    resumed = load_model(ckpt)
     assert resumed.meta["training"]["step"] == 40
     r_res = train_lm(resumed, data, _cfg(60), state=resumed.meta["training"])
     assert r_res.val == r_full.val
@@ -102,7 +100,7 @@ def test_resume_with_other_seed_is_refused(tmp_path):
     data = _text()
     m = new_model("transformer", 3, **TINY)
     train_lm(m, data, _cfg(20), checkpoint=tmp_path / "c")
-    back = load_seqmodel(tmp_path / "c")
+    back = load_model(tmp_path / "c")
     with pytest.raises(UserError, match="another --seed"):
         train_lm(back, data, _cfg(40, seed=4), state=back.meta["training"])
 
@@ -118,7 +116,7 @@ def test_sampling_is_bytes_and_argmax_deterministic():
 def test_cli_sample(tmp_path, capsysbinary):
     m = new_model("transformer", 0, **TINY)
     m.unemb_tables[:, :, ord("z")] = 1.0
-    save_seqmodel(m, tmp_path / "m.lutnet")
+    save_model(m, tmp_path / "m.lutnet")
     assert (
         main(
             [
@@ -150,7 +148,7 @@ def test_cli_train_lm_and_resume(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [v["step"] for v in out["val"]] == [0, 10, 20]
     assert (tmp_path / "v.csv").read_text().splitlines()[0] == "step,val_loss"
-    assert load_seqmodel(model).meta["training"]["step"] == 20
+    assert load_model(model).meta["training"]["step"] == 20
     ckpt = tmp_path / "m.lutnet.ckpt"
     assert main([*common, "--steps", "30", "--resume", str(ckpt), "-o", str(model)]) == 0
     resumed = json.loads(capsys.readouterr().out)

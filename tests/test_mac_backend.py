@@ -6,21 +6,24 @@ import warnings
 import numpy as np
 import pytest
 
-from spikelut.compiler.ann import DenseNet, from_sklearn
-from spikelut.compiler.mac_backend import (
+from spikelut.compiler.backend.mac import (
     compile_mac,
     default_macs,
     mac_figures,
+    mac_params,
     quantize_for,
 )
-from spikelut.sim.mac_golden import mac_predict
+from spikelut.compiler.backend.targets import TARGETS
+from spikelut.compiler.frontend.ann import DenseNet, from_sklearn
+from spikelut.compiler.ir.mac import mac_predict
+from spikelut.sim.mac_sim import check_mac_core
 
 
 @pytest.fixture(scope="module")
 def digits_mlp():
     from sklearn.neural_network import MLPClassifier
 
-    from spikelut.compiler.datasets import load_dataset
+    from spikelut.compiler.frontend.datasets import load_dataset
 
     data = load_dataset("digits")
     with warnings.catch_warnings():
@@ -31,7 +34,7 @@ def digits_mlp():
 
 def test_compile_writes_core_and_manifest(tmp_path, digits_mlp):
     clf, data = digits_mlp
-    man = compile_mac(clf, tmp_path, target="ice40-up5k")
+    man = compile_mac(clf, tmp_path, target=TARGETS["ice40-up5k"])
     assert (tmp_path / "core.v").read_text().count("module spikelut_core") == 1
     assert "spikelut_core" in (tmp_path / "core.il").read_text()
     assert json.loads((tmp_path / "manifest.json").read_text()) == man
@@ -51,16 +54,14 @@ def test_compile_writes_core_and_manifest(tmp_path, digits_mlp):
 
 def test_default_macs_follow_the_target(digits_mlp):
     net, _ = quantize_for(from_sklearn(digits_mlp[0]), "digits")
-    assert default_macs(net, "ice40-up5k") == 8
-    assert default_macs(net, "ecp5-85") == 32  # the widest layer
-    assert default_macs(net, "ice40-hx8k") == 1  # no DSP blocks
-    fig = mac_figures(net, macs=32)
+    assert default_macs(net, TARGETS["ice40-up5k"]) == 8
+    assert default_macs(net, TARGETS["ecp5-85"]) == 32  # the widest layer
+    assert default_macs(net, TARGETS["ice40-hx8k"]) == 1  # no DSP blocks
+    fig = mac_figures(mac_params(net, macs=32))
     assert fig["cycles_per_inference"] == 1 + 68 + 36 + 9 + 1
 
 
 def test_bad_input_is_rejected(tmp_path, digits_mlp):
-    with pytest.raises(ValueError, match="unknown target"):
-        compile_mac(digits_mlp[0], tmp_path, target="nope")
     small = DenseNet([(np.ones((4, 3)), np.zeros(3), "identity")])
     with pytest.raises(ValueError, match="features"):
         compile_mac(small, tmp_path)
@@ -70,12 +71,12 @@ def test_bad_input_is_rejected(tmp_path, digits_mlp):
 
 @pytest.mark.slow
 def test_core_on_verilator_matches_run_mac_on_the_digits_test_set(tmp_path, digits_mlp):
-    from spikelut.sim.tb_mac import check_mac_core
-
     clf, data = digits_mlp
     net, _ = quantize_for(from_sklearn(clf), "digits")
     x = net.encoding.encode_int(data.X_test)
     res = check_mac_core(net, x, macs=8, case_dir=tmp_path / "case", seed=1)
     assert res["checked"] == len(x) == 450
     assert res["mismatches"] == 0
-    assert res["cycles_per_inference"] == mac_figures(net, macs=8)["cycles_per_inference"]
+    assert (
+        res["cycles_per_inference"] == mac_figures(mac_params(net, macs=8))["cycles_per_inference"]
+    )

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """The MAC baseline as a board design: units per board, identity hash, the board core, and
 ``spikelut build --baseline mac`` to a bitstream."""
 
@@ -9,11 +8,11 @@ import warnings
 import pytest
 from amaranth.hdl import Fragment
 
-from spikelut.boards.mac_design import board_macs, mac_hash, make_mac_core
+from spikelut.boards.mac_design import mac_hash, make_mac_core
 from spikelut.boards.platforms import board
-from spikelut.compiler.ann import from_sklearn
-from spikelut.compiler.cli import main
-from spikelut.compiler.mac_backend import quantize_for
+from spikelut.cli.main import main
+from spikelut.compiler.backend.mac import default_macs, quantize_for
+from spikelut.compiler.frontend.ann import from_sklearn
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,7 @@ def small_mlp(tmp_path_factory):
     """A 64-4-10 digits MLP, pickled: small enough for a quick build."""
     from sklearn.neural_network import MLPClassifier
 
-    from spikelut.compiler.datasets import load_dataset
+    from spikelut.compiler.frontend.datasets import load_dataset
 
     data = load_dataset("digits")
     with warnings.catch_warnings():
@@ -36,8 +35,8 @@ def small_mlp(tmp_path_factory):
 def test_board_macs_follow_the_dsp_blocks(small_mlp):
     _, net = small_mlp
     # icebreaker (UP5K): 8 SB_MAC16, but the widest layer has 10 outputs
-    assert board_macs(board("icebreaker"), net) == 8
-    assert board_macs(board("ulx3s-85f"), net) == 10
+    assert default_macs(net, board("icebreaker").target) == 8
+    assert default_macs(net, board("ulx3s-85f").target) == 10
 
 
 def test_mac_hash_tracks_the_weights(small_mlp):
@@ -57,7 +56,7 @@ def test_make_mac_core_reports_the_network(small_mlp):
     params = core.link_params
     assert params["n_inputs"] == 64 and params["result_width"] == 4
     assert params["model_hash"] == mac_hash(net) and not core.boot_load
-    assert core.net.macs == 2
+    assert core.net.params.macs == 2
     Fragment.get(core, None)  # it elaborates (and is used: no UnusedElaboratable)
     with pytest.raises(ValueError, match="macs"):
         make_mac_core(net, macs=11, clock_hz=12_000_000, divisor=104)

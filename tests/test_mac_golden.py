@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikelut.compiler.ann import DenseNet
-from spikelut.compiler.ir import InputEncoding
-from spikelut.sim.mac_golden import MACLayer, MACNetwork, quantize_mac, run_mac
+from spikelut.compiler.frontend.ann import DenseNet
+from spikelut.compiler.ir.classifier import InputEncoding
+from spikelut.compiler.ir.mac import MACLayer, MACNetwork, run_mac
+from spikelut.compiler.passes.quantize_mac import quantize_mac
 
 
 def _random_net(seed: int) -> DenseNet:
@@ -56,10 +57,10 @@ def test_only_relu_hidden_layers():
 def test_digits_mlp_as_integers_agrees_with_the_float_mlp():
     from sklearn.neural_network import MLPClassifier
 
-    from spikelut.compiler.ann import from_sklearn
-    from spikelut.compiler.datasets import load_dataset
-    from spikelut.compiler.train_classifier import choose_encoding
-    from spikelut.sim.mac_golden import mac_predict
+    from spikelut.compiler.frontend.ann import from_sklearn
+    from spikelut.compiler.frontend.datasets import load_dataset
+    from spikelut.compiler.frontend.encoding import choose_encoding
+    from spikelut.compiler.ir.mac import mac_predict
 
     ds = load_dataset("digits")
     with warnings.catch_warnings():

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.compiler.modelfile import ModelFileError, load_model, read_header, save_model
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.modelfile import ModelFileError, load_model, read_header, save_model
 
 
 def _random_classifier(rng, dims, n_tables, n_c, integer, float_dtype=np.float32):

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """Compiled cores in cocotb/Verilator against the golden model: random networks over 10,000
 random vectors each (the digits core over its whole test set: tests/test_cmd_sim.py)."""
 
@@ -6,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_cocotb_lib import MIXED_PLANS, mixed_model
+from helpers_models import MIXED_PLANS, mixed_model
 
-from spikelut.compiler.backend import LayerPlan
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.hdl.bank import Storage
-from spikelut.hdl.params import discard
-from spikelut.sim.golden import run_classifier
-from spikelut.sim.network_sim import SimulatorUnavailable, build_core, simulate, write_case
+from spikelut.compiler.backend.cores import CoreKind
+from spikelut.compiler.backend.placement import LayerPlan
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.hdl.storage import Storage
+from spikelut.sim.network_sim import SimulatorUnavailable, core_for, simulate, write_case
 
 
 def random_model(seed, shapes, *, bits, table_bits, shifts, n_classes) -> ClassifierMLP:
@@ -42,7 +42,7 @@ RANDOM_NETWORKS = {
             n_classes=7,
         ),
         LayerPlan(Storage.LOGIC),
-        "parallel",
+        CoreKind.PARALLEL,
         False,
     ),
     "bram-residual": (
@@ -58,7 +58,7 @@ RANDOM_NETWORKS = {
             LayerPlan(Storage.BRAM, 5, 12),
             LayerPlan(Storage.LUTRAM, 4, 5),
         ],
-        "parallel",
+        CoreKind.PARALLEL,
         True,
     ),
 }
@@ -73,7 +73,7 @@ SMALL_TEMPORAL = (
         n_classes=4,
     ),
     [LayerPlan(Storage.SPRAM, 5, 8), LayerPlan(Storage.BRAM, 3, 4)],
-    "temporal",
+    CoreKind.TEMPORAL,
     True,
 )
 
@@ -83,7 +83,7 @@ def network(name: str):
     "mixed-temporal", the four-layer network of every storage kind that
     tests/test_cocotb_lib.py also builds (so the build is shared)."""
     if name == "mixed-temporal":
-        return mixed_model(), MIXED_PLANS, "temporal", True
+        return mixed_model(), MIXED_PLANS, CoreKind.TEMPORAL, True
     spec, plans, indexer, argmax = RANDOM_NETWORKS[name]
     return random_model(17, **spec), plans, indexer, argmax
 
@@ -98,10 +98,9 @@ def test_random_network_matches_golden_on_10000_vectors(name):
     # the vectors must exercise the network: many distinct outputs
     logits = run_classifier(model, x).logits
     assert len(np.unique(logits, axis=0)) > 200
-    rep = simulate(model, x, plans=plans, indexer=indexer, argmax=argmax, seed=3)
+    rep = simulate(model, x, plans=plans, kind=indexer, argmax=argmax, seed=3)
     assert (rep.vectors, rep.mismatches) == (10_000, 0), rep.first_mismatch
-    net, _ = build_core(model, plans=plans, indexer=indexer, argmax=argmax)
-    discard(net)
+    net, _ = core_for(model, plans=plans, kind=indexer, argmax=argmax)
     assert rep.expected_cycles_per_inference == net.cycles_per_inference
     assert rep.cycles_per_inference == pytest.approx(net.cycles_per_inference, abs=1.0)
     print(f"{name}: {rep.cycles_per_second:,.0f} cycles/s, {rep.sim_wall_seconds:.1f} s")
@@ -110,10 +109,9 @@ def test_random_network_matches_golden_on_10000_vectors(name):
 def test_write_case_describes_the_run(tmp_path):
     spec, plans, indexer, argmax = SMALL_TEMPORAL
     model = random_model(1, **spec)
-    net, widths = build_core(model, plans=plans, indexer=indexer, argmax=argmax)
-    discard(net)
+    net, widths = core_for(model, plans=plans, kind=indexer, argmax=argmax)
     x = np.zeros((3, model.encoding.dim), np.int64)
-    man = write_case(tmp_path, net, widths, model, x, debug=True)
+    man = write_case(tmp_path, net, indexer, widths, model, x, debug=True)
     import json
 
     cfg = json.loads((tmp_path / "tb.json").read_text())
@@ -124,7 +122,7 @@ def test_write_case_describes_the_run(tmp_path):
         "last",
     }
     # only the SPRAM layer is loaded at run time: every lane and address once
-    bank = net.layers[0].bank
+    bank = net.layers[0]
     assert list(loads) == ["w0_stream"]
     assert len(loads["w0_stream"]) == bank.tables_per_cycle * bank.depth
     assert man["cycles_per_inference"] == net.cycles_per_inference
@@ -156,7 +154,7 @@ def test_icarus_matches_golden_or_says_it_is_missing(tmp_path):
     spec, plans, indexer, argmax = SMALL_TEMPORAL
     model = random_model(4, **spec)
     x = np.random.default_rng(5).integers(-8, 8, (120, model.encoding.dim))
-    run = dict(plans=plans, indexer=indexer, argmax=argmax, simulator="icarus", seed=2)
+    run = dict(plans=plans, kind=indexer, argmax=argmax, simulator="icarus", seed=2)
     if shutil.which("iverilog") is None:
         with pytest.raises(SimulatorUnavailable, match=r"iverilog.*not installed"):
             simulate(model, x, **run)
@@ -184,7 +182,7 @@ TEXT = "the cat sat on the mat; a spiking net reads the text one byte at a time.
 
 def small_rnn(seed: int = 23):
     """A random integer spiking RNN over the characters of TEXT."""
-    from spikelut.compiler.intseq import IntegerRNN
+    from spikelut.compiler.ir.integer_sequence import IntegerRNN
 
     rng = np.random.default_rng(seed)
     vocab, dim = len(set(TEXT)), 10
@@ -205,7 +203,7 @@ def small_rnn(seed: int = 23):
 
 @pytest.mark.slow
 def test_spiking_rnn_core_matches_golden_over_a_text():
-    from spikelut.sim.golden import run_rnn
+    from spikelut.compiler.ir.golden import run_rnn
     from spikelut.sim.network_sim import simulate_rnn
 
     model = small_rnn()

@@ -5,18 +5,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikelut.boards import protocol as p
+from spikelut.hdl.crc import crc16
+from spikelut.hdl.hostlink import wire as spec
 
 frames = st.builds(
     p.Frame, type=st.integers(0, 255), payload=st.binary(max_size=40), seq=st.integers(0, 255)
 )
-no_sync = st.binary(max_size=60).map(lambda b: bytes(x for x in b if x != p.SYNC))
+no_sync = st.binary(max_size=60).map(lambda b: bytes(x for x in b if x != spec.SYNC))
 
 
 def test_crc_check_value_and_zero_residue():
-    assert p.crc16(b"123456789") == 0x29B1
-    wire = p.encode_frame(p.FrameType.INFER, b"\x01\x02\x03", seq=9)
-    assert wire[0] == p.SYNC and wire[1] == 0x03 and wire[2] == 9 and wire[3:5] == b"\x03\x00"
-    assert p.crc16(wire[1:]) == 0
+    assert crc16(b"123456789") == 0x29B1
+    wire = p.encode_frame(spec.FrameType.INFER, b"\x01\x02\x03", seq=9)
+    assert wire[0] == spec.SYNC and wire[1] == 0x03 and wire[2] == 9 and wire[3:5] == b"\x03\x00"
+    assert crc16(wire[1:]) == 0
 
 
 @given(st.lists(frames, max_size=5), st.integers(1, 7))
@@ -38,7 +40,7 @@ def test_garbage_without_sync_never_yields_a_frame(garbage):
 @given(st.binary(max_size=80))
 def test_garbage_never_yields_a_frame_with_a_bad_crc(garbage):
     for f in p.decode_frames(garbage):
-        assert p.crc16(f.encode()[1:]) == 0
+        assert crc16(f.encode()[1:]) == 0
         assert f.encode() in garbage
 
 
@@ -76,21 +78,21 @@ def test_truncated_frame_then_good_frame(first, second, cut):
 
 
 def test_wrong_length_and_oversize_length_resync():
-    good = p.encode_frame(p.FrameType.IDENTIFY)
-    bad = bytearray(p.encode_frame(p.FrameType.INFER, b"abcd"))
+    good = p.encode_frame(spec.FrameType.IDENTIFY)
+    bad = bytearray(p.encode_frame(spec.FrameType.INFER, b"abcd"))
     bad[3] = 2  # length says 2, payload is 4: the CRC fails
-    huge = bytes([p.SYNC, 1, 0, 0xFF, 0xFF])
+    huge = bytes([spec.SYNC, 1, 0, 0xFF, 0xFF])
     dec = p.FrameDecoder(max_payload=64)
-    assert dec.feed(bytes(bad) + huge + good) == [p.Frame(p.FrameType.IDENTIFY)]
+    assert dec.feed(bytes(bad) + huge + good) == [p.Frame(spec.FrameType.IDENTIFY)]
     assert dec.discarded >= len(bad) + len(huge)
 
 
 def test_partial_candidate_is_given_up_on_flush():
-    good = p.encode_frame(p.FrameType.READ_COUNTERS)
+    good = p.encode_frame(spec.FrameType.READ_COUNTERS)
     dec = p.FrameDecoder()
     # a fake header claiming 300 bytes swallows the good frame until the host times out
-    assert dec.feed(bytes([p.SYNC, 1, 0, 44, 1]) + good) == []
-    assert dec.flush() == [p.Frame(p.FrameType.READ_COUNTERS)]
+    assert dec.feed(bytes([spec.SYNC, 1, 0, 44, 1]) + good) == []
+    assert dec.flush() == [p.Frame(spec.FrameType.READ_COUNTERS)]
 
 
 @given(
@@ -103,7 +105,7 @@ def test_partial_candidate_is_given_up_on_flush():
 def test_values_round_trip(wv):
     width, values = wv
     data = p.pack_values(values, width)
-    assert len(data) == len(values) * p.value_bytes(width)
+    assert len(data) == len(values) * spec.value_bytes(width)
     assert p.unpack_values(data, width, signed=True) == values
 
 
@@ -115,7 +117,7 @@ def test_pack_values_rejects_overflow():
 
 
 def test_identity_counters_tables_round_trip():
-    ident = p.Identity(
+    ident = spec.Identity(
         in_width=5,
         n_inputs=64,
         result_width=4,
@@ -126,16 +128,16 @@ def test_identity_counters_tables_round_trip():
         max_payload=512,
         model_hash=bytes(range(32)),
     )
-    back = p.Identity.decode(ident.encode())
+    back = spec.Identity.decode(ident.encode())
     assert back == ident and back.vector_bytes == 64 and back.max_batch == 7
     # 7 vectors of 64 bytes and 7 one-byte results: two frames of 7 bytes' overhead,
     # the count, 448 bytes of vectors and 7 of results
     rate = ident.uart_inferences_per_second(115200)
     assert rate == pytest.approx(7 * 11520 / (7 + 2 + 448 + 7 + 7))
-    with pytest.raises(p.ProtocolError):
-        p.Identity.decode(ident.encode()[:-1])
-    c = p.Counters(inferences=5, errors=2, frames=9, cycles=(1 << 40) + 3)
-    assert p.Counters.decode(c.encode()) == c
+    with pytest.raises(spec.ProtocolError):
+        spec.Identity.decode(ident.encode()[:-1])
+    c = spec.Counters(inferences=5, errors=2, frames=9, cycles=(1 << 40) + 3)
+    assert spec.Counters.decode(c.encode()) == c
     payload = p.load_tables_payload(1, 300, [-1, 5, 2047], 12)
     assert p.parse_load_tables(payload, 12) == (1, 300, [4095, 5, 2047])
     batch = p.infer_batch_payload([[1, -2], [3, -4]], 8)

@@ -5,21 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LUTLayer
-from spikelut.compiler.modelfile import load_model, save_model
-from spikelut.compiler.narrowing import apply_shifts
-from spikelut.compiler.quantize import (
-    QuantizeError,
-    fit_scale,
-    float_logits,
-    float_predict,
-    int_predict,
-    quantize_classifier,
-    quantize_tables,
-    scale_groups,
-)
-from spikelut.compiler.widths import WidthError, infer_widths, signed_range, signed_width
-from spikelut.sim.golden import run_classifier
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding
+from spikelut.compiler.ir.fixed_point import fit_scale, quantize_tables
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.modelfile import load_model, save_model
+from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.narrowing import apply_shifts
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier, scale_groups
+from spikelut.compiler.passes.scales import QuantizeError
+from spikelut.compiler.passes.widths import WidthError, infer_widths, signed_range, signed_width
 
 
 @st.composite
@@ -106,8 +101,8 @@ def test_exactly_representable_tables_quantise_exactly(net):
     q = quantize_classifier(model, table_bits=8, calib_raw=raw)
     trace = run_classifier(q, q.encoding.encode_int(raw))
     s = q.quant[-1].out_scale_log2
-    np.testing.assert_array_equal(trace.logits, float_logits(model, raw) * 2.0**s)
-    assert np.array_equal(trace.predictions, float_predict(model, raw))
+    np.testing.assert_array_equal(trace.logits, model.float_logits(raw) * 2.0**s)
+    assert np.array_equal(trace.predictions, model.float_predict(raw))
 
 
 def test_residual_layer_zero_rescales_the_input():
@@ -125,9 +120,8 @@ def test_residual_layer_zero_rescales_the_input():
     # layer 0's output is exactly the float output at scale 2**4
     y_int = run_classifier(q, q.encoding.encode_int(raw)).outputs[0]
     x = enc.encode_float(raw)
-    from spikelut.compiler.engine import lut_predict
 
-    np.testing.assert_array_equal(y_int, lut_predict(l0, x) * 16)
+    np.testing.assert_array_equal(y_int, l0.forward(x) * 16)
 
 
 def test_save_load_round_trip(tmp_path):
@@ -164,7 +158,7 @@ def test_calibration_never_agrees_less_than_the_range_scale(seed, bits):
         encoding=model.encoding, layers=[model.layers[0].with_tables(
             model.layers[0].tables[..., :4])], n_classes=4,
     )  # fmt: skip
-    ref = float_predict(model, raw)
+    ref = model.float_predict(raw)
     plain = quantize_classifier(model, table_bits=bits)
     cal = quantize_classifier(model, table_bits=bits, calib_raw=raw)
     g_plain = np.mean(int_predict(plain, raw) == ref)
@@ -176,7 +170,7 @@ def test_calibration_never_agrees_less_than_the_range_scale(seed, bits):
 def test_shift_search_respects_tolerance_and_is_recorded():
     rng = np.random.default_rng(11)
     model, raw = _small_model(rng)
-    ref = float_predict(model, raw)
+    ref = model.float_predict(raw)
     base = quantize_classifier(model, table_bits=8, calib_raw=raw)
     q = quantize_classifier(model, table_bits=8, calib_raw=raw, search_shift=True,
                             shift_tolerance=0.02)  # fmt: skip

@@ -9,11 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from spikelut.compiler.reference_stream import (
-    GlibcRand,
-    draw_train_start,
-    reference_setup,
-)
+from spikelut.compiler.train.reference_stream import GlibcRand, draw_train_start, reference_setup
 
 TINY = dict(context=8, dim=8, n_layers=2, n_heads=2, n_tables=3, n_c=3, n_pe=2)
 

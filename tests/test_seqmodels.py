@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikelut.compiler.ir import IRError
-from spikelut.compiler.lm_train import save_seqmodel
-from spikelut.compiler.modelfile import ModelFileError, load_model, save_model
-from spikelut.compiler.seqmodels import AttentionHead, SpikingRNN, TransformerLM
+from spikelut.compiler.ir.lut import IRError
+from spikelut.compiler.ir.modelfile import ModelFileError, load_model, save_model
+from spikelut.compiler.ir.sequence import AttentionHead, SpikingRNN, TransformerLM
 
 TINY = dict(context=8, dim=8, n_layers=1, n_heads=1, n_tables=2, n_c=3, n_pe=2)
 
@@ -68,7 +67,7 @@ def test_n_c_range_is_checked():
 def test_transformer_file_round_trip(tmp_path):
     m = _tiny()
     m.meta = {"training": {"step": 3}}
-    for save in (save_model, save_seqmodel):
+    for save in (save_model,):
         path = tmp_path / f"{save.__name__}.lutnet"
         save(m, path)
         back = load_model(path)
@@ -81,7 +80,7 @@ def test_transformer_file_round_trip(tmp_path):
 def test_rnn_file_round_trip_and_semantics_check(tmp_path):
     m = SpikingRNN.create(rng=np.random.default_rng(3), dim=16, n_tables=4, n_c=5)
     m.cell.tables[:] = 0.5
-    save_seqmodel(m, tmp_path / "r.lutnet")
+    save_model(m, tmp_path / "r.lutnet")
     back = load_model(tmp_path / "r.lutnet")
     assert isinstance(back, SpikingRNN) and back.context == 32
     np.testing.assert_array_equal(back.cell.tables, m.cell.tables)
@@ -93,7 +92,7 @@ def test_rnn_file_round_trip_and_semantics_check(tmp_path):
 
 def test_corrupted_file_gives_one_line_error(tmp_path):
     path = tmp_path / "m.lutnet"
-    save_seqmodel(_tiny(), path)
+    save_model(_tiny(), path)
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 3] ^= 0xFF
     path.write_bytes(bytes(raw))

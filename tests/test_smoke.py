@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from spikelut.compiler import build
-from spikelut.compiler.cli import main
+from spikelut.cli.main import main
+from spikelut.compiler.build import synthesis as build
 from spikelut.sim import smoke
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from spikelut.compiler import toolchain
+from spikelut.compiler.build import toolchain
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +63,41 @@ def test_verilator_is_new_enough_for_cocotb(monkeypatch):
     env = toolchain.tool_env()
     assert env["PATH"].split(":")[0] == str(toolchain.Path(toolchain.find("verilator")).parent)
     assert (toolchain.Path(env["VERILATOR_ROOT"]) / "include" / "verilated.h").is_file()
+
+
+def _fake_verilator(root, *, prints: str, header: str | None):
+    """A Verilator installation in ``root``: a binary whose --version prints ``prints`` and,
+    when given, an include/verilated_config.h declaring version ``header``."""
+    (root / "bin").mkdir(parents=True)
+    binary = root / "bin" / "verilator"
+    binary.write_text(f"#!/bin/sh\necho '{prints}'\n")
+    binary.chmod(0o755)
+    if header is not None:
+        (root / "include").mkdir()
+        (root / "include" / "verilated_config.h").write_text(
+            f'#define VERILATOR_VERSION "{header}"\n'
+        )
+    return binary
+
+
+@pytest.mark.parametrize(
+    ("prints", "header", "version"),
+    [
+        ("Verilator 4.038 2020-07-11", None, (4, 38)),
+        ("Verilator 5.048 rev vUNKNOWN", None, (5, 48)),
+        ("rev vUNKNOWN", "4.210", (4, 210)),  # the header beside the binary, not the wheel's
+        ("rev vUNKNOWN", None, (0, 0)),
+    ],
+)
+def test_verilator_version_is_that_of_the_binary_in_use(
+    monkeypatch, tmp_path, prints, header, version
+):
+    binary = _fake_verilator(tmp_path / "v", prints=prints, header=header)
+    monkeypatch.setenv("VERILATOR", str(binary))
+    assert toolchain.verilator_version() == version
+    if version < toolchain.MIN_VERILATOR:
+        with pytest.raises(toolchain.UserError, match=r"older than 5\.036"):
+            toolchain.prepare_cocotb_environment()
 
 
 def test_smoke_check_reports_missing_verilator(monkeypatch):

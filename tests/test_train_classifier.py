@@ -1,38 +1,23 @@
 """Classifier training: the digits target, determinism, encodings, evaluation."""
 
-import time
-
 import numpy as np
 import pytest
 
-from spikelut.compiler.datasets import load_dataset
-from spikelut.compiler.train_classifier import (
+from spikelut.compiler.frontend.encoding import choose_encoding
+from spikelut.compiler.ir.operations import table_memory_bits
+from spikelut.compiler.train.classifier import (
     DEFAULT_N_C,
     DEFAULT_N_TABLES,
-    accuracy,
-    choose_encoding,
     evaluate,
-    network_logits,
-    predict,
-    table_bits,
     train_classifier,
-    train_on_dataset,
 )
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 @pytest.mark.slow
-def test_default_digits_reaches_97_percent_quickly(digits):
-    epochs = []
-    start = time.perf_counter()
-    model = train_on_dataset(digits, progress=epochs.append)
-    seconds = time.perf_counter() - start
+def test_default_digits_reaches_97_percent_quickly(digits, digits_training):
+    model, epochs, seconds = digits_training.model, digits_training.epochs, digits_training.seconds
     assert seconds < 60
-    acc = accuracy(model, digits.X_test, digits.y_test)
+    acc = float(np.mean(model.float_predict(digits.X_test) == digits.y_test))
     assert acc >= 0.97
     assert model.meta["test_accuracy"] == acc == epochs[-1]["test_accuracy"]
     assert [r["epoch"] for r in epochs] == list(range(1, len(epochs) + 1))
@@ -40,7 +25,7 @@ def test_default_digits_reaches_97_percent_quickly(digits):
     assert model.meta["dataset"] == "digits" and model.meta["split"]["n_test"] == 450
     hp = model.meta["hyperparameters"]
     assert hp["n_tables"] == [DEFAULT_N_TABLES] and hp["n_c"] == [DEFAULT_N_C]
-    assert table_bits(model) == DEFAULT_N_TABLES * 2**DEFAULT_N_C * 10 * 8
+    assert table_memory_bits(model) == DEFAULT_N_TABLES * 2**DEFAULT_N_C * 10 * 8
     assert model.class_names == [str(k) for k in range(10)]
 
 
@@ -71,7 +56,7 @@ def test_two_layer_network_learns_through_the_hidden_layer(digits):
     assert [lay.out_dim for lay in model.layers] == [16, 10]
     # the hidden tables start within +-0.01 and move only through layer 1's backward rule
     assert np.abs(model.layers[0].tables).max() > 0.02
-    acc = accuracy(model, digits.X_test, digits.y_test)
+    acc = float(np.mean(model.float_predict(digits.X_test) == digits.y_test))
     assert acc > 0.6  # chance is 0.1
 
 
@@ -101,10 +86,10 @@ def test_evaluate_and_predict_agree(digits):
     model = _small(digits, 1, hidden=())
     assert len(model.layers) == 1
     res = evaluate(model, digits.X_test, digits.y_test)
-    pred = predict(model, digits.X_test)
+    pred = model.float_predict(digits.X_test)
     assert res["n"] == 450
     assert res["accuracy"] == pytest.approx(np.mean(pred == digits.y_test))
-    logits = network_logits(model, digits.X_test[:5])
+    logits = model.float_logits(digits.X_test[:5])
     assert logits.shape == (5, 10)
     np.testing.assert_array_equal(np.argmax(logits, 1), pred[:5])
     assert res["loss"] > 0

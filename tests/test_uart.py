@@ -6,7 +6,7 @@ import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
 
-from spikelut.hdl.uart import UARTReceiver, UARTTransmitter, uart_divisor
+from spikelut.hdl.uart import UARTReceiver, UARTTransmitter, check_divisor, uart_divisor
 
 
 def _frame_bits(byte: int, stop: int = 1) -> list[int]:
@@ -14,10 +14,12 @@ def _frame_bits(byte: int, stop: int = 1) -> list[int]:
 
 
 def test_divisor_validation():
-    with pytest.raises(ValueError, match="divisor"):
-        UARTTransmitter(divisor=3)
-    with pytest.raises(ValueError, match="divisor"):
-        UARTReceiver(divisor=8.0)
+    # what the transmitter and the receiver check their divisor with
+    with pytest.raises(ValueError, match="divisor must be >= 4, not 3"):
+        check_divisor(3)
+    with pytest.raises(ValueError, match=r"divisor must be an integer, not 8\.0"):
+        check_divisor(8.0)
+    assert check_divisor(4) == 4
     assert uart_divisor(12e6, 115200) == 104
     with pytest.raises(ValueError, match="off by"):
         uart_divisor(1e6, 220000)

@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikelut.compiler.ir import ClassifierMLP, InputEncoding, LayerQuant, LUTLayer
-from spikelut.compiler.widths import WidthError, infer_widths, signed_range, signed_width
-from spikelut.sim.golden import lut_indices, lut_rows, run_classifier
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
+from spikelut.compiler.ir.golden import lut_indices, lut_rows, run_classifier
+from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.passes.widths import WidthError, infer_widths, signed_range, signed_width
 
 
 def test_signed_width_edges():

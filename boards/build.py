@@ -1,0 +1,183 @@
+"""Board builds: a quantised classifier (or the MAC baseline) to a bitstream for a board.
+
+:func:`build_board` places the tables and picks the core as :mod:`spikelut.boards.design`
+says, wraps the core in the board top (UART host link, boot-time table loader for SPRAM,
+LEDs, a PLL when ``freq`` differs from the oscillator), runs Yosys/nextpnr/packing
+(:func:`spikelut.compiler.build.synthesis.run_build`) and writes into the output folder:
+the bitstream, ``build-report.json`` (tool figures), ``board.json`` (what ``spikelut run``
+and ``flash`` need: board, plans, core kind, clock, baud, model hash) and, when tables live
+in SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables at the documented offset).
+:func:`build_mac_board` builds the multiply-accumulate baseline in the same board top.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from spikelut.boards.design import board_core, make_core, model_hash, model_tables
+from spikelut.boards.flash_image import TABLE_OFFSET, build_image, table_area, table_payload
+from spikelut.boards.mac_design import mac_hash, make_mac_core
+from spikelut.boards.platforms import BoardSpec
+from spikelut.boards.top import BoardTop, choose_pll
+from spikelut.compiler.backend.mac import default_macs, mac_figures
+from spikelut.compiler.backend.plan import plans_to_json
+from spikelut.compiler.build.synthesis import run_build
+from spikelut.compiler.errors import UserError
+from spikelut.compiler.fileio import write_bytes_atomic, write_text_atomic
+from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.mac import MACNetwork
+from spikelut.hdl.uart import uart_divisor
+
+__all__ = ["DEFAULT_BAUD", "build_board", "build_mac_board"]
+
+DEFAULT_BAUD = 115200
+
+
+def build_board(
+    model: ClassifierMLP,
+    spec: BoardSpec,
+    out: Path,
+    *,
+    freq: float | None = None,
+    seed: int = 1,
+    baud: int = DEFAULT_BAUD,
+    kind: str = "auto",
+    max_brams: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Build ``model`` for ``spec`` into ``out``; returns what ``board.json`` holds (see the
+    module docstring). ``kind``: the core kind or ``"auto"``; ``max_brams``: the block RAMs
+    the tables may use. Bad input or a core that cannot fit raises UserError."""
+    try:
+        core_plan = board_core(model, spec, kind=kind, max_brams=max_brams)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+    def core_at(clock_hz: int, divisor: int):
+        return make_core(model, core_plan, clock_hz=clock_hz, divisor=divisor)
+
+    core, report, common = _build_core(
+        core_at,
+        lambda core: core_plan.cycles_per_inference,
+        spec,
+        out,
+        freq=freq,
+        seed=seed,
+        baud=baud,
+        progress=progress,
+    )
+    result = {
+        **common,
+        "plans": plans_to_json(core_plan.plans),
+        "indexer": core_plan.kind.value,
+        "model_hash": model_hash(model).hex(),
+        "boot_load": core.boot_load,
+        "table_offset": TABLE_OFFSET if core.boot_load else None,
+        "flash_image": None,
+    }
+    if report.bitstream and core.boot_load:
+        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
+        write_bytes_atomic(out / "tables.bin", area)
+        image = build_image(Path(report.bitstream).read_bytes(), area)
+        write_bytes_atomic(out / "flash.bin", image)
+        result["flash_image"] = str(out / "flash.bin")
+    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def _build_core(make, cycles_of, spec, out: Path, *, freq, seed, baud, progress):
+    """Clock the core ``make(clock_hz, divisor)`` makes for ``spec`` (PLL for ``freq``, UART
+    divisor for ``baud``), wrap it in the board top and run Yosys/nextpnr into ``out``.
+
+    Returns ``(core, report, fields)``: ``fields`` are the ``board.json`` entries every build
+    has (board, tool figures, clock, UART, and the rate from ``cycles_of(core)``). A
+    ValueError from the core or the clock becomes a UserError."""
+    try:
+        pll = choose_pll(spec, freq)
+        clock_hz = pll.out_hz if pll is not None else spec.clock_hz
+        divisor = uart_divisor(clock_hz, baud)
+        core = make(round(clock_hz), divisor)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    cycles = cycles_of(core)
+    out.mkdir(parents=True, exist_ok=True)
+    report = run_build(
+        BoardTop(core, pll=pll),
+        spec.platform(),
+        out,
+        target=spec.target,
+        board=spec.name,
+        target_mhz=clock_hz / 1e6,
+        seed=seed,
+        name="spikelut",
+        progress=progress,
+    )
+    fields = {
+        "board": spec.name,
+        "device": spec.device,
+        "ok": report.ok,
+        "fits": report.fits,
+        "timing_met": report.timing_met,
+        "target_mhz": clock_hz / 1e6,
+        "fmax_mhz": report.fmax_mhz,
+        "resources": report.resources,
+        "seconds": round(report.seconds, 1),
+        "suggestion": report.suggestion,
+        "bitstream": report.bitstream,
+        "pll": None if pll is None else pll.params,
+        "baud": baud,
+        "uart_divisor": divisor,
+        "cycles_per_inference": cycles,
+        "inferences_per_second": clock_hz / cycles,
+    }
+    return core, report, fields
+
+
+def build_mac_board(
+    net: MACNetwork,
+    spec,
+    out: Path,
+    *,
+    macs: int | None = None,
+    freq=None,
+    seed=1,
+    baud=DEFAULT_BAUD,
+    progress=print,
+) -> dict:
+    """Build the integer MAC network ``net`` (:class:`spikelut.compiler.ir.mac.MACNetwork`)
+    for ``spec`` into ``out`` on ``macs`` units (default
+    :func:`spikelut.compiler.backend.mac.default_macs` of the board's target); returns the result dict of
+    :func:`build_board` with ``baseline``, ``macs`` and the core's per-inference figures
+    (``weight_bits_read``, ``multiplications``, ``additions``) instead of plans and tables."""
+    macs = default_macs(net, spec.target) if macs is None else macs
+
+    def core_at(clock_hz: int, divisor: int):
+        return make_mac_core(net, macs=macs, clock_hz=clock_hz, divisor=divisor)
+
+    core, _, common = _build_core(
+        core_at,
+        lambda core: core.net.cycles_per_inference,
+        spec,
+        out,
+        freq=freq,
+        seed=seed,
+        baud=baud,
+        progress=progress,
+    )
+    figures = mac_figures(core.net.params)
+    result = {
+        "baseline": "mac",
+        **common,
+        "macs": macs,
+        "weight_bits_read": figures["weight_bits_read"],
+        "multiplications": figures["multiplications"],
+        "additions": figures["additions"],
+        "model_hash": mac_hash(net).hex(),
+        "boot_load": False,
+        "table_offset": None,
+        "flash_image": None,
+    }
+    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
+    return result

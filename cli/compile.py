@@ -1,0 +1,150 @@
+"""``spikelut compile``: an integer classifier to the Verilog and RTLIL of its network core.
+
+Writes ``core.v``, ``core.il`` and ``manifest.json`` (ports and payload formats, cycles per
+inference, latency measured in Amaranth's simulator, memory placement per layer, block RAMs
+and SPRAMs used, estimated LUT4s, flip-flops and logic cells, the memory-bandwidth floor and
+the fraction of it achieved, the compile time). Without ``--storage``/``--tables-per-cycle``/
+``--lanes`` it picks the fastest placement that fits the target; ``--throughput`` the
+smallest that reaches a rate at ``--clock-mhz``; ``--indexer`` the core kind (``auto``: the
+one with the fewest estimated logic cells that fits). See
+:mod:`spikelut.compiler.backend.compile`. What cannot fit is refused before any Verilog is
+written. ``--baseline mac`` compiles an ANN to the multiply-accumulate baseline core instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from spikelut.cli import output
+from spikelut.cli.common import load_integer_classifier
+from spikelut.compiler.backend.compile import compile_core
+from spikelut.compiler.backend.mac import compile_mac
+from spikelut.compiler.backend.plan import LayerPlan
+from spikelut.compiler.backend.targets import TARGETS
+from spikelut.compiler.errors import UserError
+from spikelut.compiler.frontend.ann import ANNError
+from spikelut.hdl.storage import Storage
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``compile`` subcommand."""
+    p = sub.add_parser(
+        "compile",
+        help="compile an integer classifier to Verilog/RTLIL with a JSON manifest",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="integer (quantised) .lutnet classifier, or with --baseline mac an ANN file",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--target", choices=list(TARGETS), default="ice40-up5k")
+    p.add_argument(
+        "--storage",
+        choices=[s.name.lower() for s in Storage],
+        help="table storage of every layer (default: block RAM)",
+    )
+    p.add_argument("--tables-per-cycle", type=int, metavar="P", help="tables read per cycle")
+    p.add_argument("--lanes", type=int, metavar="L", help="outputs read per row beat")
+    p.add_argument(
+        "--indexer",
+        choices=["auto", "parallel", "serial", "temporal"],
+        default="auto",
+        help="all comparators at once (parallel), a few per clock (serial: far less logic, "
+        "same rate at the memory-bandwidth floor), or AER spike events in (temporal); "
+        "auto: the kind with the fewest estimated logic cells that fits",
+    )
+    p.add_argument(
+        "--throughput",
+        type=float,
+        metavar="RATE",
+        help="inferences per second to reach: the smallest placement that does",
+    )
+    p.add_argument(
+        "--clock-mhz",
+        type=float,
+        metavar="F",
+        help="core clock for --throughput and the reported rate (default: the target's board "
+        "oscillator)",
+    )
+    p.add_argument(
+        "--baseline",
+        choices=["mac"],
+        help="compile the ANN MODEL (.onnx, scikit-learn file) to the multiply-accumulate "
+        "baseline core instead (8-bit weights, DSP multipliers)",
+    )
+    p.add_argument(
+        "--data", default="digits", metavar="NAME|FILE", help="calibration data for --baseline"
+    )
+    p.add_argument("--macs", type=int, metavar="M", help="multiply-accumulate units (--baseline)")
+    output.add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def _run_baseline(args: argparse.Namespace) -> int:
+    """``--baseline mac``: the ANN to the multiply-accumulate core."""
+    try:
+        result = compile_mac(
+            args.model, args.output, data=args.data, target=TARGETS[args.target], macs=args.macs
+        )
+    except (ANNError, ValueError, OSError) as e:
+        raise UserError(f"cannot compile {args.model} to the MAC baseline: {e}") from None
+    keys = ("cycles_per_inference", "weight_bits_read", "multiplications", "additions")
+    output.emit(
+        args,
+        result,
+        lambda r: (
+            "\n".join(f"{k}: {r[k]}" for k in keys if k in r)
+            + f"\nwrote {args.output}/core.v, core.il, manifest.json"
+        ),
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compile; 0 on success (bad input raises UserError)."""
+    if args.baseline == "mac":
+        return _run_baseline(args)
+    model = load_integer_classifier(args.model)
+    placement = None
+    if args.storage or args.tables_per_cycle or args.lanes:
+        placement = LayerPlan(
+            Storage[(args.storage or "bram").upper()], args.tables_per_cycle or 1, args.lanes
+        )
+    result = compile_core(
+        model,
+        args.output,
+        TARGETS[args.target],
+        kind=args.indexer,
+        placement=placement,
+        throughput=args.throughput,
+        clock_mhz=args.clock_mhz,
+    )
+    output.emit(args, result, _human)
+    return 0
+
+
+def _human(r: dict) -> str:
+    rows = [
+        (
+            layer["layer"],
+            layer["storage"],
+            layer["tables_per_cycle"],
+            layer["lanes"],
+            layer["cycles_per_inference"],
+            layer["bandwidth_floor_cycles"],
+        )
+        for layer in r["layers"]
+    ]
+    table = output.table(rows, ("layer", "storage", "P", "L", "cycles", "floor"))
+    return (
+        f"{table}\n{r['indexer']} indexer; cycles per inference: {r['cycles_per_inference']} "
+        f"(bandwidth floor {r['bandwidth_floor_cycles']}, {r['bandwidth_fraction']:.0%}), "
+        f"latency {r['latency_cycles']} cycles; "
+        f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs, about "
+        f"{r['estimate']['logic_cells']} logic cells of {r['logic_cells_available']} on "
+        f"{r['target']}; {r['inferences_per_second']:.0f} inferences/s at {r['clock_mhz']:g} MHz; "
+        f"compiled in {r['compile_seconds']} s ({r['compile_cpu_seconds']} s CPU)"
+    )

@@ -1,0 +1,63 @@
+"""``spikelut report MODEL_OR_BUILD_DIR... [-o report.html]``: a self-contained HTML report.
+
+Covers the layer structure and widths, where each table lives (from a compile manifest),
+resource use on the device (from a board build's ``build-report.json``), operations and memory
+bits per inference against the dense ANN of the same shape, throughput against the
+memory-bandwidth floor, and, on the model's data set, a confusion matrix and spike rasters.
+Sections whose data is missing say how to produce it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from spikelut.cli import output
+from spikelut.compiler.analysis.inputs import ReportError
+from spikelut.compiler.analysis.report import write_report
+from spikelut.compiler.errors import UserError
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``report`` subcommand."""
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a model or a build directory",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="MODEL_OR_BUILD_DIR",
+        help=".lutnet file(s) and/or directories (a demo, compile or build directory)",
+    )
+    p.add_argument("-o", "--output", default="report.html", metavar="FILE", help="HTML file")
+    p.add_argument("--data", metavar="NAME|FILE", help="data set (default: the model's)")
+    output.add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report; 0 on success (bad input raises UserError)."""
+    if Path(args.output).is_dir():
+        raise UserError(f"-o {args.output} is a directory; give an .html file name")
+    try:
+        r = write_report(args.sources, args.output, data=args.data)
+    except (ReportError, ValueError) as e:
+        raise UserError(str(e)) from None
+    result = {
+        "output": r["output"],
+        "model": r["model"],
+        "missing_sections": r["missing"],
+        "files": r["files"],
+    }
+    output.emit(args, result, _human)
+    return 0
+
+
+def _human(r: dict) -> str:
+    line = f"report written to {r['output']} (model {r['model']})"
+    if r["missing_sections"]:
+        line += f"; sections without their data: {', '.join(r['missing_sections'])}"
+    return line

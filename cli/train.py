@@ -1,0 +1,221 @@
+"""``spikelut train``: train a network natively with the Manifesto's learning rule.
+
+``spikelut train classifier [--data NAME|FILE] -o MODEL``: a LUT classifier on a
+scikit-learn data set (``digits`` by default, ``iris``, ``wine``, ``breast_cancer``), a
+``.npz`` file (arrays ``X``, ``y``) or a ``.csv`` file (label in the last column), on the
+fixed split of :mod:`spikelut.compiler.frontend.datasets`. Progress (per epoch: loss, train and test
+accuracy) goes to stderr through logging; the final figures go to stdout (``--json`` for
+one JSON object); the model is written atomically as a ``.lutnet`` file.
+
+The sub-choice after ``train`` is a required positional; each one registers its own parser
+(``_add_classifier_parser`` here, :func:`spikelut.cli.train_lm.add_lm_parser` for language
+models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from spikelut.cli import output
+from spikelut.cli.train_lm import add_lm_parser
+from spikelut.compiler.errors import UserError
+from spikelut.compiler.frontend.datasets import SKLEARN_DATASETS, load_dataset
+from spikelut.compiler.ir.lut import IRError
+from spikelut.compiler.ir.modelfile import ModelFileError, save_model
+from spikelut.compiler.ir.operations import table_memory_bits
+from spikelut.compiler.train.classifier import (
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
+    DEFAULT_HIDDEN,
+    DEFAULT_LR,
+    DEFAULT_N_C,
+    DEFAULT_N_TABLES,
+    DEFAULT_SEED,
+    train_on_dataset,
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``spikelut train`` and its sub-choices."""
+    parser = sub.add_parser(
+        "train",
+        help="train a LUT network natively",
+        description="Train a LUT network with the Spiking Manifesto's learning rule.",
+    )
+    what = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+    _add_classifier_parser(what)
+    add_lm_parser(what)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer or a comma-separated list of integers"
+        ) from None
+    return values
+
+
+def _add_classifier_parser(what: argparse._SubParsersAction) -> None:
+    p = what.add_parser(
+        "classifier",
+        help="a LUT classifier on a tabular/image data set",
+        description=(
+            "Train a float LUT classifier. Data: a scikit-learn data set by name "
+            f"({', '.join(SKLEARN_DATASETS)}), a .npz file with arrays X and y, or a .csv "
+            "file whose last column is the label; split 75/25, stratified, random_state 0."
+        ),
+    )
+    p.add_argument(
+        "--data", default="digits", metavar="NAME|FILE", help="data set (default: digits)"
+    )
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
+    p.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULT_EPOCHS, help="training epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=DEFAULT_LR,
+        help="row learning rate per sample, decayed as a cosine over the epochs "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        help="samples per update; a batch reads the tables as they were at its start and "
+        "sums its row updates; 1 is the reference's per-sample order (default: %(default)s)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=_int_list,
+        default=list(DEFAULT_HIDDEN),
+        metavar="H[,H...]",
+        help="hidden layer width(s); 0 or empty for none (default: none)",
+    )
+    p.add_argument(
+        "--tables",
+        type=_int_list,
+        default=[DEFAULT_N_TABLES],
+        metavar="N[,N...]",
+        help=f"tables per layer: one value for all layers or one per layer (default: {DEFAULT_N_TABLES})",
+    )
+    p.add_argument(
+        "--n-c",
+        type=_int_list,
+        default=[DEFAULT_N_C],
+        metavar="C[,C...]",
+        help="comparisons (index bits) per table, 1..16: one value or one per layer "
+        f"(default: {DEFAULT_N_C})",
+    )
+    output.add_json_flag(p)
+    p.set_defaults(func=run_classifier_training)
+
+
+def _one_or_per_layer(name: str, values: list[int], n_layers: int) -> int | list[int]:
+    if len(values) == 1:
+        return values[0]
+    if len(values) != n_layers:
+        raise UserError(
+            f"--{name} has {len(values)} values for {n_layers} layers; give one value or one per layer"
+        )
+    return values
+
+
+def run_classifier_training(args: argparse.Namespace) -> int:
+    """Train, save and report a classifier (``spikelut train classifier``)."""
+    hidden = [h for h in args.hidden if h != 0]
+    if any(h < 2 for h in hidden):
+        raise UserError(f"--hidden widths must be >= 2, not {args.hidden!r}")
+    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
+        raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    n_layers = len(hidden) + 1
+    n_tables = _one_or_per_layer("tables", args.tables, n_layers)
+    n_c = _one_or_per_layer("n-c", args.n_c, n_layers)
+    data = load_dataset(args.data)
+    log.info(
+        "training on %s: %d train / %d test samples, %d features, %d classes",
+        data.name,
+        len(data.y_train),
+        len(data.y_test),
+        data.n_features,
+        data.n_classes,
+    )
+
+    def progress(r: dict) -> None:
+        log.info(
+            "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%",
+            r["epoch"],
+            r["epochs"],
+            r["loss"],
+            100 * r["train_accuracy"],
+            100 * r["test_accuracy"],
+        )
+
+    start = time.perf_counter()
+    try:
+        model = train_on_dataset(
+            data,
+            hidden=hidden,
+            n_tables=n_tables,
+            n_c=n_c,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=progress,
+        )
+    except (IRError, ValueError) as e:
+        raise UserError(f"{e}; change the network options") from None
+    seconds = time.perf_counter() - start
+    try:
+        save_model(model, args.output)
+    except (ModelFileError, OSError) as e:
+        raise UserError(f"cannot write {args.output}: {e}") from None
+    meta = model.meta
+    result = {
+        "model": str(args.output),
+        "dataset": data.name,
+        "n_train": len(data.y_train),
+        "n_test": len(data.y_test),
+        "layers": [
+            {"in": layer.in_dim, "out": layer.out_dim, "n_tables": layer.n_tables, "n_c": layer.n_c}
+            for layer in model.layers
+        ],
+        "table_bits_8bit": table_memory_bits(model),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "loss": meta["loss"],
+        "train_accuracy": meta["train_accuracy"],
+        "test_accuracy": meta["test_accuracy"],
+        "seconds": round(seconds, 2),
+    }
+    output.emit(args, result, _human)
+    return 0
+
+
+def _human(r: dict) -> str:
+    shape = " -> ".join(
+        [str(r["layers"][0]["in"])]
+        + [f"{lay['out']} ({lay['n_tables']} x N_C {lay['n_c']})" for lay in r["layers"]]
+    )
+    return "\n".join(
+        [
+            f"model          {r['model']}",
+            f"data           {r['dataset']} ({r['n_train']} train / {r['n_test']} test)",
+            f"network        {shape}",
+            f"table memory   {r['table_bits_8bit']} bits at 8 bits an entry",
+            f"train accuracy {100 * r['train_accuracy']:.2f}%",
+            f"test accuracy  {100 * r['test_accuracy']:.2f}%",
+            f"time           {r['seconds']} s ({r['epochs']} epochs, seed {r['seed']})",
+        ]
+    )

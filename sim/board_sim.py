@@ -1,0 +1,193 @@
+"""``--port sim``: the complete board core on Verilator, reachable over TCP like a real board.
+
+:func:`simulated_board` builds :class:`~spikelut.boards.top.BoardCore` with Verilator
+(cached by :func:`~spikelut.sim.cocotb_runner.run_cocotb`), runs ``spikelut.sim.tb_board``
+in a background thread (boot from the SPI-flash model serving ``flash_image``, then the UART
+bridged to a local TCP port with real bit timing) and yields a :class:`SimBoard` whose
+``port`` (``tcp:127.0.0.1:N``) :func:`spikelut.boards.host.open_transport` opens.
+:func:`run_board_sim` builds the design a board build would ship and runs inputs through it. The
+simulation ends when the host closes the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikelut.boards.design import board_core, make_core, model_hash, model_tables
+from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
+from spikelut.boards.host import BoardClient, open_transport
+from spikelut.boards.platforms import BoardSpec
+from spikelut.boards.runtime import run_on_board
+from spikelut.compiler.errors import UserError
+from spikelut.compiler.fileio import write_bytes_atomic
+from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.hdl.hostlink.wire import FrameType
+from spikelut.sim.cocotb_runner import run_cocotb
+
+__all__ = [
+    "SIM_CLOCK_NS",
+    "SIM_DIVISOR",
+    "SimBoard",
+    "run_board_sim",
+    "sim_rate",
+    "simulated_board",
+]
+
+SIM_CLOCK_NS = 10  # 100 MHz
+SIM_DIVISOR = 16  # clock / 16: 6.25 Mbaud keeps the simulation short
+
+
+@dataclass
+class SimBoard:
+    """A running simulated board: ``port`` to connect to; after the session, ``timeline``
+    (see ``spikelut.sim.tb_board``) and ``results`` (the cocotb outcome)."""
+
+    port: str
+    clock_hz: int
+    baud: float
+    timeline: dict = field(default_factory=dict)
+    results: object = None
+
+
+def sim_rate(timeline: dict, request_type: int, reply_type: int) -> tuple[int, float]:
+    """``(frames, simulated seconds)`` from the first ``request_type`` frame sent to the
+    design to the last ``reply_type`` frame received from it."""
+    starts = [t for ty, t in timeline.get("frames_in", []) if ty == request_type]
+    ends = [t for ty, t in timeline.get("frames_out", []) if ty == reply_type]
+    if not starts or not ends:
+        return 0, 0.0
+    return len(ends), (max(ends) - min(starts)) * 1e-9
+
+
+@contextlib.contextmanager
+def simulated_board(
+    core,
+    *,
+    flash_image: bytes | None = None,
+    clock_ns: int = SIM_CLOCK_NS,
+    divisor: int = SIM_DIVISOR,
+    work_dir: str | Path | None = None,
+    start_timeout: float = 900.0,
+):
+    """Run ``core`` (a BoardCore built for ``clock_hz = 1e9 / clock_ns`` and ``divisor``)
+    in Verilator; yields a :class:`SimBoard`. Raises the simulation's failure on exit."""
+    own = work_dir is None
+    root = Path(tempfile.mkdtemp(prefix="spikelut-board-")) if own else Path(work_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    port_file = root / "port"
+    timeline_file = root / "timeline.json"
+    for stale in (port_file, timeline_file):
+        stale.unlink(missing_ok=True)
+    env = {
+        "BRIDGE_PORT_FILE": str(port_file),
+        "UART_DIVISOR": str(divisor),
+        "CLOCK_NS": str(clock_ns),
+        "TIMELINE_FILE": str(timeline_file),
+    }
+    if flash_image is not None:
+        write_bytes_atomic(root / "flash.bin", flash_image)
+        env["FLASH_IMAGE"] = str(root / "flash.bin")
+    out: dict = {}
+
+    def simulate():
+        try:
+            out["results"] = run_cocotb(
+                core,
+                toplevel="board_core",
+                test_module="spikelut.sim.tb_board",
+                env=env,
+                test_dir=root / "sim",
+            )
+        except BaseException as e:  # re-raised in the caller's thread
+            out["error"] = e
+
+    thread = threading.Thread(target=simulate, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not port_file.exists():
+        if not thread.is_alive():
+            raise out.get("error") or RuntimeError("the board simulation ended before serving")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the board simulation did not start in {start_timeout:g} s")
+        time.sleep(0.05)
+    board = SimBoard(
+        port=f"tcp:127.0.0.1:{int(port_file.read_text())}",
+        clock_hz=round(1e9 / clock_ns),
+        baud=1e9 / clock_ns / divisor,
+    )
+    try:
+        yield board
+    finally:
+        thread.join(600)
+        if timeline_file.exists():
+            board.timeline = json.loads(timeline_file.read_text())
+        board.results = out.get("results")
+    if "error" in out:
+        raise out["error"]
+
+
+def run_board_sim(
+    model: ClassifierMLP,
+    x: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    spec: BoardSpec,
+    tables: str,
+    progress=print,
+) -> dict:
+    """Run integer inputs ``x`` through the complete design a build of ``model`` for board
+    ``spec`` would put in the bitstream, simulated with real UART bit timing, with the host
+    runtime (:func:`~spikelut.boards.runtime.run_on_board`) checking every answer against the
+    golden model. ``tables``: ``"flash"`` (SPRAM tables boot from the simulated flash) or
+    ``"link"`` (uploaded with LOAD_TABLES). Returns the runtime's result plus simulated-time
+    figures (``sim_inferences_per_second``: through the simulated UART link)."""
+    try:
+        core_plan = board_core(model, spec)
+        core = make_core(
+            model,
+            core_plan,
+            clock_hz=round(1e9 / SIM_CLOCK_NS),
+            divisor=SIM_DIVISOR,
+            max_payload=512,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    image = None
+    if tables == "flash" and core.boot_load:
+        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
+        # the simulated flash holds only the table area: start it at the loader's offset
+        image = b"\xff" * TABLE_OFFSET + area
+    progress(f"run: simulating the {spec.name} board design in Verilator (first build is slow)")
+    with simulated_board(core, flash_image=image) as sim:
+        client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
+        with client:
+            result = run_on_board(
+                client,
+                model,
+                x,
+                labels=labels,
+                space=core.space if tables == "link" else None,
+                progress=progress,
+            )
+    _, seconds = sim_rate(sim.timeline, FrameType.INFER_BATCH, FrameType.RESULT_BATCH)
+    result.update(
+        port="sim",
+        board=spec.name,
+        boot=sim.timeline.get("boot"),
+        boot_ns=sim.timeline.get("boot_ns"),
+        sim_clock_hz=sim.clock_hz,
+        sim_baud=sim.baud,
+        sim_seconds=seconds,
+        sim_inferences_per_second=len(x) / seconds if seconds else 0.0,
+        cycles_per_inference=core_plan.cycles_per_inference,
+        indexer=core_plan.kind.value,
+    )
+    return result
