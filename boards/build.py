@@ -1,4 +1,4 @@
-"""Board builds: a quantised classifier (or the MAC baseline) to a bitstream for a board.
+"""Board builds: a quantised classifier, a language model (the MAC baseline) to a bitstream.
 
 :func:`build_board` places the tables and picks the core as :mod:`spikelut.boards.design`
 says, wraps the core in the board top (UART host link, boot-time table loader for SPRAM,
@@ -7,7 +7,9 @@ LEDs, a PLL when ``freq`` differs from the oscillator), runs Yosys/nextpnr/packi
 the bitstream, ``build-report.json`` (tool figures), ``board.json`` (what ``spikelut run``
 and ``flash`` need: board, plans, core kind, clock, baud, model hash) and, when tables live
 in SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables at the documented offset).
-:func:`build_mac_board` builds the multiply-accumulate baseline in the same board top.
+:func:`build_mac_board` builds the multiply-accumulate baseline in the same board top, and
+:func:`build_lm_board` an integer spiking RNN (GENERATE over the host link), placed for area
+(:func:`spikelut.boards.lm_design.lm_board_fit`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,37 @@ from pathlib import Path
 
 from spikelut.boards.design import board_core, make_core, model_hash, model_tables
 from spikelut.boards.flash_image import TABLE_OFFSET, build_image, table_area, table_payload
+from spikelut.boards.lm_design import (
+    DEFAULT_TEMPERATURE,
+    lm_board_fit,
+    lm_selection,
+    lm_tables,
+    make_lm_core,
+)
 from spikelut.boards.mac_design import mac_hash, make_mac_core
 from spikelut.boards.platforms import BoardSpec
 from spikelut.boards.top import BoardTop, choose_pll
+from spikelut.compiler.backend.compile_lm import token_cycles
 from spikelut.compiler.backend.mac import default_macs, mac_figures
 from spikelut.compiler.backend.plan import plans_to_json
+from spikelut.compiler.backend.sequence import rnn_core
 from spikelut.compiler.build.synthesis import run_build
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_bytes_atomic, write_text_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.compiler.ir.mac import MACNetwork
+from spikelut.compiler.ir.selection import Selection
+from spikelut.hdl.hostlink.wire import OVERHEAD_BYTES, GenerateHeader
 from spikelut.hdl.uart import uart_divisor
 
-__all__ = ["DEFAULT_BAUD", "build_board", "build_mac_board"]
+__all__ = [
+    "DEFAULT_BAUD",
+    "build_board",
+    "build_lm_board",
+    "build_mac_board",
+    "uart_tokens_per_second",
+]
 
 DEFAULT_BAUD = 115200
 
@@ -77,12 +97,93 @@ def build_board(
         "table_offset": TABLE_OFFSET if core.boot_load else None,
         "flash_image": None,
     }
-    if report.bitstream and core.boot_load:
-        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
-        write_bytes_atomic(out / "tables.bin", area)
-        image = build_image(Path(report.bitstream).read_bytes(), area)
-        write_bytes_atomic(out / "flash.bin", image)
-        result["flash_image"] = str(out / "flash.bin")
+    _write_tables(out, report, core, model_tables(model), model_hash(model), result)
+    write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def _write_tables(out: Path, report, core, tables: dict, mhash: bytes, result: dict) -> None:
+    """A design that boots its tables: ``tables.bin`` (the table area) and ``flash.bin``
+    (bitstream and area), noted in ``result``."""
+    if not (report.bitstream and core.boot_load):
+        return
+    area = table_area(table_payload(core.space, tables), mhash, core.shape_hash)
+    write_bytes_atomic(out / "tables.bin", area)
+    image = build_image(Path(report.bitstream).read_bytes(), area)
+    write_bytes_atomic(out / "flash.bin", image)
+    result["flash_image"] = str(out / "flash.bin")
+
+
+def uart_tokens_per_second(
+    baud: int, chunk: int, cycles_per_token: float, clock_hz: float
+) -> float:
+    """Generated tokens per second through a UART at ``baud`` (8N1) in GENERATE requests of
+    ``chunk`` tokens with empty prompts: a request and its reply go one after the other; a
+    reply's bytes leave as the core chooses them, so each token costs the longer of a byte
+    time and the core's ``cycles_per_token`` at ``clock_hz``."""
+    byte = 10 / baud
+    request = OVERHEAD_BYTES + GenerateHeader.size // 8
+    seconds = (request + OVERHEAD_BYTES) * byte + chunk * max(byte, cycles_per_token / clock_hz)
+    return chunk / seconds
+
+
+def build_lm_board(
+    model: IntegerRNN,
+    spec: BoardSpec,
+    out: Path,
+    *,
+    freq: float | None = None,
+    seed: int = 1,
+    baud: int = DEFAULT_BAUD,
+    kind: str = "auto",
+    temperature: float = DEFAULT_TEMPERATURE,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Build the integer spiking RNN ``model`` for ``spec`` into ``out``: its core placed
+    for area (:func:`~spikelut.boards.lm_design.lm_board_fit`; ``kind`` parallel, serial or
+    auto) in the board top, the selector's exponential table at reset for ``temperature``
+    (the host sets its own with SET_SAMPLER). Returns what ``board.json`` holds: the fields
+    of every build, ``model_kind`` ``"language_model"``, the ``rnn_plan``, the indexer, the
+    model hash, the vocabulary, the temperature, the planned memories and logic estimate,
+    the core's cycles per token (greedy, measured in Amaranth's simulator; sampled at most:
+    :func:`~spikelut.compiler.backend.compile_lm.token_cycles`) and tokens per
+    second at the clock and through the UART. UserError when it does not fit."""
+    try:
+        fit = lm_board_fit(model, spec, kind=kind)
+        selection = lm_selection(model, temperature, 1)
+        _, cycles, sampled_cycles = token_cycles(rnn_core(model, fit.plan, Selection()))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    progress(
+        f"build: {fit.plan.kind.value} RNN core, {fit.block_rams} block RAMs, {fit.sprams} "
+        f"SPRAMs, about {fit.estimate['logic_cells']} logic cells (estimate)"
+    )
+
+    def core_at(clock_hz: int, divisor: int):
+        return make_lm_core(model, fit.plan, selection, clock_hz=clock_hz, divisor=divisor)
+
+    core, report, common = _build_core(
+        core_at, lambda core: cycles, spec, out, freq=freq, seed=seed, baud=baud, progress=progress
+    )
+    clock_hz = common["target_mhz"] * 1e6
+    result = {
+        **common,
+        "model_kind": "language_model",
+        "rnn_plan": fit.plan.to_json(),
+        "indexer": fit.plan.kind.value,
+        "model_hash": model_hash(model).hex(),
+        "vocab": model.vocab,
+        "temperature": temperature,
+        "planned": {"block_rams": fit.block_rams, "sprams": fit.sprams, "estimate": fit.estimate},
+        "cycles_per_token": cycles,
+        "sampled_cycles_per_token": sampled_cycles,
+        "tokens_per_second": clock_hz / cycles,
+        "uart_tokens_per_second": uart_tokens_per_second(baud, 64, cycles, clock_hz),
+        "boot_load": core.boot_load,
+        "table_offset": TABLE_OFFSET if core.boot_load else None,
+        "flash_image": None,
+    }
+    _write_tables(out, report, core, lm_tables(model), model_hash(model), result)
     write_text_atomic(out / "board.json", json.dumps(result, indent=1, sort_keys=True))
     return result
 

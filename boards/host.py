@@ -17,8 +17,13 @@ from collections.abc import Sequence
 
 from spikelut.boards import protocol as p
 from spikelut.boards.protocol import Frame
-from spikelut.hdl.hostlink import wire as spec
-from spikelut.hdl.hostlink.wire import Counters, FrameType, Identity, ProtocolError
+from spikelut.hdl.hostlink.wire import (
+    RESERVED_SEQ,
+    Counters,
+    FrameType,
+    Identity,
+    ProtocolError,
+)
 
 
 class Transport:
@@ -160,8 +165,12 @@ class BoardClient:
 
     ``timeout`` is the base wait for a reply, to which the wire time of the request and the
     expected reply is added; a request that gets no reply is resent up to ``retries`` times
-    (every request is idempotent apart from the counters). An ERROR reply raises
-    :class:`~spikelut.boards.protocol.ProtocolError` with its ``code``.
+    (every request is idempotent apart from the counters and a load's record, whose
+    COMMIT_TABLES then fails). Requests carry SEQ 1..255, never
+    :data:`~spikelut.hdl.hostlink.wire.RESERVED_SEQ`; an ERROR reply with the request's SEQ
+    raises :class:`~spikelut.boards.protocol.ProtocolError` with its ``code``, a SEQ-0 ERROR
+    (the board could not parse some frame) is counted in ``board_errors`` and the wait goes
+    on.
     """
 
     def __init__(self, transport: Transport, *, timeout: float = 1.0, retries: int = 2):
@@ -171,10 +180,13 @@ class BoardClient:
         self._decoder = p.FrameDecoder()
         self._identity: Identity | None = None
         self._seq = 0
+        self._load = p.LoadRecord()
         self.stale_replies = 0  # replies dropped because their SEQ was not the one awaited
+        self.board_errors = 0  # SEQ-0 ERRORs: frames the board could not parse
 
     def _next_seq(self) -> int:
-        self._seq = self._seq % 255 + 1  # 1..255; 0 marks errors whose SEQ never arrived
+        # 1..255 cyclically: never RESERVED_SEQ (0), the board's for frames it could not parse
+        self._seq = self._seq % 255 + 1
         return self._seq
 
     # --- framing ------------------------------------------------------------------------
@@ -205,7 +217,10 @@ class BoardClient:
                 for frame in frames:
                     if frame.seq == seq:
                         return self._check(frame, ftype)
-                    self.stale_replies += 1
+                    if frame.seq == RESERVED_SEQ and frame.type == FrameType.ERROR:
+                        self.board_errors += 1
+                    else:
+                        self.stale_replies += 1
                 if left <= 0:
                     break
         raise LinkTimeout(
@@ -233,12 +248,8 @@ class BoardClient:
 
     def identify(self) -> Identity:
         """Ask the board what it runs; the answer is kept as :attr:`identity`."""
-        frame = self.request(FrameType.IDENTIFY, reply_bytes=16 + 64)
+        frame = self.request(FrameType.IDENTIFY, reply_bytes=32 + 2 * 64)
         ident = Identity.decode(self._expect(frame, FrameType.IDENTITY))
-        if ident.version != spec.PROTOCOL_VERSION:
-            raise ProtocolError(
-                f"board speaks host-link protocol {ident.version}, this host {spec.PROTOCOL_VERSION}"
-            )
         self._identity = ident
         return ident
 
@@ -250,16 +261,44 @@ class BoardClient:
         return self._identity
 
     def check_model_hash(self, model_hash: bytes) -> None:
-        """Raise ProtocolError unless the board runs the model with ``model_hash``."""
-        got = self.identity.model_hash
-        if got != bytes(model_hash)[: len(got)] or not got:
+        """Raise ProtocolError unless the board holds valid tables of the model with
+        ``model_hash`` (asks IDENTIFY afresh)."""
+        ident = self.identify()
+        if not ident.holds(model_hash):
+            held = ident.tables_hash.hex() if ident.tables_valid else "no valid tables"
             raise ProtocolError(
-                f"board runs model {got.hex() or '(none)'}, not {bytes(model_hash).hex()}; "
-                "build and flash the bitstream for this model"
+                f"the board holds {held}, not the tables of model {bytes(model_hash).hex()}"
             )
 
+    def begin_tables(self) -> None:
+        """Start a new table load (a LOAD_TABLES of no words): the board's tables are
+        invalid until :meth:`commit_tables`."""
+        payload = p.load_tables_payload(0, 0, [], self.identity.table_word_bits)
+        self._expect(self.request(FrameType.LOAD_TABLES, payload, reply_bytes=1), FrameType.OK)
+        self._load = p.LoadRecord()
+
+    def commit_tables(self, model_hash: bytes) -> None:
+        """End the load: the tables become valid as those of ``model_hash`` if the board
+        carried out exactly the load this client sent; ProtocolError with code
+        TABLES_MISMATCH otherwise (the tables stay invalid)."""
+        ident = self.identity
+        model_hash = bytes(model_hash)
+        if len(model_hash) != len(ident.model_hash):
+            raise ValueError(
+                f"the board takes {len(ident.model_hash)}-byte model hashes, not {len(model_hash)}"
+            )
+        if self._load.words != ident.table_words:
+            raise ValueError(
+                f"this load wrote {self._load.words} table words; the board's tables take "
+                f"{ident.table_words}"
+            )
+        payload = self._load.commit_payload(model_hash)
+        frame = self.request(FrameType.COMMIT_TABLES, payload, reply_bytes=1)
+        self._expect(frame, FrameType.OK)
+
     def load_tables(self, layer: int, words: Sequence[int], *, offset: int = 0) -> int:
-        """Write ``words`` into layer ``layer``'s table memory from ``offset``, in chunks.
+        """Write ``words`` into layer ``layer``'s table memory from ``offset``, in chunks,
+        as part of the load in progress (:meth:`begin_tables`, :meth:`commit_tables`).
 
         Returns the number of LOAD_TABLES frames sent.
         """
@@ -276,6 +315,7 @@ class BoardClient:
             part = words[start : start + chunk]
             payload = p.load_tables_payload(layer, offset + start, part, ident.table_word_bits)
             self._expect(self.request(FrameType.LOAD_TABLES, payload, reply_bytes=1), FrameType.OK)
+            self._load.add(payload)
             sent += 1
         return sent
 
@@ -309,6 +349,49 @@ class BoardClient:
                 raise ProtocolError(f"asked for {len(part)} results, got {len(results)}")
             out += results
         return out
+
+    def generate(
+        self,
+        prompt: bytes,
+        count: int,
+        *,
+        start: bool = True,
+        sample: bool = False,
+        seed: int = 1,
+    ) -> bytes:
+        """One GENERATE: ``count`` tokens the language-model board chooses after ``prompt``
+        (``start``: a new sequence, random state ``seed``; without it and with an empty
+        prompt, the continuation of the last one), greedy or sampled (``sample``). ValueError when
+        the request cannot be one frame; ProtocolError with the board's code when refused."""
+        ident = self.identity
+        if not ident.is_language_model:
+            raise ValueError("the board runs a classifier, not a language model")
+        prompt = bytes(prompt)
+        if len(prompt) > ident.max_prompt:
+            raise ValueError(
+                f"a prompt of {len(prompt)} tokens exceeds one GENERATE's {ident.max_prompt}"
+            )
+        if not 1 <= count <= ident.max_generate:
+            raise ValueError(f"count must be 1..{ident.max_generate}, not {count}")
+        payload = p.generate_payload(prompt, count, start=start, sample=sample, seed=seed)
+        frame = self.request(FrameType.GENERATE, payload, reply_bytes=count)
+        tokens = self._expect(frame, FrameType.GENERATED)
+        if len(tokens) != count:
+            raise ProtocolError(f"asked for {count} tokens, got {len(tokens)}")
+        return tokens
+
+    def set_sampler(self, exp: Sequence[int]) -> None:
+        """Write the language-model board's exponential table (SET_SAMPLER): ``exp_entries``
+        unsigned 16-bit weights, the first positive."""
+        ident = self.identity
+        if not ident.is_language_model:
+            raise ValueError("the board runs a classifier, not a language model")
+        if len(exp) != ident.exp_entries:
+            raise ValueError(
+                f"the board's exponential table has {ident.exp_entries} entries, not {len(exp)}"
+            )
+        frame = self.request(FrameType.SET_SAMPLER, p.sampler_payload(exp), reply_bytes=1)
+        self._expect(frame, FrameType.OK)
 
     def read_counters(self) -> Counters:
         """The board's inference, error, frame and cycle counters."""

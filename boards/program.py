@@ -6,7 +6,13 @@ installed, or ``openFPGALoader`` on PATH. Nothing here is a hard dependency: a m
 programmer is reported with the exact command that would have run.
 
 OrangeCrab boards load over DFU; their bitstream gets a DFU suffix (USB VID 0x1209,
-PID 0x5af0) appended here, since the ``dfu-suffix`` tool is not on PyPI.
+PID 0x5af0) appended here, since the ``dfu-suffix`` tool is not on PyPI: in a copy, in the
+caller's ``work_dir`` (never beside the input unless asked; a dry run writes nothing).
+
+Before anything runs the file is checked to be a bitstream of the board's family
+(:func:`check_bitstream`): an optional comment block ``ff 00 ... 00 ff``, then the iCE40
+synchronisation word ``7e aa 99 7e`` or the ECP5 preamble ``ff ff bd b3``. A flash image
+(``flash.bin``: the bitstream at 0, the tables at 1 MiB) begins with its bitstream.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ __all__ = [
     "DFU_IDS",
     "ProgramPlan",
     "add_dfu_suffix",
+    "bitstream_family",
+    "check_bitstream",
     "find_programmer",
     "has_dfu_suffix",
     "plan_program",
@@ -50,6 +58,45 @@ def add_dfu_suffix(data: bytes, *, vid: int, pid: int, device: int = 0xFFFF) -> 
         return bytes(data)
     body = bytes(data) + struct.pack("<HHHH", device, pid, vid, 0x0100) + b"UFD" + bytes([16])
     return body + struct.pack("<I", zlib.crc32(body) ^ 0xFFFFFFFF)
+
+
+# what a bitstream of each family starts with, after the optional comment and 0xff padding
+_SYNC = {"ice40": b"\x7e\xaa\x99\x7e", "ecp5": b"\xff\xff\xbd\xb3"}
+_COMMENT_MAX = 1 << 16
+
+
+def bitstream_family(head: bytes) -> str | None:
+    """The FPGA family (``"ice40"``, ``"ecp5"``) whose bitstream ``head`` (the first bytes
+    of a file, 64 KiB suffice) begins, or None."""
+    pos = 0
+    if head.startswith(b"\xff\x00"):  # a comment block: ff 00, text, 00 ff
+        end = head.find(b"\x00\xff", 2, _COMMENT_MAX)
+        if end < 0:
+            return None
+        pos = end + 2
+    ones = len(head[pos:]) - len(head[pos:].lstrip(b"\xff"))
+    if head[pos + ones : pos + ones + 4] == _SYNC["ice40"]:
+        return "ice40"
+    if ones >= 2 and head[pos + ones : pos + ones + 2] == _SYNC["ecp5"][2:]:
+        return "ecp5"
+    return None
+
+
+def check_bitstream(path: Path, family: str) -> None:
+    """UserError unless ``path`` holds a bitstream (or flash image) for ``family``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_COMMENT_MAX + 64)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    found = bitstream_family(head)
+    if found == family:
+        return
+    what = f"an {found} bitstream" if found else "not a bitstream"
+    raise UserError(
+        f"{path} is {what}, the board needs an {family} one; give the bitstream or flash "
+        "image spikelut build wrote (or its build directory)"
+    )
 
 
 def find_programmer(name: str) -> str | None:
@@ -102,20 +149,34 @@ def _pick_file(path: Path, sram: bool) -> Path:
     return path
 
 
-def plan_program(path: str | Path, spec, *, sram: bool = False, work_dir=None) -> ProgramPlan:
+def _dfu_copy(file: Path, ids: tuple[int, int], work_dir, dry_run: bool) -> Path:
+    """``file`` if it has a DFU suffix, else its copy with one (written unless ``dry_run``)."""
+    data = file.read_bytes()
+    if has_dfu_suffix(data):
+        return file
+    out = Path(work_dir or file.parent) / (file.stem + ".dfu")
+    if out.exists() and out.samefile(file):
+        out = out.with_name(file.stem + ".suffixed.dfu")  # never over the input
+    if not dry_run:
+        out.write_bytes(add_dfu_suffix(data, vid=ids[0], pid=ids[1]))
+    return out
+
+
+def plan_program(
+    path: str | Path, spec, *, sram: bool = False, work_dir=None, dry_run: bool = False
+) -> ProgramPlan:
     """The programming command for ``path`` (bitstream, flash image or build directory) on
-    board ``spec``: to SRAM (``sram``, lost at power-off) or to the configuration flash."""
+    board ``spec``: to SRAM (``sram``, lost at power-off) or to the configuration flash.
+
+    A board loaded over DFU gets a copy with the DFU suffix in ``work_dir`` (default: beside
+    the file); ``dry_run``: nothing is written, the command names the copy it would make."""
     file = _pick_file(Path(path), sram)
+    check_bitstream(file, spec.family)
     note = ""
     if spec.family == "ice40" and sram and (file.parent / "tables.bin").exists():
         note = "SPRAM tables load from flash at boot: write flash.bin to the flash once first"
     if spec.loader_board in DFU_IDS:
-        vid, pid = DFU_IDS[spec.loader_board]
-        data = file.read_bytes()
-        if not has_dfu_suffix(data):
-            out = Path(work_dir or file.parent) / (file.stem + ".dfu")
-            out.write_bytes(add_dfu_suffix(data, vid=vid, pid=pid))
-            file = out
+        file = _dfu_copy(file, DFU_IDS[spec.loader_board], work_dir, dry_run)
     if spec.programmer == "iceprog":
         tool = find_programmer("iceprog")
         argv = [tool or "iceprog", *(["-S"] if sram else []), str(file)]

@@ -1,7 +1,8 @@
 """The host's side of the framed host-link protocol: frames, decoding, payloads.
 
-The protocol itself (frame format, CRC, requests and replies, resynchronisation) is
-specified in :mod:`spikelut.hdl.hostlink.wire`, with the constants both sides use.
+The protocol itself (frame format, CRC, SEQ rule, requests and replies, the tables' contract,
+resynchronisation) is specified in :mod:`spikelut.hdl.hostlink.wire`, with the constants both
+sides use.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikelut.hdl.crc import INIT as CRC_INIT
 from spikelut.hdl.crc import crc16
 from spikelut.hdl.hostlink.wire import (
     HEADER_BYTES,
@@ -19,6 +21,7 @@ from spikelut.hdl.hostlink.wire import (
     OVERHEAD_BYTES,
     SYNC,
     ErrorCode,
+    GenerateFlags,
     ProtocolError,
     value_bytes,
 )
@@ -178,6 +181,28 @@ def parse_load_tables(payload: bytes, word_bits: int) -> tuple[int, int, list[in
     return layer, offset, words
 
 
+class LoadRecord:
+    """The host's copy of what a board records of a table load: the CRC of the payloads of
+    the LOAD_TABLES frames with words, in order, and the words they wrote
+    (:mod:`~spikelut.hdl.hostlink.wire`, "Tables")."""
+
+    def __init__(self):
+        self.crc = CRC_INIT
+        self.words = 0
+
+    def add(self, payload: bytes) -> None:
+        """A LOAD_TABLES payload the board carried out."""
+        _, _, count = struct.unpack_from("<BIH", payload)
+        if count:
+            self.crc = crc16(payload, self.crc)
+            self.words += count
+
+    def commit_payload(self, model_hash: bytes) -> bytes:
+        """The COMMIT_TABLES payload that makes the load valid as the model ``model_hash``."""
+        model_hash = bytes(model_hash)
+        return model_hash + crc16(model_hash, self.crc).to_bytes(2, "big")
+
+
 def infer_payload(vector: Sequence[int], in_width: int) -> bytes:
     """INFER payload for one input vector."""
     return pack_values(vector, in_width)
@@ -189,6 +214,33 @@ def infer_batch_payload(vectors: Sequence[Sequence[int]], in_width: int) -> byte
     if vectors.ndim != 2 or not 1 <= len(vectors) <= 0xFFFF:
         raise ValueError(f"a batch must be 1..65535 vectors, not shape {vectors.shape}")
     return struct.pack("<H", len(vectors)) + pack_values(vectors, in_width)
+
+
+def generate_payload(prompt: bytes, count: int, *, start: bool, sample: bool, seed: int) -> bytes:
+    """GENERATE payload: the flags (``start``: START, ``sample``: SAMPLE), ``seed``, ``count``
+    and the ``prompt`` bytes."""
+    if not 0 <= count <= 0xFFFF:
+        raise ValueError(f"count must fit 16 bits, not {count!r}")
+    if not 0 <= seed <= 0xFFFFFFFF:
+        raise ValueError(f"seed must fit 32 bits, not {seed!r}")
+    flags = (GenerateFlags.START if start else 0) | (GenerateFlags.SAMPLE if sample else 0)
+    return struct.pack("<BIH", int(flags), seed, count) + bytes(prompt)
+
+
+def parse_generate(payload: bytes) -> tuple[int, int, int, bytes]:
+    """Inverse of :func:`generate_payload`: (flags, seed, count, prompt)."""
+    if len(payload) < 7:
+        raise ProtocolError("GENERATE payload is shorter than its 7-byte header")
+    flags, seed, count = struct.unpack_from("<BIH", payload)
+    return flags, seed, count, bytes(payload[7:])
+
+
+def sampler_payload(exp: Sequence[int]) -> bytes:
+    """SET_SAMPLER payload: the exponential table's weights, u16 little-endian each."""
+    arr = np.asarray(exp, np.int64).ravel()
+    if arr.size and (arr.min() < 0 or arr.max() > 0xFFFF):
+        raise ValueError("exponential-table weights must be unsigned 16-bit values")
+    return arr.astype("<u2").tobytes()
 
 
 def parse_error(payload: bytes) -> tuple[int, int]:

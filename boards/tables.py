@@ -10,6 +10,10 @@ chunks, low bits first, padded with zeros. Chunk ``s`` of word ``addr`` of lane 
 
 so every lane is one contiguous run of ``depth << slot_bits`` chunks from
 ``p << (addr_bits + slot_bits)``. The gateware writes a bank word when its last slot arrives.
+
+A language model's (an :class:`~spikelut.hdl.recurrent.RNNCore`'s) table space has three
+layers (:func:`lm_table_layers`): 0 the embedding (one lane; its "tables" are the embedding
+as one table of ``V`` rows, ``table[None]``), 1 the cell's tables, 2 the unembedder's.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ import numpy as np
 
 from spikelut.hdl.storage import Storage, bank_image
 
-__all__ = ["LayerTables", "TableSpace", "table_space"]
+__all__ = [
+    "LM_TABLE_LAYERS",
+    "LayerTables",
+    "MemoryShape",
+    "TableSpace",
+    "lm_table_layers",
+    "table_space",
+]
+
+# table-space layer of a language model's memories (and their ``w_*`` write ports)
+LM_TABLE_LAYERS = {0: "w_embedding", 1: "w_cell", 2: "w_unembedder"}
 
 MAX_CHUNK_BITS = 32
 
@@ -103,6 +117,29 @@ class TableSpace:
             part = (words >> (s * self.chunk_bits)) & cmask
             out[:, :, s] = part.astype(np.uint64)
         return out.reshape(lt.lanes, lt.depth * lt.slots)
+
+
+@dataclass(frozen=True)
+class MemoryShape:
+    """The shape :func:`table_space` reads of a table memory that is not a LUT layer's bank
+    (an RNN's embedding): ``storage``, ``lanes`` entries a word of ``table_width`` bits,
+    ``depth`` words, in ``tables_per_cycle`` lane memories."""
+
+    storage: Storage
+    lanes: int
+    table_width: int
+    depth: int
+    tables_per_cycle: int = 1
+
+
+def lm_table_layers(core) -> list:
+    """The table-space layers of an :class:`~spikelut.hdl.recurrent.RNNCore` ``core``, in
+    :data:`LM_TABLE_LAYERS` order: the embedding's :class:`MemoryShape`, the cell's and the
+    unembedder's :class:`~spikelut.hdl.layer_params.LayerParams`."""
+    lanes = core.embedding_lanes
+    depth = -(-core.cell.in_dim // lanes) * core.vocab
+    emb = MemoryShape(core.embedding_storage, lanes, core.embedding_width, depth)
+    return [emb, core.cell, core.unembedder]
 
 
 def table_space(layers) -> TableSpace:

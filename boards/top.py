@@ -1,5 +1,10 @@
 """The board top: UART host link, network core, table loading at boot, status LEDs, clocking.
 
+The core is a classifier (INFER, INFER_BATCH) or a language model, an
+:class:`~spikelut.hdl.recurrent.RNNCore` (GENERATE, SET_SAMPLER); the host link, the table
+space, the boot loader and the LEDs are the same for both
+(:mod:`spikelut.hdl.hostlink.wire`).
+
 :class:`BoardCore` is the whole design with its pins as ports (UART ``rx``/``tx``, the SPI
 flash's ``flash``, :class:`~spikelut.hdl.spiflash.FlashPinSignature`, whose Verilog ports are
 ``flash__sck``, ``flash__cs_n``, ``flash__copi``, ``flash__cipo``; ``leds``) in the ``sync``
@@ -7,18 +12,21 @@ domain; simulation uses it as is.
 :class:`BoardTop` puts it on an amaranth-boards platform: board oscillator, or a PLL when the
 requested clock differs from it, and the pins of the board's UART, configuration flash and LEDs.
 
-Tables: a memory-backed layer is written through the link's table space
-(:mod:`spikelut.boards.tables`) by LOAD_TABLES, and SPRAM layers are also loaded at boot by
-:class:`BootLoader` from the configuration flash at :data:`~spikelut.boards.flash_image.TABLE_OFFSET`
-(format: :mod:`spikelut.boards.flash_image`). Until the boot loader is done the core takes no
-input (requests wait); if it rejects the flash area the error LED lights and the tables stay
-as they are.
+Tables (the contract is :mod:`spikelut.hdl.hostlink.wire`, "Tables"): a memory-backed layer
+is written through the link's table space (:mod:`spikelut.boards.tables`) by LOAD_TABLES and
+made valid by COMMIT_TABLES; in a design with SPRAM layers, :class:`BootLoader` loads every
+memory-backed layer at boot from the configuration flash at
+:data:`~spikelut.boards.flash_image.TABLE_OFFSET` (format: :mod:`spikelut.boards.flash_image`)
+and the tables are valid, with the area's model hash, only if it passed its checks. Until the
+boot loader is done the link takes no request (requests wait). A design without SPRAM starts
+with valid tables, the bitstream's.
 
-LEDs: 0 tables ready (boot load checked and done, or nothing to load); 1 error (the boot loader
-rejected the flash area, or the link answered ERROR recently); 2 link busy (stretched).
+LEDs: 0 tables valid; 1 error (the boot loader rejected the flash area, or the link answered
+ERROR recently); 2 link busy (stretched).
 """
 
 import dataclasses
+import hashlib
 import struct
 
 from amaranth.build.res import ResourceError
@@ -37,6 +45,8 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from spikelut.boards.flash_image import (
+    AREA_HASH_BYTES,
+    CRC_BYTES,
     HEADER_SIZE,
     MAGIC,
     TABLE_OFFSET,
@@ -44,12 +54,14 @@ from spikelut.boards.flash_image import (
     payload_length,
 )
 from spikelut.boards.pll import PLLConfig, ecp5_pll, ice40_pll, pll_instance
-from spikelut.boards.tables import TableSpace, table_space
+from spikelut.boards.tables import LM_TABLE_LAYERS, TableSpace, lm_table_layers, table_space
 from spikelut.hdl.crc import INIT as CRC_INIT
 from spikelut.hdl.crc import crc16_next
 from spikelut.hdl.hostlink.link import HostLink
 from spikelut.hdl.hostlink.params import LinkParams
+from spikelut.hdl.hostlink.wire import SHAPE_HASH_BYTES, ModelKind
 from spikelut.hdl.params import check_int
+from spikelut.hdl.recurrent import RNNCore
 from spikelut.hdl.spiflash import FlashPinSignature, SPIFlashReader
 from spikelut.hdl.uart import UARTReceiver, UARTTransmitter, check_divisor
 
@@ -65,17 +77,19 @@ def chunk_write_layout(space: TableSpace) -> data.StructLayout:
 
 class TableRouter(wiring.Component):
     """Turns chunk writes (``i_table``, :func:`chunk_write_layout`) into bank word writes on
-    ``w{k}_stream`` for every memory-backed layer ``k`` of ``net``.
+    ``w{k}_stream`` for every memory-backed layer ``k`` of ``space``; ``signatures``: each
+    such layer's write port signature (``{lane, addr, data}``,
+    :func:`~spikelut.hdl.storage.write_layout`), by layer.
 
     Chunks before a word's last slot are held; the last slot writes the word. Writes to a
     layer without table memory, or outside a lane's depth, are dropped.
     """
 
-    def __init__(self, net, space: TableSpace):
+    def __init__(self, signatures: dict, space: TableSpace):
         self._space = space
         ports = {"i_table": In(stream.Signature(chunk_write_layout(space)))}
         for lt in space.layers:
-            ports[f"w{lt.layer}_stream"] = Out(net.layers[lt.layer].write_signature)
+            ports[f"w{lt.layer}_stream"] = Out(signatures[lt.layer])
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -122,7 +136,7 @@ def check_boot(space: TableSpace, *, offset: int, half_period: int) -> tuple[lis
     layers = [space.layer(k) for k in boot_layers(space)]
     if not layers:
         raise ValueError("the network has no SPRAM layer; there is nothing to load at boot")
-    end = (1 << 24) - HEADER_SIZE - payload_length(space)
+    end = (1 << 24) - HEADER_SIZE - payload_length(space) - CRC_BYTES
     return (
         layers,
         check_int("flash offset", offset, 0, end),
@@ -183,17 +197,21 @@ class _ChunkOrder:
 
 
 class _AreaCheck:
-    """The first read of the table area: the header's magic and payload length must be the
-    design's, the payload's CRC the header's."""
+    """The table area's bytes as they are read: the header's magic, payload length and shape
+    fingerprint must be the design's; the model hash is kept; the CRC over everything after
+    the magic must come out 0."""
 
-    def __init__(self, total: int):
-        self.expect = Array(Const(b, 8) for b in MAGIC + struct.pack("<I", total))
-        self.count = Signal(range(HEADER_SIZE + total + 1))  # bytes checked
+    def __init__(self, total: int, shape_hash: bytes):
+        expect = MAGIC + struct.pack("<I", total) + shape_hash  # the first 16 bytes
+        self.expect = Array(Const(b, 8) for b in expect)
+        self.size = HEADER_SIZE + total + CRC_BYTES
+        self.count = Signal(range(self.size + 1))  # bytes taken
         self.crc = Signal(16, init=CRC_INIT)
-        self.want = Signal(16)  # the header's CRC
-        self.bad = Signal()  # the magic or the length is wrong
-        self.last = self.count == HEADER_SIZE + total - 1
-        self.passed = ~self.bad & (self.crc == self.want)
+        self.hash = Signal(8 * AREA_HASH_BYTES)  # first byte lowest
+        self.bad = Signal()  # the magic, the length or the fingerprint is wrong
+        self.last = self.count == self.size - 1
+        self.in_payload = (self.count >= HEADER_SIZE) & (self.count < HEADER_SIZE + total)
+        self.passed = ~self.bad & (self.crc == 0)
 
     def restart(self) -> list:
         """Assignments back to the area's first byte."""
@@ -203,30 +221,41 @@ class _AreaCheck:
         """Check the area's next byte, ``byte``."""
         count = self.count
         m.d.sync += count.eq(count + 1)
-        with m.If(count < 8), m.If(byte != self.expect[count[:3]]):
+        with m.If(count < len(self.expect)), m.If(byte != self.expect[count[:4]]):
             m.d.sync += self.bad.eq(1)
-        with m.Elif(count == 8):
-            m.d.sync += self.want[8:].eq(byte)  # most significant byte first
-        with m.Elif(count == 9):
-            m.d.sync += self.want[:8].eq(byte)
-        with m.Elif(count >= HEADER_SIZE):
+        with m.Elif(count < HEADER_SIZE):
+            m.d.sync += self.hash.eq(Cat(self.hash[8:], byte))
+        with m.If(count >= len(MAGIC)):
             m.d.sync += self.crc.eq(crc16_next(self.crc, byte))
 
 
 class BootLoader(wiring.Component):
-    """Copies the SPRAM tables from the SPI flash at ``offset`` into the table space, once.
+    """Copies the tables of every boot layer from the SPI flash at ``offset`` into the table
+    space, once.
 
-    Reads the table header and payload a first time to check the magic, the payload length
-    (fixed by the design) and the payload's CRC; only if all check out reads the payload again
-    and issues its chunks on ``o_table``. ``done`` rises when finished, with ``ok`` (loaded) or
-    ``failed`` (rejected). ``flash``: the SPI flash pins
-    (:class:`~spikelut.hdl.spiflash.FlashPinSignature`). Parameters: :func:`check_boot`.
+    Reads the table area once, issuing its payload's chunks on ``o_table`` as they arrive
+    (none once the header is known to be wrong), and checks the magic, the payload length
+    (fixed by the design), the shape fingerprint (``shape_hash``, the design's) and the CRC
+    over length, fingerprint, model hash and payload. ``done`` rises when finished, with
+    ``ok`` (all checked out: ``hash`` holds the area's model hash, first byte lowest) or
+    ``failed`` (rejected; the tables may have been partly written). ``flash``: the SPI flash
+    pins (:class:`~spikelut.hdl.spiflash.FlashPinSignature`). Parameters: :func:`check_boot`.
     """
 
-    def __init__(self, space: TableSpace, *, offset: int = TABLE_OFFSET, half_period: int = 1):
+    def __init__(
+        self,
+        space: TableSpace,
+        *,
+        shape_hash: bytes,
+        offset: int = TABLE_OFFSET,
+        half_period: int = 1,
+    ):
         self._layers, self._offset, self._half = check_boot(
             space, offset=offset, half_period=half_period
         )
+        self._shape = bytes(shape_hash)
+        if len(self._shape) != SHAPE_HASH_BYTES:
+            raise ValueError(f"shape_hash must be {SHAPE_HASH_BYTES} bytes")
         self._space = space
         self._length = payload_length(space)
         super().__init__(
@@ -235,6 +264,7 @@ class BootLoader(wiring.Component):
                 "done": Out(1),
                 "ok": Out(1),
                 "failed": Out(1),
+                "hash": Out(8 * AREA_HASH_BYTES),
                 "flash": Out(FlashPinSignature()),
             }
         )
@@ -248,29 +278,21 @@ class BootLoader(wiring.Component):
         m = Module()
         m.submodules.reader = rd = SPIFlashReader(half_period=self._half)
         wiring.connect(m, rd.flash, wiring.flipped(self.flash))
-        total = self._length
-        area = _AreaCheck(total)
+        area = _AreaCheck(self._length, self._shape)
         order = _ChunkOrder(self._layers)
         order.drive(m, self.o_table.payload)
-        byte = rd.o_stream.payload
-        took = rd.o_stream.valid & rd.o_stream.ready
-
+        m.d.comb += self.hash.eq(area.hash)
         with m.FSM():
-            with m.State("VERIFY_CMD"):
+            with m.State("CMD"):
                 m.d.sync += area.restart()
-                self._read(m, rd.i_cmd, self._offset, HEADER_SIZE + total, "VERIFY")
-            with m.State("VERIFY"):
-                m.d.comb += rd.o_stream.ready.eq(1)
-                with m.If(took):
-                    area.take(m, byte)
-                    with m.If(area.last):
-                        m.next = "CHECK"
+                m.d.sync += order.restart()
+                self._read(m, rd.i_cmd, self._offset, area.size, "READ")
+            self._read_states(m, rd.o_stream, area, order)
             with m.State("CHECK"):
                 with m.If(area.passed):
-                    m.next = "LOAD_CMD"
+                    m.next = "LOADED"
                 with m.Else():
                     m.next = "FAILED"
-            self._load_states(m, rd, order)
             with m.State("LOADED"):
                 m.d.comb += [self.done.eq(1), self.ok.eq(1)]
             with m.State("FAILED"):
@@ -284,36 +306,33 @@ class BootLoader(wiring.Component):
         with m.If(cmd.ready):
             m.next = then
 
-    def _load_states(self, m, rd, order) -> None:
-        """The second read: LOAD assembles a chunk, little-endian; EMIT writes it."""
-        sp, out, bytes_in = self._space, self.o_table, rd.o_stream
+    def _read_states(self, m, bytes_in, area, order) -> None:
+        """READ checks every byte and assembles the payload's chunks, little-endian; EMIT
+        writes a chunk."""
+        sp, out = self._space, self.o_table
         cb = sp.chunk_bytes
-        n_chunks = self._length // cb
         chunk = Signal(cb * 8)
         byte_idx = Signal(range(cb + 1))
-        chunks_left = Signal(range(n_chunks + 1))
         m.d.comb += out.payload.data.eq(chunk[: sp.chunk_bits])
-        with m.State("LOAD_CMD"):
-            m.d.sync += [chunks_left.eq(n_chunks), byte_idx.eq(0), *order.restart()]
-            self._read(m, rd.i_cmd, self._offset + HEADER_SIZE, self._length, "LOAD")
-        with m.State("LOAD"):
+        with m.State("READ"):
             m.d.comb += bytes_in.ready.eq(1)
             with m.If(bytes_in.valid):
-                m.d.sync += chunk.eq(Cat(chunk[8:], bytes_in.payload))
-                with m.If(byte_idx == cb - 1):
-                    m.d.sync += byte_idx.eq(0)
-                    m.next = "EMIT"
-                with m.Else():
-                    m.d.sync += byte_idx.eq(byte_idx + 1)
+                area.take(m, bytes_in.payload)
+                with m.If(area.in_payload):
+                    m.d.sync += chunk.eq(Cat(chunk[8:], bytes_in.payload))
+                    with m.If(byte_idx == cb - 1):
+                        m.d.sync += byte_idx.eq(0)
+                        with m.If(~area.bad):
+                            m.next = "EMIT"
+                    with m.Else():
+                        m.d.sync += byte_idx.eq(byte_idx + 1)
+                with m.If(area.last):
+                    m.next = "CHECK"
         with m.State("EMIT"):
             m.d.comb += out.valid.eq(1)
             with m.If(out.ready):
                 order.advance(m)
-                m.d.sync += chunks_left.eq(chunks_left - 1)
-                with m.If(chunks_left == 1):
-                    m.next = "LOADED"
-                with m.Else():
-                    m.next = "LOAD"
+                m.next = "READ"
 
 
 class BoardCore(wiring.Component):
@@ -321,12 +340,18 @@ class BoardCore(wiring.Component):
 
     Parameters: ``net`` (a classifier core ending in argmax:
     :class:`~spikelut.hdl.layer.Network`, :class:`~spikelut.hdl.serial_core.SerialNetwork` or
-    :class:`~spikelut.hdl.mac.MACCore`; results are the class index); ``clock_hz`` (the clock
+    :class:`~spikelut.hdl.mac.MACCore`, whose results are the class index; or a language
+    model, an :class:`~spikelut.hdl.recurrent.RNNCore`, whose memories are table-space
+    layers 0, 1, 2: :func:`~spikelut.boards.tables.lm_table_layers`); ``clock_hz`` (the clock
     the design runs at, reported by IDENTIFY); ``divisor`` (clock cycles per UART bit);
-    ``model_hash`` (IDENTIFY's hash); ``boot_load`` (load SPRAM layers from flash at boot;
-    default: when there are any); ``flash_offset``; ``max_payload``; ``timeout_cycles``
-    (mid-frame silence that abandons a frame; default 50 ms, at least 256 byte times);
-    ``spi_half_period``. Every parameter is checked before anything is built.
+    ``model_hash`` (the bitstream's model, 16 bytes when the design boots its tables);
+    ``shape_hash`` (IDENTIFY's fingerprint of what the bitstream fixes, 8 bytes:
+    :func:`spikelut.boards.design.shape_hash`; default, for a design whose tables cannot be
+    loaded, one derived from ``model_hash``); ``boot_load`` (load the tables from flash at
+    boot; default: when there are SPRAM layers); ``flash_offset``; ``max_payload`` (default
+    :func:`~spikelut.hdl.hostlink.wire.default_max_payload` of the input vector);
+    ``timeout_cycles`` (mid-frame silence that abandons a frame; default 50 ms, at least 256
+    byte times); ``spi_half_period``. Every parameter is checked before anything is built.
 
     Pins: ``rx``, ``tx`` (the UART), ``flash``
     (:class:`~spikelut.hdl.spiflash.FlashPinSignature`), ``leds``.
@@ -344,42 +369,78 @@ class BoardCore(wiring.Component):
         clock_hz: int,
         divisor: int,
         model_hash: bytes,
+        shape_hash: bytes | None = None,
         boot_load: bool | None = None,
         flash_offset: int = TABLE_OFFSET,
-        max_payload: int = 1024,
+        max_payload: int | None = None,
         timeout_cycles: int | None = None,
         spi_half_period: int = 1,
     ):
         self._net = net
-        self._space = table_space(net.layers)
-        has_spram = bool(boot_layers(self._space))
+        self._lm = isinstance(net, RNNCore)
+        layers = lm_table_layers(net) if self._lm else net.layers
+        self._space = space = table_space(layers)
+        has_spram = bool(boot_layers(space))
         self._boot = has_spram if boot_load is None else bool(boot_load) and has_spram
+        if shape_hash is None:
+            digest = hashlib.sha256(b"spikelut fixed tables" + bytes(model_hash)).digest()
+            shape_hash = digest[:SHAPE_HASH_BYTES]
         self._divisor = check_divisor(divisor)
         self._clock_hz = check_int("clock_hz", int(clock_hz), 1)
         if timeout_cycles is None:
             timeout_cycles = max(self._clock_hz // 20, divisor * 10 * 256)
-        first, last = net.layers[0], net.layers[-1]
+        if self._lm:
+            face = dict(
+                in_width=8,
+                n_inputs=1,
+                result_width=8,
+                kind=ModelKind.LANGUAGE_MODEL,
+                vocab=net.vocab,
+                exp_entries=net.exp_entries,
+            )
+        else:
+            first, last = net.layers[0], net.layers[-1]
+            face = dict(
+                in_width=first.in_width,
+                n_inputs=first.in_dim,
+                result_width=max(1, (last.out_dim - 1).bit_length()),
+            )
         self._link = LinkParams(
-            in_width=first.in_width,
-            n_inputs=first.in_dim,
-            result_width=max(1, (last.out_dim - 1).bit_length()),
-            table_word_bits=self._space.chunk_bits,
-            table_addr_bits=self._space.addr_bits,
-            n_layers=len(net.layers),
+            **face,
+            table_word_bits=space.chunk_bits,
+            table_addr_bits=space.addr_bits,
+            n_layers=len(layers),
             clock_hz=self._clock_hz,
             model_hash=bytes(model_hash),
+            shape_hash=shape_hash,
+            table_words=sum(lt.lanes * lt.depth * lt.slots for lt in space.layers),
+            tables_at_reset=not has_spram,
             max_payload=max_payload,
             timeout_cycles=timeout_cycles,
         )
         self._flash_offset, self._spi_half = flash_offset, spi_half_period
         if self._boot:
-            check_boot(self._space, offset=flash_offset, half_period=spi_half_period)
+            check_boot(space, offset=flash_offset, half_period=spi_half_period)
+            if len(self._link.model_hash) != AREA_HASH_BYTES:
+                raise ValueError(
+                    f"a design that boots its tables needs a {AREA_HASH_BYTES}-byte model hash"
+                )
         super().__init__()
 
     @property
     def space(self) -> TableSpace:
         """The table space LOAD_TABLES and the boot loader write."""
         return self._space
+
+    @property
+    def model_hash(self) -> bytes:
+        """The bitstream's model hash."""
+        return self._link.model_hash
+
+    @property
+    def shape_hash(self) -> bytes:
+        """The bitstream's shape fingerprint (IDENTIFY's and the table area's)."""
+        return self._link.shape_hash
 
     @property
     def boot_load(self) -> bool:
@@ -397,6 +458,20 @@ class BoardCore(wiring.Component):
         """The network core."""
         return self._net
 
+    @property
+    def is_language_model(self) -> bool:
+        """True when the core is a language model (an RNNCore)."""
+        return self._lm
+
+    def _write_ports(self) -> dict:
+        """Table-space layer -> the core's table write port."""
+        names = (
+            LM_TABLE_LAYERS
+            if self._lm
+            else {lt.layer: f"w{lt.layer}_stream" for lt in self._space.layers}
+        )
+        return {lt.layer: getattr(self._net, names[lt.layer]) for lt in self._space.layers}
+
     def elaborate(self, platform):
         m = Module()
         net = self._net
@@ -407,33 +482,69 @@ class BoardCore(wiring.Component):
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o_stream, link.uart_rx)
         wiring.connect(m, link.uart_tx, utx.i_stream)
-        m.submodules.router = router = TableRouter(net, self._space)
-        for lt in self._space.layers:
-            name = f"w{lt.layer}_stream"
-            wiring.connect(m, getattr(router, name), getattr(net, name))
-        ready, failed = self._tables(m, link.o_table, router.i_table)
-
-        m.d.comb += [
-            net.i_stream.payload.eq(link.o_vector.payload),
-            net.i_stream.valid.eq(link.o_vector.valid & ready),
-            link.o_vector.ready.eq(net.i_stream.ready & ready),
-            link.i_result.payload.eq(net.o_stream.payload.index),
-            link.i_result.valid.eq(net.o_stream.valid),
-            net.o_stream.ready.eq(link.i_result.ready),
-        ]
-        self._leds(m, link, ready, failed)
+        ports = self._write_ports()
+        signatures = {k: port.signature.flip() for k, port in ports.items()}
+        m.submodules.router = router = TableRouter(signatures, self._space)
+        for k, port in ports.items():
+            wiring.connect(m, getattr(router, f"w{k}_stream"), port)
+        failed = self._tables(m, link, router.i_table)
+        if self._lm:
+            self._connect_lm(m, link, net)
+        else:
+            m.d.comb += [
+                net.i_stream.payload.eq(link.o_vector.payload),
+                net.i_stream.valid.eq(link.o_vector.valid),
+                link.o_vector.ready.eq(net.i_stream.ready),
+                link.i_result.payload.eq(net.o_stream.payload.index),
+                link.i_result.valid.eq(net.o_stream.valid),
+                net.o_stream.ready.eq(link.i_result.ready),
+            ]
+        self._leds(m, link, failed)
         return m
 
-    def _tables(self, m, link_tables, router_in):
-        """Table writes: from the boot loader until it is done, then from the link. Returns
-        ``(ready, failed)``: boot done (the core takes inputs), and the flash was rejected."""
+    @staticmethod
+    def _connect_lm(m, link, core) -> None:
+        """The link's tokens, rule and exponential-table writes to the language model; its
+        answers back (the link checked every token against the vocabulary)."""
+        m.d.comb += [
+            core.i_stream.payload.token.eq(link.o_token.payload.token),
+            core.i_stream.payload.first.eq(link.o_token.payload.first),
+            core.i_stream.valid.eq(link.o_token.valid),
+            link.o_token.ready.eq(core.i_stream.ready),
+            link.i_answer.payload.eq(core.o_stream.payload.index),
+            link.i_answer.valid.eq(core.o_stream.valid),
+            core.o_stream.ready.eq(link.i_answer.ready),
+        ]
+        wiring.connect(m, link.o_cfg, core.cfg_stream)
+        m.d.comb += [
+            core.w_exp.payload.addr.eq(link.o_exp.payload.addr),
+            core.w_exp.payload.data.eq(link.o_exp.payload.data),
+            core.w_exp.valid.eq(link.o_exp.valid),
+            link.o_exp.ready.eq(core.w_exp.ready),
+        ]
+
+    def _tables(self, m, link, router_in):
+        """Table writes: from the boot loader until it is done (the link holds requests
+        until then), then from the link; a boot load that passed makes the link's tables
+        valid with its hash. Returns ``failed``: the flash area was rejected."""
+        link_tables = link.o_table
         if not self._boot:
             wiring.connect(m, link_tables, router_in)
-            return Const(1), Const(0)
+            return Const(0)
         m.submodules.boot = boot = BootLoader(
-            self._space, offset=self._flash_offset, half_period=self._spi_half
+            self._space,
+            shape_hash=self.shape_hash,
+            offset=self._flash_offset,
+            half_period=self._spi_half,
         )
         wiring.connect(m, boot.flash, wiring.flipped(self.flash))
+        ok_before = Signal()
+        m.d.sync += ok_before.eq(boot.ok)
+        m.d.comb += [
+            link.hold.eq(~boot.done),
+            link.set_tables.eq(boot.ok & ~ok_before),
+            link.set_hash.eq(boot.hash),
+        ]
         with m.If(boot.done):
             m.d.comb += [
                 router_in.valid.eq(link_tables.valid),
@@ -446,10 +557,10 @@ class BoardCore(wiring.Component):
                 router_in.payload.eq(boot.o_table.payload),
                 boot.o_table.ready.eq(router_in.ready),
             ]
-        return boot.done, boot.failed
+        return boot.failed
 
-    def _leds(self, m, link, ready, failed) -> None:
-        """0: tables ready; 1: error (flash rejected, or an ERROR reply lately); 2: link busy.
+    def _leds(self, m, link, failed) -> None:
+        """0: tables valid; 1: error (flash rejected, or an ERROR reply lately); 2: link busy.
         Errors and activity are stretched so that they are visible."""
         stretch = max(2, self._clock_hz // 10)
         err_t = Signal(range(stretch + 1))
@@ -460,7 +571,7 @@ class BoardCore(wiring.Component):
             with m.Elif(timer != 0):
                 m.d.sync += timer.eq(timer - 1)
         m.d.comb += [
-            self.leds[0].eq(ready & ~failed),
+            self.leds[0].eq(link.tables_valid),
             self.leds[1].eq(failed | (err_t != 0)),
             self.leds[2].eq(busy_t != 0),
         ]

@@ -1,4 +1,4 @@
-"""``spikelut compile``: an integer classifier to the Verilog and RTLIL of its network core.
+"""``spikelut compile``: an integer classifier or RNN to the Verilog and RTLIL of its core.
 
 Writes ``core.v``, ``core.il`` and ``manifest.json`` (ports and payload formats, cycles per
 inference, latency measured in Amaranth's simulator, memory placement per layer, block RAMs
@@ -9,6 +9,8 @@ smallest that reaches a rate at ``--clock-mhz``; ``--indexer`` the core kind (``
 one with the fewest estimated logic cells that fits). See
 :mod:`spikelut.compiler.backend.compile`. What cannot fit is refused before any Verilog is
 written. ``--baseline mac`` compiles an ANN to the multiply-accumulate baseline core instead.
+An integer RNN compiles to its language-model core (:mod:`spikelut.compiler.backend.compile_lm`):
+the fastest placement of its memories that fits, cycles per generated token measured.
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ import argparse
 from typing import Any
 
 from spikelut.cli import output
-from spikelut.cli.common import load_integer_classifier
+from spikelut.cli.common import (
+    TRUST_PICKLE_HELP,
+    check_outputs,
+    check_pickle_trusted,
+    load_model_file,
+    positive_float,
+    positive_int,
+)
 from spikelut.compiler.backend.compile import compile_core
+from spikelut.compiler.backend.compile_lm import compile_lm
 from spikelut.compiler.backend.mac import compile_mac
 from spikelut.compiler.backend.plan import LayerPlan
 from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.ann import ANNError
+from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.hdl.storage import Storage
 
 
@@ -46,8 +58,12 @@ def add_parser(sub: Any) -> None:
         choices=[s.name.lower() for s in Storage],
         help="table storage of every layer (default: block RAM)",
     )
-    p.add_argument("--tables-per-cycle", type=int, metavar="P", help="tables read per cycle")
-    p.add_argument("--lanes", type=int, metavar="L", help="outputs read per row beat")
+    p.add_argument(
+        "-P", "--tables-per-cycle", type=positive_int, metavar="P", help="tables read per cycle"
+    )
+    p.add_argument(
+        "-L", "--lanes", type=positive_int, metavar="L", help="outputs read per row beat"
+    )
     p.add_argument(
         "--indexer",
         choices=["auto", "parallel", "serial", "temporal"],
@@ -58,13 +74,13 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--throughput",
-        type=float,
+        type=positive_float,
         metavar="RATE",
         help="inferences per second to reach: the smallest placement that does",
     )
     p.add_argument(
         "--clock-mhz",
-        type=float,
+        type=positive_float,
         metavar="F",
         help="core clock for --throughput and the reported rate (default: the target's board "
         "oscillator)",
@@ -78,13 +94,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--data", default="digits", metavar="NAME|FILE", help="calibration data for --baseline"
     )
-    p.add_argument("--macs", type=int, metavar="M", help="multiply-accumulate units (--baseline)")
+    p.add_argument(
+        "--macs", type=positive_int, metavar="M", help="multiply-accumulate units (--baseline)"
+    )
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     output.add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def _run_baseline(args: argparse.Namespace) -> int:
     """``--baseline mac``: the ANN to the multiply-accumulate core."""
+    check_pickle_trusted(args.model, args.trust_pickle)
     try:
         result = compile_mac(
             args.model, args.output, data=args.data, target=TARGETS[args.target], macs=args.macs
@@ -105,11 +125,20 @@ def _run_baseline(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Compile; 0 on success (bad input raises UserError)."""
+    check_outputs([args.model, args.data], dirs={"-o": args.output})
     if args.baseline == "mac":
         return _run_baseline(args)
-    model = load_integer_classifier(args.model)
+    if args.macs is not None:
+        raise UserError("--macs applies to --baseline mac only")
+    model = load_model_file(args.model)
+    if isinstance(model, IntegerRNN):
+        return _run_language_model(args, model)
+    if not isinstance(model, ClassifierMLP) or not model.is_integer:
+        raise UserError(
+            f"{args.model} is not an integer classifier or RNN; run spikelut quantize first"
+        )
     placement = None
-    if args.storage or args.tables_per_cycle or args.lanes:
+    if args.storage or args.tables_per_cycle is not None or args.lanes is not None:
         placement = LayerPlan(
             Storage[(args.storage or "bram").upper()], args.tables_per_cycle or 1, args.lanes
         )
@@ -124,6 +153,58 @@ def run(args: argparse.Namespace) -> int:
     )
     output.emit(args, result, _human)
     return 0
+
+
+def _run_language_model(args: argparse.Namespace, model: IntegerRNN) -> int:
+    """An integer RNN to its core (:func:`~spikelut.compiler.backend.compile_lm.compile_lm`)."""
+    given = [
+        flag
+        for flag, value in (
+            ("--storage", args.storage),
+            ("--tables-per-cycle", args.tables_per_cycle),
+            ("--lanes", args.lanes),
+            ("--throughput", args.throughput),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UserError(
+            f"{', '.join(given)} place a classifier's layers; a language model's memories are "
+            "placed by fit (choose --indexer and --target)"
+        )
+    if args.indexer == "temporal":
+        raise UserError("a language model's core indexes its state: --indexer parallel or serial")
+    result = compile_lm(
+        model, args.output, TARGETS[args.target], kind=args.indexer, clock_mhz=args.clock_mhz
+    )
+    output.emit(args, result, _human_lm)
+    return 0
+
+
+def _human_lm(r: dict) -> str:
+    rows = [
+        (
+            lut["lut"],
+            lut["storage"],
+            lut["tables_per_cycle"],
+            lut["lanes"],
+            lut["cycles"],
+            lut["bandwidth_floor_cycles"],
+        )
+        for lut in r["luts"]
+    ]
+    table = output.table(rows, ("lut", "storage", "P", "L", "cycles", "floor"))
+    emb = r["plan"]["embedding"]
+    return (
+        f"{table}\nembedding in {emb['storage']}, {emb['lanes']} values a clock; "
+        f"{r['indexer']} indexing; {r['cycles_per_token']:g} cycles per generated token "
+        f"(greedy; tables {r['table_cycles_per_token']}, sampled up to "
+        f"{r['sampled_cycles_per_token']:g}), latency {r['latency_cycles']} cycles; "
+        f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs, about "
+        f"{r['estimate']['logic_cells'] if r['estimate'] else '?'} logic cells of "
+        f"{r['logic_cells_available']} on {r['target']}; {r['tokens_per_second']:,.0f} tokens/s "
+        f"at {r['clock_mhz']:g} MHz"
+    )
 
 
 def _human(r: dict) -> str:

@@ -16,13 +16,21 @@ from typing import Any
 import numpy as np
 
 from spikelut.cli import output
+from spikelut.cli.common import (
+    TRUST_PICKLE_HELP,
+    check_outputs,
+    load_ann_file,
+    non_negative_int,
+    positive_float,
+    seed_int,
+)
 from spikelut.compiler.analysis.conversion import conversion_report
 from spikelut.compiler.errors import UserError
-from spikelut.compiler.frontend.ann import ANNError, load_ann
-from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.frontend.datasets import load_dataset, real_features
 from spikelut.compiler.ir.lut import IRError
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.passes.recipes import convert_auto
 from spikelut.compiler.passes.scales import QuantizeError
 from spikelut.compiler.passes.widths import WidthError
 from spikelut.compiler.train.convert import (
@@ -43,9 +51,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "ann",
         metavar="ANN",
-        help=".onnx file, or a pickled/joblib scikit-learn MLPClassifier (.pkl, .joblib); "
-        "pickles run code when loaded, so only convert files you trust",
+        help=".onnx file, or a pickled/joblib scikit-learn MLPClassifier (.pkl, .joblib; "
+        "with --trust-pickle only: pickles run code when loaded)",
     )
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="float .lutnet out")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -66,28 +75,28 @@ def add_parser(sub: Any) -> None:
         default=ConvertSettings.anchors,
         help=f"anchor pairs from the ANN's weights or random (default {ConvertSettings.anchors})",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--n-tables", type=_ints, metavar="N[,N...]", help="tables per layer (default: by shape)"
     )
     p.add_argument("--n-c", type=_ints, metavar="N[,N...]", help="index bits per table per layer")
     p.add_argument(
         "--epochs",
-        type=int,
+        type=non_negative_int,
         default=ConvertSettings.finetune_epochs,
         metavar="E",
         help=f"end-to-end fine-tuning epochs (default {ConvertSettings.finetune_epochs})",
     )
     p.add_argument(
         "--augment",
-        type=int,
+        type=non_negative_int,
         default=ConvertSettings.augment,
         metavar="K",
         help=f"extra ANN-labelled transfer inputs per sample (default {ConvertSettings.augment})",
     )
     p.add_argument(
         "--input-gain",
-        type=float,
+        type=positive_float,
         default=1.0,
         metavar="G",
         help="the ANN was trained on features times G (e.g. 0.0625 for digits / 16)",
@@ -100,6 +109,14 @@ def add_parser(sub: Any) -> None:
         help=f"table bits of the integer model (figures, --int-output; default {INT_TABLE_BITS})",
     )
     p.add_argument("--int-output", metavar="MODEL_INT", help="also write the integer model")
+    p.add_argument(
+        "--recipe",
+        choices=("auto", "fixed"),
+        default="auto",
+        help="auto (default): hold out 20%% of the conversion data, try constant inputs and "
+        "anchor choices, keep the one whose integer network agrees most with the ANN there "
+        "(reported); fixed: convert once with the settings given",
+    )
     output.add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -119,13 +136,13 @@ def load_calib(path: str) -> tuple[np.ndarray, np.ndarray | None]:
         raise UserError(f"calibration file {path!r} not found; check the path")
     try:
         if p.suffix.lower() == ".npy":
-            return np.asarray(np.load(p, allow_pickle=False), np.float64), None
+            return real_features(np.load(p, allow_pickle=False), what=path), None
         if p.suffix.lower() == ".npz":
             with np.load(p, allow_pickle=False) as data:
                 if "X" not in data.files:
                     raise UserError(f"{path}: no array X; save it with np.savez(path, X=...)")
-                y = np.asarray(data["y"], np.int64) if "y" in data.files else None
-                return np.asarray(data["X"], np.float64), y
+                y = _calib_labels(data["y"], path) if "y" in data.files else None
+                return real_features(data["X"], what=path), y
     except UserError:
         raise
     except (OSError, ValueError, EOFError) as e:
@@ -133,12 +150,23 @@ def load_calib(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     raise UserError(f"{path}: calibration data must be a .npy or .npz file")
 
 
+def _calib_labels(y: np.ndarray, path: str) -> np.ndarray:
+    """Class indices from an .npz file's ``y``: whole numbers >= 0, or UserError."""
+    whole = y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+    if not (y.dtype.kind in "biu" or whole):
+        raise UserError(f"{path}: labels y must be class indices 0, 1, ..., not {y.dtype} values")
+    labels = y.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        raise UserError(f"{path}: labels y must be class indices 0, 1, ..., not {labels.min()}")
+    return labels
+
+
 def run(args: argparse.Namespace) -> int:
     """Convert, write, quantise a copy, report."""
-    try:
-        ann = load_ann(args.ann)
-    except ANNError as e:
-        raise UserError(str(e)) from None
+    check_outputs(
+        [args.ann, args.data, args.calib], {"-o": args.output, "--int-output": args.int_output}
+    )
+    ann = load_ann_file(args.ann, args.trust_pickle)
     if args.input_gain != 1.0:
         if not args.input_gain > 0:
             raise UserError(f"--input-gain must be positive, not {args.input_gain!r}")
@@ -171,9 +199,17 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        model = convert_ann(ann, X_fit, y_fit, settings=settings, class_names=class_names)
+        if args.recipe == "auto":  # choices measured on a held-out part of X_fit
+            model = convert_auto(ann, X_fit, y_fit, settings=settings, table_bits=args.bits,
+                                 class_names=class_names)  # fmt: skip
+        else:
+            model = convert_ann(ann, X_fit, y_fit, settings=settings, class_names=class_names)
     except (ConvertError, IRError) as e:
         raise UserError(str(e)) from None
+    except ValueError as e:  # numpy's, for sizes no array can have
+        raise UserError(
+            f"cannot convert with these options ({e}); choose smaller --n-tables or --augment"
+        ) from None
     model.meta["conversion"]["data"] = data_name
     model.meta["dataset"] = data_name if args.data else None
     int_model = _quantize(model, X_fit, args.bits)
@@ -193,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         "split": split,
         "source": model.meta["conversion"]["source"],
         "settings": model.meta["conversion"]["settings"],
+        "heldout_agreement": model.meta["conversion"].get("heldout_agreement"),
         **report,
     }
     output.emit(args, result, _human)
@@ -205,6 +242,13 @@ def _quantize(model: Any, X_calib: np.ndarray, bits: int) -> Any:
         return quantize_classifier(model, table_bits=bits, calib_raw=X_calib)
     except (QuantizeError, WidthError, IRError) as e:
         raise UserError(f"quantising the converted network failed: {e}") from None
+
+
+def _heldout_line(h: dict | None) -> list[str]:
+    if not h:
+        return []
+    return [f"agreement with the ANN on the held-out {h['n']} samples of the conversion data: "
+            f"{_pct(h['int'])} as {h['table_bits']}-bit integers (the figure to trust)"]  # fmt: skip
 
 
 def _pct(v: float | None) -> str:
@@ -234,6 +278,7 @@ def _human(r: dict) -> str:
         f"converted {r['ann']} ({r['source'].get('format')}) -> {r['output']}",
         f"LUT layers (N_T x N_C): {shape}; anchors {r['settings']['anchors']}, "
         f"seed {r['settings']['seed']}",
+        *_heldout_line(r.get("heldout_agreement")),
         f"figures on {r['data']}, {r['split']} ({r['n']} samples):",
         output.table(rows, ("figure", "LUT", "ANN")),
     ]

@@ -6,6 +6,7 @@ import argparse
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 
+from spikelut.cli.common import check_outputs
 from spikelut.cli.output import add_json_flag, emit, table
 from spikelut.compiler.build import toolchain
 from spikelut.sim import smoke
@@ -69,6 +70,7 @@ def _library_versions() -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([], dirs={"--keep": args.keep})  # before any smoke test runs
     tools = _tool_versions()
     libs = _library_versions()
     if not args.json:

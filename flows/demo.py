@@ -10,7 +10,8 @@ stage folders of the list are removed before the first stage starts (tool caches
 content hashes, such as the Verilator build cache, stay).
 
 :data:`DEFAULT_STAGES` is the demo: train, quantise, compile, verify in cocotb over the whole
-test set (0 mismatches), build the bitstream, run test images through the host runtime
+test set (0 mismatches) and, on part of it, the core as Yosys synthesises it, build the
+bitstream, run test images through the host runtime
 against the simulated complete board, then :func:`finish` writes ``summary.json`` and the
 HTML report. Adding a stage is one line in that list.
 """
@@ -29,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from spikelut.boards.build import build_board
-from spikelut.boards.design import board_plans
+from spikelut.boards.design import board_core
 from spikelut.boards.platforms import board
 from spikelut.compiler.analysis.report import write_report
 from spikelut.compiler.backend.compile import compile_core
-from spikelut.compiler.backend.cores import CoreKind
 from spikelut.compiler.backend.mac import compile_mac
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.frontend.datasets import load_dataset
@@ -49,10 +49,12 @@ log = logging.getLogger("spikelut.demo")
 
 DEFAULT_BOARD = "icebreaker"
 DEFAULT_DATA = "digits"
-# Test images sent through the simulated complete board. The board build may pick a smaller
-# core than the compiled one (the serial indexer, when the parallel one does not fit), so the
-# board run is what checks the bitstream's own design: it covers the whole test set.
+# Test images sent through the simulated complete board (the bitstream's whole design: board
+# top, host link and core): the whole test set.
 RUN_EXAMPLES = 450
+# Test vectors through the synthesised netlist: a gate-level model simulates far slower than
+# the RTL, and a synthesis bug shows on the first vectors that exercise it.
+NETLIST_VECTORS = 100
 # The demo's network: one LUT layer of 64 tables of 2**6 rows, 64 pixels -> 10 classes
 # (96.9% as integers on the digits test split). The training default (256 tables of 2**4)
 # reaches 97.8% but needs 1,024 comparators, 2.7x as many, which the UP5K cannot hold.
@@ -87,6 +89,7 @@ class DemoOptions:
     """What the demo runs on. ``train``: keyword arguments for
     :func:`~spikelut.compiler.train.classifier.train_on_dataset` (:data:`DEMO_TRAIN`);
     ``sim_vectors``: test vectors the cocotb stage checks (None: the whole test set);
+    ``netlist_vectors``: those the post-synthesis netlist stage checks;
     ``run_examples``: test images sent through the simulated board."""
 
     board: str = DEFAULT_BOARD
@@ -94,6 +97,7 @@ class DemoOptions:
     table_bits: int = 8
     train: dict = field(default_factory=lambda: dict(DEMO_TRAIN))
     sim_vectors: int | None = None
+    netlist_vectors: int = NETLIST_VECTORS
     run_examples: int = RUN_EXAMPLES
     seed: int = 0
 
@@ -225,15 +229,17 @@ def quantize_stage(ctx: DemoContext, folder: Path) -> dict:
 
 
 def compile_stage(ctx: DemoContext, folder: Path) -> dict:
-    """Compile the core with the table placement of the board build (so the verified core
-    reads its tables as the bitstream's does); writes ``core.v``, ``core.il`` and
-    ``manifest.json``."""
+    """Compile the core the board build puts in the bitstream (same kind, placement and
+    widths: :func:`~spikelut.boards.design.board_core`), so the core verified next is the
+    one that ships; writes ``core.v``, ``core.il`` and ``manifest.json``."""
     model = ctx.need("model")
     spec = board(ctx.options.board)
-    plans = board_plans(model, spec, CoreKind.PARALLEL)
-    result = compile_core(model, folder, spec.target, kind=CoreKind.PARALLEL, plans=plans)
-    ctx.objects.update(plans=plans, board_spec=spec)
+    core = board_core(model, spec)
+    result = compile_core(model, folder, spec.target, core=core)
+    ctx.objects.update(core=core, board_spec=spec)
     return {
+        "indexer": result["indexer"],
+        "latency_cycles": result["latency_cycles"],
         "cycles_per_inference": result["cycles_per_inference"],
         "bandwidth_floor_cycles": result["bandwidth_floor_cycles"],
         "bandwidth_fraction": result["bandwidth_fraction"],
@@ -244,19 +250,28 @@ def compile_stage(ctx: DemoContext, folder: Path) -> dict:
     }
 
 
-def sim_stage(ctx: DemoContext, folder: Path) -> dict:
-    """Verify the compiled core in cocotb on Verilator over the test set; 0 mismatches."""
-    model, data = ctx.need("model"), ctx.need("data")
-    n = ctx.options.sim_vectors or len(data.y_test)
+def _simulate_core(ctx: DemoContext, n: int, *, netlist: bool):
+    """The compiled core (RTL, or its Yosys netlist) in cocotb on the first ``n`` test
+    vectors."""
+    model, data, core = ctx.need("model"), ctx.need("data"), ctx.need("core")
     x = model.encoding.encode_int(data.X_test[:n])
-    report = simulate(
+    return simulate(
         model,
         x,
         labels=data.y_test[:n],
-        plans=ctx.need("plans"),
-        kind=CoreKind.PARALLEL,
+        plans=core.plans,
+        kind=core.kind,
+        target=ctx.need("board_spec").target,
         seed=ctx.options.seed,
+        netlist=netlist,
+        progress=lambda msg: log.info("  %s", msg),
     )
+
+
+def sim_stage(ctx: DemoContext, folder: Path) -> dict:
+    """Verify the compiled core in cocotb on Verilator over the test set; 0 mismatches."""
+    n = ctx.options.sim_vectors or len(ctx.need("data").y_test)
+    report = _simulate_core(ctx, n, netlist=False)
     figures = report.to_dict()
     path = folder / "sim.json"
     write_text_atomic(path, json.dumps(figures, indent=1, sort_keys=True, default=_jsonable))
@@ -264,6 +279,22 @@ def sim_stage(ctx: DemoContext, folder: Path) -> dict:
         raise CheckFailed(
             f"{report.mismatches} of {report.vectors} hardware outputs differ from the golden "
             f"model; first: {report.first_mismatch}; {report.divergence}"
+        )
+    return {**figures, "files": [str(path)]}
+
+
+def netlist_stage(ctx: DemoContext, folder: Path) -> dict:
+    """Verify the core as Yosys synthesises it for the board's family (vendor cell models,
+    block RAM and SPRAM included) on a subset of the test set; 0 mismatches."""
+    n = min(ctx.options.netlist_vectors, len(ctx.need("data").y_test))
+    report = _simulate_core(ctx, n, netlist=True)
+    figures = report.to_dict()
+    path = folder / "netlist-sim.json"
+    write_text_atomic(path, json.dumps(figures, indent=1, sort_keys=True, default=_jsonable))
+    if report.mismatches:
+        raise CheckFailed(
+            f"{report.mismatches} of {report.vectors} outputs of the synthesised netlist "
+            f"differ from the golden model; first: {report.first_mismatch}"
         )
     return {**figures, "files": [str(path)]}
 
@@ -343,6 +374,7 @@ DEFAULT_STAGES: list[Stage] = [
     Stage("quantize", quantize_stage, "integer tables and widths"),
     Stage("compile", compile_stage, "Verilog/RTLIL core and manifest"),
     Stage("sim", sim_stage, "cocotb on Verilator over the whole test set"),
+    Stage("netlist", netlist_stage, "the Yosys netlist in cocotb on part of the test set"),
     Stage("build", build_stage, "Yosys + nextpnr bitstream for the board"),
     Stage("run", run_stage, "the bitstream's design, simulated, over UART on the test set"),
     Stage("baseline", baseline_stage, "the multiply-accumulate core of an MLP, for comparison"),
@@ -358,10 +390,9 @@ def summarise(ctx: DemoContext) -> dict:
     r = ctx.results
     train, quant, comp = r.get("train", {}), r.get("quantize", {}), r.get("compile", {})
     sim, build, run = r.get("sim", {}), r.get("build", {}), r.get("run", {})
+    net = r.get("netlist", {})
     res = build.get("resources", {})
     fmax = min(build.get("fmax_mhz", {}).values(), default=None)
-    # the bitstream's core can differ from the compiled one (the board build may pick
-    # another indexer), so its figures come from the build when there is one
     cycles = build.get("cycles_per_inference") or comp.get("cycles_per_inference")
     s: dict[str, Any] = {
         "board": ctx.options.board,
@@ -372,6 +403,9 @@ def summarise(ctx: DemoContext) -> dict:
         "core_accuracy": sim.get("accuracy"),
         "vectors_checked": sim.get("vectors"),
         "mismatches": sim.get("mismatches"),
+        "netlist_vectors_checked": net.get("vectors"),
+        "netlist_mismatches": net.get("mismatches"),
+        "netlist_family": (net.get("netlist") or {}).get("family"),
         "board_vectors_checked": run.get("n"),
         "board_mismatches": (run["n"] - run["agree"]) if run else None,
         "logic_cells": res.get("logic_cells"),

@@ -34,8 +34,8 @@ __all__ = ["LUTBank"]
 class LUTBank(wiring.Component):
     """Sum of the selected rows of the ``N_T`` tables of a :class:`LayerParams` layer.
 
-    Ports: ``i_stream`` ``index_layout(N_C, N_T)``; ``o_stream``
-    ``vector_layout(out_width, Y)``; memory kinds also ``w_stream``
+    Ports: ``i_stream`` ``index_layout(N_C, N_T)``; ``o_stream`` ``params.out_layout`` (the
+    sums, or for a chunked layer their chunks); memory kinds also ``w_stream``
     (:func:`~spikelut.hdl.storage.write_layout`), accepted only while no inference is in
     flight. For SPRAM the tables give the shape only: contents are loaded through
     ``w_stream``.
@@ -45,7 +45,7 @@ class LUTBank(wiring.Component):
         self._p = params
         ports = {
             "i_stream": In(stream.Signature(index_layout(params.n_c, params.n_tables))),
-            "o_stream": Out(stream.Signature(vector_layout(params.out_width, params.out_dim))),
+            "o_stream": Out(stream.Signature(params.out_layout)),
         }
         if params.storage != Storage.LOGIC:
             ports["w_stream"] = In(params.write_signature)

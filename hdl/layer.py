@@ -36,7 +36,7 @@ class Layer(wiring.Component):
     :func:`spikelut.compiler.ir.golden.lut_layer` ``(layer, x, in_shift)``.
 
     Ports: ``i_stream`` (:func:`input_layout`), ``o_stream``
-    (``vector_layout(out_width, Y)``), and for memory storage ``w_stream`` (the bank's
+    (``params.out_layout``), and for memory storage ``w_stream`` (the bank's
     table write port).
     """
 
@@ -44,7 +44,7 @@ class Layer(wiring.Component):
         self._p = params
         ports = {
             "i_stream": In(stream.Signature(input_layout(params))),
-            "o_stream": Out(stream.Signature(vector_layout(params.out_width, params.out_dim))),
+            "o_stream": Out(stream.Signature(params.out_layout)),
         }
         if params.storage != Storage.LOGIC:
             ports["w_stream"] = In(params.write_signature)
@@ -91,7 +91,8 @@ class Layer(wiring.Component):
 
 def check_chain(layers: Sequence[LayerParams]) -> None:
     """Raise ``ValueError`` unless ``layers`` is a non-empty chain: layer ``k+1`` reads what
-    layer ``k`` gives (dimension and width), and only layer 0 may be temporal."""
+    layer ``k`` gives (dimension and width), only layer 0 may be temporal and only the last
+    may be chunked."""
     if isinstance(layers, LayerParams) or not layers:
         raise ValueError(f"layers must be a non-empty list of LayerParams, not {layers!r}")
     for k, p in enumerate(layers):
@@ -105,6 +106,16 @@ def check_chain(layers: Sequence[LayerParams]) -> None:
             )
         if k and p.indexer != IndexerKind.PARALLEL:
             raise ValueError(f"layer {k}: only layer 0 may use the temporal indexer")
+        if p.chunked and k != len(layers) - 1:
+            raise ValueError(f"layer {k} is chunked: only the last layer may stream chunks")
+
+
+def check_classifier_chain(layers: Sequence[LayerParams]) -> None:
+    """:func:`check_chain` for a classifier core, whose head takes whole vectors: no layer
+    is chunked."""
+    check_chain(layers)
+    if any(p.chunked for p in layers):
+        raise ValueError("a classifier core takes whole vectors: no chunked layer")
 
 
 class Network(wiring.Component):
@@ -119,7 +130,7 @@ class Network(wiring.Component):
     """
 
     def __init__(self, *, layers: Sequence[LayerParams], argmax: bool = True):
-        check_chain(layers)
+        check_classifier_chain(layers)
         self._layers = tuple(layers)
         self._argmax = bool(argmax)
         last = self._layers[-1]

@@ -21,6 +21,7 @@ import numpy as np
 from amaranth.lib import stream
 
 from spikelut.hdl.indexer import IndexerKind
+from spikelut.hdl.layouts import chunk_layout, vector_layout
 from spikelut.hdl.params import check_anchors, check_int, check_tables, signed_width, sum_range
 from spikelut.hdl.spram import SPRAM_DEPTH
 from spikelut.hdl.storage import Storage, write_layout
@@ -90,7 +91,10 @@ class LayerParams:
     at once); ``indexer``; ``residual_depth``: vectors buffered for the residual add
     (default: the fewest that keep the layer at its full rate); ``operand_memory``: the
     serial core's input copies (None: its own choice, see
-    :class:`~spikelut.hdl.serial_core.SerialLayer`).
+    :class:`~spikelut.hdl.serial_core.SerialLayer`); ``chunked``: the layer streams its
+    sums out ``L`` at a time (:func:`~spikelut.hdl.layouts.chunk_layout`, ``B`` chunks per
+    vector) from accumulators in memory, for wide outputs (a language model's logits) on
+    small devices: memory tables, not residual, the last layer of a core.
 
     The constructor normalises the defaults and raises ``ValueError`` naming the first bad
     value; the arrays are stored as int64 copies.
@@ -112,6 +116,7 @@ class LayerParams:
     indexer: IndexerKind = IndexerKind.PARALLEL
     residual_depth: int | None = None
     operand_memory: bool | None = None
+    chunked: bool = False
 
     def __post_init__(self) -> None:
         def put(name, value):
@@ -156,6 +161,18 @@ class LayerParams:
         put("residual_depth", check_int("residual_depth", self.residual_depth, 1, 64))
         if self.operand_memory is not None:
             put("operand_memory", bool(self.operand_memory))
+        put("chunked", bool(self.chunked))
+        if self.chunked and (self.storage == Storage.LOGIC or self.residual):
+            raise ValueError("a chunked layer reads memory tables and is not residual")
+
+    @property
+    def out_layout(self):
+        """The payload of the layer's output stream: its whole vector
+        (``vector_layout(out_width, Y)``), or for a chunked layer one chunk
+        (``chunk_layout(out_width, L)``)."""
+        if self.chunked:
+            return chunk_layout(self.out_width, self.lanes)
+        return vector_layout(self.out_width, self.out_dim)
 
     def _check_rate(self, n_t: int, y: int) -> None:
         p, l_ = self.tables_per_cycle, self.lanes

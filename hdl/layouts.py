@@ -6,6 +6,9 @@
   row indices (index ``i`` selects a row of table ``i``);
 - one AER spike event: ``event_layout(dim, time_width)`` with ``neuron`` (0..dim-1),
   ``time`` (unsigned time step) and ``last`` (this event ends the vector);
+- a chunk of a vector streamed ``L`` values at a time: ``chunk_layout(width, lanes)`` with
+  ``values`` (``lanes`` signed values, the chunk's first in the least significant bits) and
+  ``last`` (the vector's final chunk);
 - the classifier result: ``label_layout(dim, width)`` with ``index`` (the argmax, ties to the
   lowest index) and ``logits`` (the vector it was taken over).
 """
@@ -15,12 +18,17 @@ from __future__ import annotations
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["event_layout", "index_layout", "label_layout", "vector_layout"]
+__all__ = ["chunk_layout", "event_layout", "index_layout", "label_layout", "vector_layout"]
 
 
 def vector_layout(width: int, n: int) -> data.ArrayLayout:
     """``n`` signed values of ``width`` bits."""
     return data.ArrayLayout(signed(width), n)
+
+
+def chunk_layout(width: int, lanes: int) -> data.StructLayout:
+    """``lanes`` consecutive values of a vector streamed a chunk at a time, and ``last``."""
+    return data.StructLayout({"values": vector_layout(width, lanes), "last": unsigned(1)})
 
 
 def index_layout(n_c: int, n_t: int) -> data.ArrayLayout:

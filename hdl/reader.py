@@ -15,9 +15,8 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikelut.hdl.accumulator import RowAccumulator
+from spikelut.hdl.accumulator import ChunkAccumulator, RowAccumulator
 from spikelut.hdl.layer_params import LayerParams
-from spikelut.hdl.layouts import vector_layout
 from spikelut.hdl.storage import TableMemory
 
 __all__ = ["TableReader"]
@@ -30,8 +29,10 @@ class TableReader(wiring.Component):
     ``rd_step`` (``g * B + b``) and ``rd_en``. The read's data arrives a cycle later, when the
     caller says what it was with ``s1_valid``, ``s1_clear`` (a read of group 0: start from
     zero) and ``s1_last`` (the final read of a vector); ``stall`` is high while a finished
-    vector waits on ``o_stream`` and the next final read must be held. Writing: ``w_stream``,
-    accepted while ``w_allow`` is high. ``o_stream``: ``vector_layout(out_width, Y)``.
+    vector (or chunk) waits on ``o_stream`` and the next final read must be held. Writing:
+    ``w_stream``, accepted while ``w_allow`` is high. ``o_stream``: ``params.out_layout``
+    (the whole vector from a :class:`~spikelut.hdl.accumulator.RowAccumulator`, or chunks
+    from a :class:`~spikelut.hdl.accumulator.ChunkAccumulator` for a chunked layer).
     """
 
     def __init__(self, params: LayerParams):
@@ -48,14 +49,14 @@ class TableReader(wiring.Component):
                 "stall": Out(1),
                 "w_stream": In(params.write_signature),
                 "w_allow": In(1),
-                "o_stream": Out(stream.Signature(vector_layout(params.out_width, params.out_dim))),
+                "o_stream": Out(stream.Signature(params.out_layout)),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
         p = self._p
-        _, beats, _ = p.geometry
+        groups, beats, _ = p.geometry
         m.submodules.memory = mem = TableMemory(
             storage=p.storage,
             tables=p.tables,
@@ -63,14 +64,18 @@ class TableReader(wiring.Component):
             tables_per_cycle=p.tables_per_cycle,
             lanes=p.lanes,
         )
-        m.submodules.acc = acc = RowAccumulator(
-            out_dim=p.out_dim,
+        shape = dict(
             lanes=p.lanes,
             beats=beats,
             rows=p.tables_per_cycle,
             table_width=p.table_width,
             width=p.out_width,
         )
+        if p.chunked:
+            acc = ChunkAccumulator(groups=groups, **shape)
+        else:
+            acc = RowAccumulator(out_dim=p.out_dim, **shape)
+        m.submodules.acc = acc
         wiring.connect(m, wiring.flipped(self.w_stream), mem.w_stream)
         wiring.connect(m, acc.o_stream, wiring.flipped(self.o_stream))
         m.d.comb += [

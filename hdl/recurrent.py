@@ -3,23 +3,28 @@
 The cell computes ``h_t = LUT(h_{t-1}) + z_t`` with the integer semantics of
 :func:`spikelut.compiler.ir.golden.lut_layer` (``in_shift`` applied to ``h_{t-1}`` before the
 comparators); ``h_{-1} = 0`` at the start of every sequence (a transfer flagged ``first``).
-:class:`RNNCore` chains embedding, cell, unembedder and argmax: bit-exact with
-:func:`spikelut.compiler.ir.golden.run_rnn`.
+:class:`RNNCore` chains embedding, cell, a chunked unembedder and the next-byte selector:
+one token in, the chosen next token out, bit-exact with
+:func:`spikelut.compiler.ir.golden.rnn_choices`. Its LUTs are the classifier cores' layers
+(parallel :class:`~spikelut.hdl.layer.Layer` or serial
+:class:`~spikelut.hdl.serial_core.SerialLayer`), so tables sit in logic, distributed RAM,
+block RAM or SPRAM as for a classifier, and load through the same write ports.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikelut.hdl.layer import Layer, check_chain
-from spikelut.hdl.layer_params import LayerParams
-from spikelut.hdl.layouts import label_layout, vector_layout
+from spikelut.hdl.layer_params import LayerParams, check_serial
+from spikelut.hdl.layouts import chunk_layout, vector_layout
 from spikelut.hdl.params import check_int, signed_width, sum_range
-from spikelut.hdl.storage import Storage
-from spikelut.hdl.vector import Argmax
+from spikelut.hdl.selector import NextByte, check_exp_table, selector_config_layout
+from spikelut.hdl.serial_core import SerialLayer
+from spikelut.hdl.storage import Storage, TableLane, bank_image, write_layout
 
 __all__ = [
     "Embedding",
@@ -27,7 +32,12 @@ __all__ = [
     "RecurrentCell",
     "check_cell",
     "check_embedding",
+    "embedding_geometry",
+    "embedding_image",
+    "embedding_write_layout",
+    "output_layout",
     "step_layout",
+    "tap_signature",
     "token_layout",
 ]
 
@@ -57,29 +67,56 @@ def check_embedding(table, width: int) -> tuple[np.ndarray, int]:
     return t.astype(np.int64), width
 
 
+def embedding_geometry(vocab: int, dim: int, lanes: int) -> tuple[int, int]:
+    """``(beats B, depth)`` of an embedding memory read ``lanes`` values a clock."""
+    beats = -(-dim // lanes)
+    return beats, beats * vocab
+
+
+def embedding_image(table, lanes: int) -> np.ndarray:
+    """The memory contents (depth, L) of an embedding ``table`` (V, D) read ``lanes``
+    values a clock: word ``b * V + token`` holds values ``b*L ..`` of the token's row."""
+    return bank_image(np.asarray(table, np.int64)[None], tables_per_cycle=1, lanes=lanes)[0]
+
+
+def embedding_write_layout(vocab: int, dim: int, width: int, lanes: int):
+    """The payload of an embedding's write port (``lane`` always 0)."""
+    return write_layout(width, 1, lanes, embedding_geometry(vocab, dim, lanes)[1])
+
+
 class Embedding(wiring.Component):
     """Token embedding lookup: ``z = table[token]``, passing ``first`` along.
 
-    Parameters: ``table`` int array (V, D), entries within ``width`` signed bits.
-    ``i_stream``: ``token_layout(V)``; ``o_stream``: ``step_layout(width, D)``;
-    ``w_stream``: ``{"addr": range(V), "data": vector_layout(width, D)}`` rewrites a row
-    (accepted while no lookup is waiting). Block RAM with ``init``, one token per clock.
+    Parameters: ``table`` int array (V, D), entries within ``width`` signed bits;
+    ``storage`` (LUTRAM, BRAM or SPRAM) and ``lanes`` L: the table is one memory lane of
+    ``B * V`` words of ``L`` values (``B = ceil(D / L)``; word ``b * V + token`` holds
+    values ``b*L .. b*L + L - 1`` of the token's row: the layout of
+    :func:`~spikelut.hdl.storage.bank_image` for a one-table bank of ``V`` rows), read one
+    word a clock into ``z``. ``i_stream``: ``token_layout(V)``; ``o_stream``:
+    ``step_layout(width, D)``; ``w_stream``: :func:`~spikelut.hdl.storage.write_layout`
+    (one lane) rewrites a word, accepted between lookups. SPRAM starts empty (load it).
     """
 
-    def __init__(self, *, table, width: int):
+    def __init__(self, *, table, width: int, storage: Storage = Storage.BRAM, lanes=None):
         self._table, self._width = check_embedding(table, width)
         v, d = self._table.shape
+        self._storage = Storage(storage)
+        if self._storage == Storage.LOGIC:
+            raise ValueError("the embedding is a memory: LUTRAM, BRAM or SPRAM")
+        self._lanes = check_int("lanes", d if lanes is None else lanes, 1, d)
+        self._beats, _ = embedding_geometry(v, d, self._lanes)
         super().__init__(
             {
                 "i_stream": In(stream.Signature(token_layout(v))),
                 "o_stream": Out(stream.Signature(step_layout(self._width, d))),
-                "w_stream": In(
-                    stream.Signature(
-                        data.StructLayout({"addr": range(v), "data": vector_layout(self._width, d)})
-                    )
-                ),
+                "w_stream": In(stream.Signature(self.write_layout)),
             }
         )
+
+    @property
+    def write_layout(self):
+        """The ``w_stream`` payload (:func:`embedding_write_layout`)."""
+        return embedding_write_layout(self.vocab, self.dim, self._width, self._lanes)
 
     @property
     def table(self) -> np.ndarray:
@@ -101,30 +138,66 @@ class Embedding(wiring.Component):
         """Signed width of an embedding value."""
         return self._width
 
+    @property
+    def lanes(self) -> int:
+        """L, values read per clock."""
+        return self._lanes
+
+    @property
+    def depth(self) -> int:
+        """Words of the memory: ``B * V``."""
+        return embedding_geometry(self.vocab, self.dim, self._lanes)[1]
+
+    @property
+    def image(self) -> np.ndarray:
+        """The memory contents (depth, L) of the table (what ``w_stream`` loads)."""
+        return embedding_image(self._table, self._lanes)
+
     def elaborate(self, platform):
         m = Module()
         i, o, w = self.i_stream, self.o_stream, self.w_stream
-        shape = vector_layout(self._width, self.dim)
-        m.submodules.mem = mem = memory.Memory(
-            shape=shape, depth=self.vocab, init=self._table.tolist()
+        v, d, lanes, beats = self.vocab, self.dim, self._lanes, self._beats
+        m.submodules.lane = lane = TableLane(
+            storage=self._storage, image=self.image, table_width=self._width
         )
-        rp = mem.read_port()  # holds its data while en is low: the payload stays stable
-        wp = mem.write_port()
-        take = i.valid & i.ready
+        busy = Signal()  # reading the words of a token
+        beat = Signal(range(beats))
+        s1 = Signal()  # a word read last cycle: its data is on rd_data
+        s1_beat = Signal(range(beats))
+        addr = Signal(range(self.depth))
+        z = Signal(vector_layout(self._width, beats * lanes))
+        first = Signal()
         m.d.comb += [
-            i.ready.eq(~o.valid | o.ready),
-            rp.addr.eq(i.payload.token),
-            rp.en.eq(take),
-            o.payload.z.eq(rp.data),
-            w.ready.eq(~o.valid),
-            wp.addr.eq(w.payload.addr),
-            wp.data.eq(w.payload.data),
-            wp.en.eq(w.valid & w.ready),
+            w.ready.eq(~busy & ~s1 & ~o.valid),
+            lane.w_addr.eq(w.payload.addr),
+            lane.w_data.eq(w.payload.data),
+            lane.w_en.eq(w.valid & w.ready),
+            lane.rd_addr.eq(addr),
+            lane.rd_en.eq(busy),
+            i.ready.eq(~busy & ~s1 & ~o.valid),
         ]
-        with m.If(o.ready):
+        with m.If(i.valid & i.ready):
+            m.d.sync += [
+                busy.eq(1),
+                beat.eq(0),
+                addr.eq(i.payload.token),
+                first.eq(i.payload.first),
+            ]
+        with m.If(busy):
+            m.d.sync += [beat.eq(beat + 1), addr.eq(addr + v)]
+            with m.If(beat == beats - 1):
+                m.d.sync += busy.eq(0)
+        m.d.sync += [s1.eq(busy), s1_beat.eq(beat)]
+        with m.If(s1):
+            for b in range(beats):
+                with m.If(s1_beat == b):
+                    m.d.sync += [z[b * lanes + c].eq(lane.rd_data[c]) for c in range(lanes)]
+            with m.If(s1_beat == beats - 1):
+                m.d.sync += o.valid.eq(1)
+        with m.If(o.valid & o.ready):
             m.d.sync += o.valid.eq(0)
-        with m.If(take):
-            m.d.sync += [o.valid.eq(1), o.payload.first.eq(i.payload.first)]
+        m.d.comb += [o.payload.first.eq(first)]
+        m.d.comb += [o.payload.z[k].eq(z[k]) for k in range(d)]
         return m
 
 
@@ -157,16 +230,21 @@ class RecurrentCell(wiring.Component):
 
     ``lut``: the LUT's :class:`~spikelut.hdl.layer_params.LayerParams` (state to state;
     :func:`check_cell`); ``in_width``: signed width of ``z``; ``z_bounds``: the values ``z``
-    takes (default its full range). ``i_stream``: ``step_layout(in_width, D)``;
+    takes (default its full range); ``serial``: index the LUT with the serial core's
+    :class:`~spikelut.hdl.serial_core.SerialLayer` (a few comparators a clock) instead of a
+    parallel :class:`~spikelut.hdl.layer.Layer`. ``i_stream``: ``step_layout(in_width, D)``;
     ``o_stream``: ``vector_layout(state_width, D)``, one ``h_t`` per ``z_t``; ``w_stream``
     for tables in memory: the LUT's table write port. Time steps are sequential (each needs
     the previous state).
     """
 
-    def __init__(self, lut: LayerParams, *, in_width: int, z_bounds=None):
+    def __init__(self, lut: LayerParams, *, in_width: int, z_bounds=None, serial: bool = False):
         check_cell(lut, in_width, z_bounds)
+        if serial:
+            check_serial(lut)
         self._lut = lut
         self._in_width = in_width
+        self._serial = bool(serial)
         dim = lut.out_dim
         ports = {
             "i_stream": In(stream.Signature(step_layout(in_width, dim))),
@@ -193,7 +271,7 @@ class RecurrentCell(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.lut = lut = Layer(self._lut)
+        m.submodules.lut = lut = SerialLayer(self._lut) if self._serial else Layer(self._lut)
         i, o = self.i_stream, self.o_stream
         if self._lut.storage != Storage.LOGIC:
             wiring.connect(m, wiring.flipped(self.w_stream), lut.w_stream)
@@ -225,20 +303,48 @@ class RecurrentCell(wiring.Component):
         return m
 
 
+def tap_signature(shape) -> wiring.Signature:
+    """An observation port: ``valid`` and ``payload`` of the transfers of an internal
+    stream, with no ``ready`` (a tap cannot hold the design back)."""
+    return wiring.Signature({"valid": Out(1), "payload": Out(shape)})
+
+
+def output_layout(vocab: int) -> data.StructLayout:
+    """A language-model core's answer: the chosen next token ``index``."""
+    return data.StructLayout({"index": range(vocab)})
+
+
 class RNNCore(wiring.Component):
     """A spiking-RNN core: token -> :class:`Embedding` -> :class:`RecurrentCell` ->
-    unembedder :class:`~spikelut.hdl.layer.Layer` -> :class:`~spikelut.hdl.vector.Argmax`.
+    chunked unembedder -> :class:`~spikelut.hdl.selector.NextByte` -> the next token.
 
     ``embedding``: int (V, D) table of ``embedding_width`` signed bits
-    (:func:`check_embedding`); ``cell``: the cell LUT's parameters (:func:`check_cell`, with
-    ``z`` bounded by the embedding's values); ``unembedder``: the unembedder's parameters
-    (state to V logits, reading what the cell gives). ``i_stream``:
-    ``token_layout(V)`` (``first`` starts a sequence, ``h = 0``); ``o_stream``:
-    ``label_layout(V, W)``, the next token's logits and their argmax.
+    (:func:`check_embedding`), in ``embedding_storage`` read ``embedding_lanes`` values a
+    clock; ``cell``: the cell LUT's parameters (:func:`check_cell`, with ``z`` bounded by
+    the embedding's values); ``unembedder``: the unembedder's parameters (state to V
+    logits, ``chunked``); ``serial``: both LUTs indexed by the serial core's layers (else
+    parallel layers); ``exp``, ``greedy``, ``seed``: the selector's initial exponential
+    table, rule and random state (:class:`~spikelut.hdl.selector.NextByte`).
+
+    Ports: ``i_stream`` ``token_layout(V)`` (``first`` starts a sequence, ``h = 0``); one
+    answer per token on ``o_stream`` (:func:`output_layout`); ``o_logits``, a tap
+    (:func:`tap_signature`) of the unembedder's logit chunks as the selector takes them; ``cfg_stream`` and ``w_exp`` (the selector's); ``w_embedding``,
+    ``w_cell`` (tables in memory), ``w_unembedder``: the table write ports.
     """
 
     def __init__(
-        self, *, embedding, embedding_width: int, cell: LayerParams, unembedder: LayerParams
+        self,
+        *,
+        embedding,
+        embedding_width: int,
+        cell: LayerParams,
+        unembedder: LayerParams,
+        serial: bool = False,
+        embedding_storage: Storage = Storage.BRAM,
+        embedding_lanes: int | None = None,
+        exp=(1, 0),
+        greedy: bool = True,
+        seed: int = 1,
     ):
         self._emb, self._emb_width = check_embedding(embedding, embedding_width)
         if self._emb.shape[1] != cell.in_dim:
@@ -249,34 +355,130 @@ class RNNCore(wiring.Component):
         self._z_bounds = (self._emb.min(axis=0), self._emb.max(axis=0))
         check_cell(cell, embedding_width, self._z_bounds)
         check_chain([cell, unembedder])  # the unembedder reads the state
-        self._cell, self._unemb = cell, unembedder
+        if not unembedder.chunked:
+            raise ValueError("the unembedder streams its logits in chunks: make it chunked")
+        if serial:
+            check_serial(cell, 0)
+            check_serial(unembedder, 1)
         vocab = self._emb.shape[0]
-        super().__init__(
-            {
-                "i_stream": In(stream.Signature(token_layout(vocab))),
-                "o_stream": Out(
-                    stream.Signature(label_layout(unembedder.out_dim, unembedder.out_width))
-                ),
-            }
-        )
+        if unembedder.out_dim != vocab:
+            raise ValueError(f"the unembedder gives {unembedder.out_dim} logits, not V={vocab}")
+        self._cell, self._unemb, self._serial = cell, unembedder, bool(serial)
+        self._emb_storage = Storage(embedding_storage)
+        self._emb_lanes = check_int(
+            "embedding_lanes", cell.in_dim if embedding_lanes is None else embedding_lanes, 1,
+            cell.in_dim,
+        )  # fmt: skip
+        self._exp = check_exp_table(exp, 16)
+        self._greedy, self._seed = bool(greedy), seed
+        chunk = chunk_layout(unembedder.out_width, unembedder.lanes)
+        ports = {
+            "i_stream": In(stream.Signature(token_layout(vocab))),
+            "o_stream": Out(stream.Signature(output_layout(vocab))),
+            "o_logits": Out(tap_signature(chunk)),
+            "cfg_stream": In(stream.Signature(selector_config_layout())),
+            "w_exp": In(
+                stream.Signature(data.StructLayout({"addr": range(len(self._exp)), "data": 16}))
+            ),
+            "w_embedding": In(
+                stream.Signature(
+                    embedding_write_layout(vocab, cell.in_dim, embedding_width, self._emb_lanes)
+                )
+            ),
+            "w_unembedder": In(unembedder.write_signature),
+        }
+        if cell.storage != Storage.LOGIC:
+            ports["w_cell"] = In(cell.write_signature)
+        super().__init__(ports)
 
     @property
-    def cycles_per_token(self) -> int:
-        """Cycles between tokens at full rate: the cell's step (the unembedder overlaps)."""
-        return 3 + self._cell.cycles_per_inference + self._cell.bank_cycles
+    def embedding_image(self) -> np.ndarray:
+        """The embedding memory's contents (what ``w_embedding`` loads)."""
+        return embedding_image(self._emb, self._emb_lanes)
+
+    @property
+    def embedding_storage(self) -> Storage:
+        """Where the embedding lives."""
+        return self._emb_storage
+
+    @property
+    def embedding_width(self) -> int:
+        """Signed width of an embedding value."""
+        return self._emb_width
+
+    @property
+    def embedding_lanes(self) -> int:
+        """Embedding values read a clock (the width of an embedding memory word)."""
+        return self._emb_lanes
+
+    @property
+    def vocab(self) -> int:
+        """V, the number of tokens."""
+        return self._emb.shape[0]
+
+    @property
+    def exp_entries(self) -> int:
+        """Entries of the selector's exponential table (what ``w_exp`` addresses)."""
+        return len(self._exp)
+
+    @property
+    def cell(self) -> LayerParams:
+        """The cell LUT's parameters."""
+        return self._cell
+
+    @property
+    def unembedder(self) -> LayerParams:
+        """The unembedder's parameters."""
+        return self._unemb
+
+    @property
+    def serial(self) -> bool:
+        """Whether the LUTs are indexed by serial-core layers."""
+        return self._serial
+
+    @property
+    def table_cycles_per_token(self) -> int:
+        """The memories' bandwidth floor of one generated token: the embedding's reads, the
+        cell's and then the unembedder's (a generated token is the next input, so none of
+        them overlap)."""
+        beats, _ = embedding_geometry(self._emb.shape[0], self._emb.shape[1], self._emb_lanes)
+        return beats + self._cell.bank_cycles + self._unemb.bank_cycles
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.embedding = emb = Embedding(table=self._emb, width=self._emb_width)
-        m.submodules.cell = cell = RecurrentCell(
-            self._cell, in_width=self._emb_width, z_bounds=self._z_bounds
+        m.submodules.embedding = emb = Embedding(
+            table=self._emb,
+            width=self._emb_width,
+            storage=self._emb_storage,
+            lanes=self._emb_lanes,
         )
-        m.submodules.unembedder = unemb = Layer(self._unemb)
+        m.submodules.cell = cell = RecurrentCell(
+            self._cell, in_width=self._emb_width, z_bounds=self._z_bounds, serial=self._serial
+        )
         u = self._unemb
-        m.submodules.argmax = head = Argmax(dim=u.out_dim, width=u.out_width)
+        m.submodules.unembedder = unemb = SerialLayer(u) if self._serial else Layer(u)
+        m.submodules.select = sel = NextByte(
+            vocab=u.out_dim,
+            width=u.out_width,
+            lanes=u.lanes,
+            exp=self._exp,
+            greedy=self._greedy,
+            seed=self._seed,
+        )
         wiring.connect(m, wiring.flipped(self.i_stream), emb.i_stream)
         wiring.connect(m, emb.o_stream, cell.i_stream)
         wiring.connect(m, cell.o_stream, unemb.i_stream)
-        wiring.connect(m, unemb.o_stream, head.i_stream)
-        wiring.connect(m, head.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, unemb.o_stream, sel.i_stream)
+        wiring.connect(m, sel.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, wiring.flipped(self.cfg_stream), sel.cfg_stream)
+        wiring.connect(m, wiring.flipped(self.w_exp), sel.w_exp)
+        wiring.connect(m, wiring.flipped(self.w_embedding), emb.w_stream)
+        wiring.connect(m, wiring.flipped(self.w_unembedder), unemb.w_stream)
+        if self._cell.storage != Storage.LOGIC:
+            wiring.connect(m, wiring.flipped(self.w_cell), cell.w_stream)
+        tap = unemb.o_stream
+        m.d.comb += [
+            self.o_logits.valid.eq(tap.valid & tap.ready),
+            self.o_logits.payload.eq(tap.payload),
+        ]
         return m

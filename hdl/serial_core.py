@@ -32,7 +32,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikelut.hdl.layer import check_chain
+from spikelut.hdl.layer import check_classifier_chain
 from spikelut.hdl.layer_params import (
     MIN_COPY_DIM,
     LayerParams,
@@ -88,7 +88,7 @@ class SerialLayer(wiring.Component):
     ``params``: the layer (:func:`~spikelut.hdl.layer_params.check_serial`: BRAM, LUTRAM or
     SPRAM tables, not residual; operands from input copies as
     :func:`serial_operand_memory` says). Ports: ``i_stream`` ``vector_layout(in_width, D)``,
-    ``o_stream`` ``vector_layout(out_width, Y)``, ``w_stream``
+    ``o_stream`` ``params.out_layout`` (the sums, or a chunked layer's chunks), ``w_stream``
     (:func:`~spikelut.hdl.storage.write_layout`, accepted while no vector is in flight).
 
     At full rate results leave exactly :attr:`cycles_per_inference` ``= G * B`` cycles apart.
@@ -106,7 +106,7 @@ class SerialLayer(wiring.Component):
         super().__init__(
             {
                 "i_stream": In(stream.Signature(vector_layout(params.in_width, params.in_dim))),
-                "o_stream": Out(stream.Signature(vector_layout(params.out_width, params.out_dim))),
+                "o_stream": Out(stream.Signature(params.out_layout)),
                 "w_stream": In(params.write_signature),
             }
         )
@@ -337,7 +337,7 @@ class SerialNetwork(wiring.Component):
     """
 
     def __init__(self, *, layers: Sequence[LayerParams]):
-        check_chain(layers)
+        check_classifier_chain(layers)
         for k, p in enumerate(layers):
             check_serial(p, k)
         self._layers = tuple(layers)

@@ -5,7 +5,8 @@
 in a background thread (boot from the SPI-flash model serving ``flash_image``, then the UART
 bridged to a local TCP port with real bit timing) and yields a :class:`SimBoard` whose
 ``port`` (``tcp:127.0.0.1:N``) :func:`spikelut.boards.host.open_transport` opens.
-:func:`run_board_sim` builds the design a board build would ship and runs inputs through it. The
+:func:`run_board_sim` builds the design a board build would ship and runs inputs through it;
+:func:`run_lm_board_sim` does the same for a language model, generating text. The
 simulation ends when the host closes the connection.
 """
 
@@ -21,14 +22,24 @@ from pathlib import Path
 
 import numpy as np
 
-from spikelut.boards.design import board_core, make_core, model_hash, model_tables
+from spikelut.boards.design import board_core, core_tables, make_core, model_hash, model_tables
 from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
 from spikelut.boards.host import BoardClient, open_transport
+from spikelut.boards.lm_design import (
+    lm_board_fit,
+    lm_core_tables,
+    lm_tables,
+    make_lm_core,
+)
+from spikelut.boards.lm_runtime import DEFAULT_CHUNK, generate_on_board
 from spikelut.boards.platforms import BoardSpec
-from spikelut.boards.runtime import run_on_board
+from spikelut.boards.runtime import run_on_board, upload_tables
+from spikelut.compiler.backend.sequence import RNNPlan
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_bytes_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.selection import Selection
 from spikelut.hdl.hostlink.wire import FrameType
 from spikelut.sim.cocotb_runner import run_cocotb
 
@@ -37,6 +48,7 @@ __all__ = [
     "SIM_DIVISOR",
     "SimBoard",
     "run_board_sim",
+    "run_lm_board_sim",
     "sim_rate",
     "simulated_board",
 ]
@@ -146,37 +158,33 @@ def run_board_sim(
     """Run integer inputs ``x`` through the complete design a build of ``model`` for board
     ``spec`` would put in the bitstream, simulated with real UART bit timing, with the host
     runtime (:func:`~spikelut.boards.runtime.run_on_board`) checking every answer against the
-    golden model. ``tables``: ``"flash"`` (SPRAM tables boot from the simulated flash) or
-    ``"link"`` (uploaded with LOAD_TABLES). Returns the runtime's result plus simulated-time
-    figures (``sim_inferences_per_second``: through the simulated UART link)."""
+    golden model. ``tables``: ``"flash"`` (a design with SPRAM boots its tables from the
+    simulated flash) or ``"link"`` (the flash is blank; the tables are loaded over the link,
+    LOAD_TABLES and COMMIT_TABLES, whatever the board holds). Returns the runtime's result
+    plus simulated-time figures (``sim_inferences_per_second``: through the simulated UART
+    link)."""
     try:
         core_plan = board_core(model, spec)
-        core = make_core(
-            model,
-            core_plan,
-            clock_hz=round(1e9 / SIM_CLOCK_NS),
-            divisor=SIM_DIVISOR,
-            max_payload=512,
-        )
+        core = make_core(model, core_plan, clock_hz=round(1e9 / SIM_CLOCK_NS), divisor=SIM_DIVISOR)
     except ValueError as e:
         raise UserError(str(e)) from None
+    build = core_tables(core_plan)
     image = None
     if tables == "flash" and core.boot_load:
-        area = table_area(table_payload(core.space, model_tables(model)), model_hash(model))
+        payload = table_payload(core.space, model_tables(model))
+        area = table_area(payload, model_hash(model), core.shape_hash)
         # the simulated flash holds only the table area: start it at the loader's offset
         image = b"\xff" * TABLE_OFFSET + area
     progress(f"run: simulating the {spec.name} board design in Verilator (first build is slow)")
     with simulated_board(core, flash_image=image) as sim:
         client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
         with client:
-            result = run_on_board(
-                client,
-                model,
-                x,
-                labels=labels,
-                space=core.space if tables == "link" else None,
-                progress=progress,
-            )
+            loaded = 0
+            if tables == "link":
+                progress("run: loading the tables over the link")
+                loaded = upload_tables(client, build.space, model_tables(model), model_hash(model))
+            result = run_on_board(client, model, x, labels=labels, build=build, progress=progress)
+            result["table_frames"] += loaded
     _, seconds = sim_rate(sim.timeline, FrameType.INFER_BATCH, FrameType.RESULT_BATCH)
     result.update(
         port="sim",
@@ -189,5 +197,63 @@ def run_board_sim(
         sim_inferences_per_second=len(x) / seconds if seconds else 0.0,
         cycles_per_inference=core_plan.cycles_per_inference,
         indexer=core_plan.kind.value,
+    )
+    return result
+
+
+def run_lm_board_sim(
+    model: IntegerRNN,
+    prompt: bytes,
+    n: int,
+    selection: Selection,
+    *,
+    spec: BoardSpec,
+    tables: str = "flash",
+    plan: RNNPlan | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    progress=print,
+) -> dict:
+    """Generate ``n`` tokens after ``prompt`` on the complete design a build of the language
+    model ``model`` for board ``spec`` would put in the bitstream (``plan``: another
+    placement), simulated with real UART bit timing, the host runtime
+    (:func:`~spikelut.boards.lm_runtime.generate_on_board`) checking every byte against
+    the golden model. ``tables`` as :func:`run_board_sim`. Returns the runtime's result plus
+    simulated-time figures (``sim_tokens_per_second``: generated tokens through the
+    simulated UART link, from the first GENERATE sent to the last GENERATED received)."""
+    try:
+        plan = plan or lm_board_fit(model, spec).plan
+        core = make_lm_core(
+            model, plan, selection, clock_hz=round(1e9 / SIM_CLOCK_NS), divisor=SIM_DIVISOR
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    build = lm_core_tables(core.net)
+    image = None
+    if tables == "flash" and core.boot_load:
+        payload = table_payload(core.space, lm_tables(model))
+        image = b"\xff" * TABLE_OFFSET + table_area(payload, model_hash(model), core.shape_hash)
+    progress(f"run: simulating the {spec.name} board design in Verilator (first build is slow)")
+    with simulated_board(core, flash_image=image) as sim:
+        client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
+        with client:
+            loaded = 0
+            if tables == "link":
+                progress("run: loading the tables over the link")
+                loaded = upload_tables(client, build.space, lm_tables(model), model_hash(model))
+            result = generate_on_board(
+                client, model, prompt, n, selection, chunk=chunk, build=build, progress=progress
+            )
+            result["table_frames"] += loaded
+    _, seconds = sim_rate(sim.timeline, FrameType.GENERATE, FrameType.GENERATED)
+    result.update(
+        port="sim",
+        board=spec.name,
+        plan=plan.to_json(),
+        boot=sim.timeline.get("boot"),
+        boot_ns=sim.timeline.get("boot_ns"),
+        sim_clock_hz=sim.clock_hz,
+        sim_baud=sim.baud,
+        sim_seconds=seconds,
+        sim_tokens_per_second=n / seconds if seconds else 0.0,
     )
     return result

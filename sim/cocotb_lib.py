@@ -373,11 +373,14 @@ def locate_divergence(
 
     ``golden[k]`` and ``design[k]`` hold layer ``k``'s ``"indices"`` (one row index per
     table) and ``"sums"`` (the bank's output vector, before any residual add), each a list
-    over vectors (the design's may be shorter when it produced fewer). Returns e.g.
+    over vectors (the design's may be shorter when it produced fewer, and lacks the
+    indices where the design has no stream of them). Returns e.g.
     ``"layer 0 table 17: index 5 (golden 4)"``, or a sentence saying all agree.
     """
     for k, (g, d) in enumerate(zip(golden, design, strict=True)):
         for what in ("indices", "sums"):
+            if what not in d:
+                continue
             if n >= len(d[what]):
                 return f"layer {k}: the design produced no {what} for vector {n}"
             gv, dv = list(g[what][n]), list(d[what][n])

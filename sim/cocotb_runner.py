@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,13 +138,20 @@ def build_key(
     build_args: list[str],
     optimize: bool = False,
     public: str = "all",
+    libraries: Sequence[Path] = (),
 ) -> str:
-    """Hash naming a Verilator build: design, top, options, and the tool versions."""
+    """Hash naming a Verilator build: design, top, options, library files (their contents),
+    and the tool versions."""
     import cocotb
 
     blob = json.dumps(
         {
             "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
+            **(
+                {"libraries": [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in libraries]}
+                if libraries
+                else {}
+            ),
             "top": toplevel,
             "parameters": {k: str(v) for k, v in sorted(parameters.items())},
             "waves": waves,
@@ -176,7 +183,9 @@ def _verilator_runner(public: str):
     return PortsOnlyVerilator()
 
 
-def _build(verilog, toplevel, bdir, parameters, build_args, waves, optimize, public="all") -> None:
+def _build(
+    verilog, toplevel, bdir, parameters, build_args, waves, optimize, public="all", libraries=()
+) -> None:
     """Build into a private directory, then rename it to ``bdir`` (concurrent builds are safe).
 
     ``optimize`` compiles the model's C++ with -O2 instead of Verilator's default -Os (make's
@@ -188,7 +197,8 @@ def _build(verilog, toplevel, bdir, parameters, build_args, waves, optimize, pub
     tmp.mkdir(parents=True)
     src = tmp / f"{toplevel}.v"
     write_text_atomic(src, verilog)
-    sources = [src]
+    sources = [src, *libraries]
+    build_args = [*build_args, *sorted({f"-I{Path(f).parent}" for f in libraries})]
     if public == "ports":
         control = tmp / "public.vlt"
         write_text_atomic(
@@ -242,6 +252,7 @@ def run_cocotb(
     strict_warnings: bool = True,
     optimize: bool = False,
     public: str = "all",
+    libraries: Sequence[str | os.PathLike] = (),
 ) -> CocotbResults:
     """Build ``design`` as module ``toplevel`` with Verilator (cached) and run ``test_module``.
 
@@ -255,7 +266,9 @@ def run_cocotb(
     sets ``PYTHONWARNINGS`` itself. ``optimize`` compiles the model with -O2 (about a quarter
     longer to build, faster to simulate a large core). ``public``: ``"all"`` (every signal
     visible to the test, as cocotb builds) or ``"ports"`` (only the top module's: about
-    three times faster on a large core, and quicker to build). Returns
+    three times faster on a large core, and quicker to build). ``libraries``: more Verilog
+    files built with the design (cell models of a synthesised netlist); each file's folder
+    is on the include path. Returns
     :class:`CocotbResults`; with ``check`` (the default) raises :class:`CocotbFailure`
     naming every failed test when any failed or none ran.
     """
@@ -270,6 +283,7 @@ def run_cocotb(
     waves_kind = _waves_kind(waves, build_args)
 
     verilog = to_verilog(design, toplevel)
+    libraries = [Path(f).resolve() for f in libraries]
     key = build_key(
         verilog,
         toplevel,
@@ -278,6 +292,7 @@ def run_cocotb(
         build_args=build_args,
         optimize=optimize,
         public=public,
+        libraries=libraries,
     )
     root = Path(build_dir) if build_dir is not None else default_cache_dir()
     bdir = (root / f"{toplevel}-{key}").resolve()
@@ -287,7 +302,17 @@ def run_cocotb(
     runner = get_runner("verilator")
     t0 = time.monotonic()
     if not cached:
-        _build(verilog, toplevel, bdir, parameters, build_args, waves is not None, optimize, public)
+        _build(
+            verilog,
+            toplevel,
+            bdir,
+            parameters,
+            build_args,
+            waves is not None,
+            optimize,
+            public,
+            libraries,
+        )
     build_seconds = time.monotonic() - t0
 
     tdir = (Path(test_dir) if test_dir is not None else bdir / "run").resolve()

@@ -24,27 +24,26 @@ import numpy as np
 from cocotb_tools.runner import get_runner
 
 from spikelut.compiler.backend.cores import CoreKind, build_core
-from spikelut.compiler.backend.manifest import describe_shape, manifest
+from spikelut.compiler.backend.manifest import manifest
 from spikelut.compiler.backend.network import network_params
 from spikelut.compiler.backend.placement import fit_plans
 from spikelut.compiler.backend.plan import LayerPlan
-from spikelut.compiler.backend.sequence import rnn_core
 from spikelut.compiler.backend.targets import TARGETS, Target
 from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.golden import lut_rows, run_classifier, run_rnn
+from spikelut.compiler.ir.golden import lut_rows, run_classifier
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.storage import Storage, bank_image
 from spikelut.sim.cocotb_lib import pack_value
 from spikelut.sim.cocotb_runner import run_cocotb, to_verilog
+from spikelut.sim.netlist import CELL_MODEL_ARGS, synthesize
 
 __all__ = [
     "SimReport",
     "SimulatorUnavailable",
     "core_for",
     "simulate",
-    "simulate_rnn",
     "write_case",
 ]
 
@@ -64,11 +63,13 @@ class SimReport:
     ``mismatches`` counts outputs that differ from the golden model (``first_mismatch`` and
     ``divergence`` describe the first); ``accuracy`` is the hardware's on the labels given
     (None without labels or without argmax); ``cycles_per_inference`` is the measured
-    steady-state interval between outputs, ``latency_cycles`` from an input's last transfer
-    to its output; ``cycles_per_second`` is simulated clock cycles per wall second of the
+    steady-state interval between outputs, ``latency_cycles`` from the cycle an input is
+    first offered to its output's transfer; ``cycles_per_second`` is simulated clock cycles per wall second of the
     cocotb test (table loading included), ``inference_cycles_per_second`` the same after the
     tables are loaded, ``cycles_per_cpu_second`` per second of the simulator process's CPU
-    time (what an unloaded machine reaches). A debug run also compares every layer's indices
+    time (what an unloaded machine reaches). ``kind`` is the core kind simulated;
+    ``netlist`` (for a post-synthesis run) the family, Yosys's cell counts and the synthesis
+    time. A debug run also compares every layer's indices
     and bank sums with the golden model's (``layer_checks`` vectors, ``layer_mismatches``).
     """
 
@@ -95,6 +96,8 @@ class SimReport:
     waves: str | None = None
     layer_checks: int | None = None
     layer_mismatches: int | None = None
+    kind: str = "parallel"
+    netlist: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-able fields."""
@@ -193,6 +196,7 @@ def write_case(
         "period_ns": PERIOD_NS,
         "seed": seed,
         "indexer": "temporal" if temporal else "parallel",
+        "kind": kind.value,
         "in_width": net.layers[0].in_width,
         "event": ports["i_stream"]["payload"] if temporal else None,
         "out": out_desc,
@@ -242,16 +246,27 @@ def _results(case: Path) -> dict:
 
 
 def _run(
-    net, case: Path, *, simulator: str, seed: int, waves, build_dir, optimize=False, debug=False
+    design,
+    case: Path,
+    *,
+    simulator: str,
+    seed: int,
+    waves,
+    build_dir,
+    optimize=False,
+    debug=False,
+    libraries=(),
 ):
-    """Run the test on ``net`` with ``simulator``; returns ``(build_seconds, cached, waves)``.
+    """Run the test on ``design`` (an elaborated core, or a synthesised netlist's Verilog
+    with its cell models in ``libraries``) with ``simulator``; returns ``(build_seconds,
+    cached, waves)``.
 
     A Verilator build shows Python only the core's ports unless ``debug`` (whose probes read
     every layer's streams): several times faster on a large core."""
     env = {"SPIKELUT_TB_DIR": str(case.resolve())}
     if simulator == "verilator":
         res = run_cocotb(
-            net,
+            design,
             toplevel=TOPLEVEL,
             test_module=TEST_MODULE,
             build_dir=build_dir,
@@ -262,6 +277,8 @@ def _run(
             check=False,
             optimize=optimize,
             public="all" if debug else "ports",
+            libraries=libraries,
+            build_args=list(CELL_MODEL_ARGS) if libraries else None,
         )
         if not res.tests:
             log = case / "run" / "sim.log"
@@ -269,11 +286,11 @@ def _run(
             raise RuntimeError(f"the simulation did not run its test:\n{tail}")
         return res.build_seconds, res.cached, res.waves
     if simulator == "icarus":
-        return _run_icarus(net, case, env=env, seed=seed, waves=waves)
+        return _run_icarus(design, case, env=env, seed=seed, waves=waves, libraries=libraries)
     raise ValueError(f"unknown simulator {simulator!r}; use verilator or icarus")
 
 
-def _run_icarus(net, case: Path, *, env, seed, waves):
+def _run_icarus(design, case: Path, *, env, seed, waves, libraries=()):
     if shutil.which("iverilog") is None:
         raise SimulatorUnavailable(
             "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
@@ -282,11 +299,12 @@ def _run_icarus(net, case: Path, *, env, seed, waves):
     toolchain.prepare_cocotb_environment()
     bdir = case / "icarus_build"
     src = case / f"{TOPLEVEL}.v"
-    write_text_atomic(src, to_verilog(net, TOPLEVEL))
+    write_text_atomic(src, to_verilog(design, TOPLEVEL))
     runner = get_runner("icarus")
     t0 = time.monotonic()
     runner.build(
-        sources=[src],
+        sources=[src, *libraries],
+        includes=sorted({str(Path(f).parent) for f in libraries}),
         hdl_toplevel=TOPLEVEL,
         build_dir=bdir,
         timescale=("1ns", "1ps"),
@@ -328,6 +346,8 @@ def simulate(
     work_dir: str | os.PathLike | None = None,
     golden: ClassifierMLP | None = None,
     optimize: bool = False,
+    netlist: bool = False,
+    progress=None,
 ) -> SimReport:
     """Simulate the core of integer classifier ``model`` on inputs ``x`` (B, D) and compare
     every output with the golden model.
@@ -341,25 +361,15 @@ def simulate(
     ``golden``: the model the outputs are checked against (default ``model``; another one
     injects a fault, to test the checking itself); ``debug``: also compare every layer's
     indices and bank sums (slower: probes wake every cycle); ``optimize``: compile the
-    Verilator model with -O2 (longer build, faster simulation).
+    Verilator model with -O2 (longer build, faster simulation); ``netlist``: simulate the
+    core as Yosys synthesises it for ``target``'s family (:mod:`spikelut.sim.netlist`, vendor
+    cell models) instead of its RTL; ``progress``: called with a line per stage.
     Raises :class:`SimulatorUnavailable` when the simulator is not installed and
     ``ValueError`` for a float model or bad options.
     """
-    if not isinstance(model, ClassifierMLP) or not model.is_integer:
-        raise ValueError("simulation needs a quantised classifier; run spikelut quantize first")
-    if simulator not in ("verilator", "icarus"):
-        raise ValueError(f"unknown simulator {simulator!r}; use verilator or icarus")
-    if simulator == "icarus" and waves is not None:
-        raise ValueError("traces (--waves) are written with --simulator verilator only")
-    if simulator == "icarus" and shutil.which("iverilog") is None:
-        raise SimulatorUnavailable(
-            "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
-            "iverilog) or use --simulator verilator"
-        )
-    x = np.atleast_2d(np.asarray(x, np.int64))
-    if x.shape[1] != model.encoding.dim or len(x) == 0:
-        raise ValueError(f"inputs must be (B>0, {model.encoding.dim}) integers, not {x.shape}")
+    x = _check_options(model, x, simulator=simulator, waves=waves, netlist=netlist, debug=debug)
     kind = CoreKind.parse(kind)
+    say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     net, widths = core_for(model, plans=plans, target=target, kind=kind, argmax=argmax)
     tmp = None
@@ -371,31 +381,27 @@ def simulate(
         opts = dict(seed=seed, gap_prob=gap_prob, stall_prob=stall_prob, load_all=load_all)
         ref = model if golden is None else golden
         man = write_case(case, net, kind, widths, ref, x, debug=debug, **opts)
+        design, libraries, synth = net, (), None
+        if netlist:
+            say(f"sim: synthesising the {kind.value} core for {target.family} with Yosys")
+            synth = synthesize(net, target, case / "netlist", top=TOPLEVEL)
+            design, libraries = synth.path, synth.libraries
+        say(f"sim: {simulator} on {len(x)} vectors ({'netlist' if netlist else 'RTL'})")
+        run = dict(simulator=simulator, seed=seed, build_dir=build_dir, optimize=optimize)
         build_s, cached, wave_out = _run(
-            net,
-            case,
-            simulator=simulator,
-            seed=seed,
-            waves=waves,
-            build_dir=build_dir,
-            optimize=optimize,
-            debug=debug,
+            design, case, waves=waves, debug=debug, libraries=libraries, **run
         )
         res = _results(case)
+        if res["mismatches"] and netlist:
+            res["divergence"] = (
+                "in the synthesised netlist (no per-layer probes there); run without "
+                "--netlist: if the RTL matches, synthesis changed the design"
+            )
         if res["mismatches"] and not res["divergence"]:
             first = res["mismatch_vectors"][0]
             dcase = case / "debug"
             write_case(dcase, net, kind, widths, ref, x[: first + 1], debug=True, **opts)
-            _run(
-                net,
-                dcase,
-                simulator=simulator,
-                seed=seed,
-                waves=None,
-                build_dir=build_dir,
-                optimize=optimize,
-                debug=True,
-            )
+            _run(net, dcase, waves=None, debug=True, **run)
             dres = _results(dcase)
             res["divergence"] = dres["divergence"] or "the debug re-run did not reproduce it"
     finally:
@@ -405,6 +411,43 @@ def simulate(
     if labels is not None and argmax:
         hw = np.asarray(res["labels"], np.int64)
         accuracy = float((hw == np.asarray(labels)[: len(hw)]).mean())
+    return _report(
+        res,
+        man,
+        simulator=simulator,
+        kind=kind,
+        accuracy=accuracy,
+        build=(build_s, cached),
+        seconds=time.perf_counter() - t0,
+        waves=wave_out,
+        synth=synth,
+    )
+
+
+def _check_options(model, x, *, simulator, waves, netlist, debug) -> np.ndarray:
+    """The inputs as a (B, D) int64 array; ValueError (or SimulatorUnavailable) for what
+    :func:`simulate` cannot do."""
+    if not isinstance(model, ClassifierMLP) or not model.is_integer:
+        raise ValueError("simulation needs a quantised classifier; run spikelut quantize first")
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"unknown simulator {simulator!r}; use verilator or icarus")
+    if netlist and debug:
+        raise ValueError("a synthesised netlist has no per-layer probes; drop debug")
+    if simulator == "icarus" and waves is not None:
+        raise ValueError("traces (--waves) are written with --simulator verilator only")
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        raise SimulatorUnavailable(
+            "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
+            "iverilog) or use --simulator verilator"
+        )
+    x = np.atleast_2d(np.asarray(x, np.int64))
+    if x.shape[1] != model.encoding.width or len(x) == 0:
+        raise ValueError(f"inputs must be (B>0, {model.encoding.width}) integers, not {x.shape}")
+    return x
+
+
+def _report(res, man, *, simulator, kind, accuracy, build, seconds, waves, synth) -> SimReport:
+    """The :class:`SimReport` of a run's ``results.json`` (``res``) and manifest."""
     latency = res["latency_cycles"]
     wall = res["wall_seconds"]
     return SimReport(
@@ -421,113 +464,27 @@ def simulate(
         cycles=res["cycles"],
         load_cycles=res["load_cycles"],
         sim_wall_seconds=wall,
-        cycles_per_second=res["cycles"] / wall if wall > 0 else 0.0,
+        cycles_per_second=_rate(res["cycles"], wall),
         inference_cycles_per_second=_rate(
             res["cycles"] - res["load_cycles"], wall - res["load_wall_seconds"]
         ),
         cycles_per_cpu_second=_rate(res["cycles"], res["cpu_seconds"]),
-        build_seconds=build_s,
-        build_cached=cached,
-        total_seconds=time.perf_counter() - t0,
+        build_seconds=build[0],
+        build_cached=build[1],
+        total_seconds=seconds,
         layers=[
             {k: la[k] for k in ("layer", "storage", "tables_per_cycle", "lanes", "indexer")}
             for la in man["layers"]
         ],
-        waves=None if wave_out is None else str(wave_out),
+        waves=None if waves is None else str(waves),
         layer_checks=res.get("layer_checks"),
         layer_mismatches=res.get("layer_mismatches"),
+        kind=kind.value,
+        netlist=None
+        if synth is None
+        else {
+            "family": synth.family,
+            "cells": synth.cells,
+            "synth_seconds": round(synth.synth_seconds, 2),
+        },
     )
-
-
-# -- the spiking RNN ----------------------------------------------------------------------------
-
-
-def simulate_rnn(
-    model,
-    tokens,
-    *,
-    seed: int = 0,
-    gap_prob: float = 0.2,
-    stall_prob: float = 0.2,
-    build_dir: str | os.PathLike | None = None,
-    work_dir: str | os.PathLike | None = None,
-    plan: LayerPlan | None = None,
-) -> dict:
-    """Run an integer RNN's core (:func:`spikelut.compiler.backend.sequence.rnn_core`, its
-    LUTs placed by ``plan``) on token sequences (B, T) in Verilator and compare every step's
-    logits and prediction with :func:`~spikelut.compiler.ir.golden.run_rnn`.
-
-    Returns ``{"vectors", "mismatches", "first_mismatch", "cycles_per_token",
-    "latency_cycles", "cycles", "cycles_per_second", "predictions"}``.
-    """
-    tokens = np.atleast_2d(np.asarray(tokens, np.int64))
-    core = rnn_core(model, plan)
-    trace = run_rnn(model, tokens)
-    i_desc = describe_shape(core.signature.members["i_stream"].signature.members["payload"].shape)
-    o_desc = describe_shape(core.signature.members["o_stream"].signature.members["payload"].shape)
-    inputs, expected = [], []
-    for b in range(tokens.shape[0]):
-        for t in range(tokens.shape[1]):
-            inputs.append(
-                format(pack_value(i_desc, {"token": int(tokens[b, t]), "first": int(t == 0)}), "x")
-            )
-            expected.append(
-                pack_value(
-                    o_desc,
-                    {"index": int(trace.predictions[b, t]), "logits": trace.logits[b, t].tolist()},
-                )
-            )
-    tmp = None
-    if work_dir is None:
-        tmp = work_dir = tempfile.mkdtemp(prefix="spikelut-rnn-")
-    try:
-        case = Path(work_dir)
-        case.mkdir(parents=True, exist_ok=True)
-        cfg = {
-            "period_ns": PERIOD_NS,
-            "seed": seed,
-            "indexer": "payload",
-            "in_width": 0,
-            "event": None,
-            "out": o_desc,
-            "layers": [],
-            "write_ports": [],
-            "measure": 16,
-            "gap_prob": gap_prob,
-            "stall_prob": stall_prob,
-            "max_gap": 3,
-            "max_stall": 3,
-            "debug": False,
-            "timeout_cycles": len(inputs) * (core.cycles_per_token + 8) * 5 + 10_000,
-        }
-        (case / "results.json").unlink(missing_ok=True)
-        write_text_atomic(case / "tb.json", json.dumps(cfg))
-        write_text_atomic(case / "inputs.json", json.dumps(inputs))
-        write_text_atomic(case / "expected.json", json.dumps(_hex(expected)))
-        write_text_atomic(case / "loads.json", json.dumps({}))
-        run_cocotb(
-            core,
-            toplevel="spikelut_rnn",
-            test_module=TEST_MODULE,
-            build_dir=build_dir,
-            test_dir=case / "run",
-            env={"SPIKELUT_TB_DIR": str(case.resolve())},
-            seed=seed,
-            check=False,
-            public="ports",
-        )
-        res = _results(case)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    wall = res["wall_seconds"]
-    return {
-        "vectors": res["checked"],
-        "mismatches": res["mismatches"],
-        "first_mismatch": res["first_mismatch"],
-        "cycles_per_token": res["cycles_per_inference"],
-        "latency_cycles": res["latency_cycles"],
-        "cycles": res["cycles"],
-        "cycles_per_second": res["cycles"] / wall if wall > 0 else 0.0,
-        "predictions": res["labels"],
-    }

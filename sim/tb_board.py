@@ -6,9 +6,10 @@ serves; without it the flash reads as erased, all 0xFF), ``TIMELINE_FILE`` (opti
 record of the session: boot outcome and simulated time, and the simulated time of every
 frame in and out), ``BOOT_CYCLES`` (most cycles to wait for the boot loader, default 10**7).
 
-The test waits for LED 0 (ready) or LED 1 (error), then bridges one host session with real
-UART bit timing, and passes when the host hangs up with no framing error seen and no flash
-protocol violation.
+The test waits for LED 0 (tables valid: the boot load passed, or the bitstream holds the
+tables) or LED 1 (error: the boot loader rejected the flash area), then bridges one host
+session with real UART bit timing, and passes when the host hangs up with no framing error
+seen and no flash protocol violation.
 """
 
 import json

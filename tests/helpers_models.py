@@ -37,6 +37,19 @@ def tiny_model(seed=0, *, table_bits=4, d=8, hidden=6, classes=4):
     return ClassifierMLP(InputEncoding.identity(d, bits=5), [l0, l1], classes, quant=quant)
 
 
+def retrained(model: ClassifierMLP, seed: int = 1) -> ClassifierMLP:
+    """``model`` with other tables of the same shape: each table's rows shuffled, which keeps
+    every column's bounds and so the exact widths (a retrained model of the same shape)."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for layer in model.layers:
+        tables = np.array(layer.tables)
+        for t in tables:
+            t[:] = t[rng.permutation(len(t))]
+        layers.append(layer.with_tables(tables))
+    return ClassifierMLP(model.encoding, layers, model.n_classes, quant=model.quant)
+
+
 def mixed_model(seed: int = 5) -> ClassifierMLP:
     """A 4-layer integer classifier whose layers cover every storage kind and a residual."""
     rng = np.random.default_rng(seed)

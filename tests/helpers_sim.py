@@ -152,8 +152,8 @@ def load_writes(net, layers):
 def simulated_latency(net, model, x):
     """Independently of :mod:`spikelut.compiler.backend.latency`: load every memory bank through its
     write stream, send the vector ``x``, take the result with ``ready`` high; the cycles
-    from the input's last transfer to the result's, and the result (checked against the
-    golden model)."""
+    from the cycle the input is first offered to the result's transfer (the result is
+    checked against the golden model)."""
     temporal = net.layers[0].indexer == IndexerKind.TEMPORAL
     payloads = vector_events(x, model.encoding.bits) if temporal else [list(map(int, x))]
     sent, got = [], []
@@ -162,6 +162,8 @@ def simulated_latency(net, model, x):
         edges = 0  # this testbench's clock edges from the start, as recv counts its own
         for name, writes in [*load_writes(net, model.layers), ("i_stream", payloads)]:
             stream = getattr(net, name)
+            if name == "i_stream":
+                sent.append(edges)  # the vector is offered from here
             ctx.set(stream.valid, 1)
             for payload in writes:
                 ctx.set(stream.payload, payload)
@@ -171,7 +173,6 @@ def simulated_latency(net, model, x):
                     if ready:
                         break
             ctx.set(stream.valid, 0)
-        sent.append(edges)
 
     async def tb_out(ctx):
         got.extend(await recv(ctx, net.o_stream, 1))

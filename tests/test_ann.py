@@ -111,9 +111,11 @@ def test_softmax_must_be_last():
 
 def test_branching_graph_is_refused():
     w = numpy_helper.from_array(np.eye(3, dtype=np.float32), "w")
+    # a skip connection across a nonlinearity (a linear one folds: x @ w + x = x @ (w + I))
     nodes = [
         helper.make_node("MatMul", ["x", "w"], ["a"], name="m1"),
-        helper.make_node("Add", ["a", "x"], ["b"], name="skip"),
+        helper.make_node("Relu", ["a"], ["r"], name="r1"),
+        helper.make_node("Add", ["r", "x"], ["b"], name="skip"),
     ]
     graph = helper.make_graph(
         nodes,

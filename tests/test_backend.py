@@ -14,8 +14,9 @@ from spikelut.compiler.backend.cores import CoreKind, build_core
 from spikelut.compiler.backend.manifest import manifest
 from spikelut.compiler.backend.network import build_network, network_params
 from spikelut.compiler.backend.placement import LayerPlan, bandwidth_floor, fit_plans
-from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
 from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.storage import Storage, bank_image
 
@@ -191,3 +192,21 @@ def test_digits_up5k_placement_loads_spram_and_matches_golden(digits_int):
     logits, predictions = _run_digits(net, model, x[sl], rng, 0.2, 0.7, load=True)
     np.testing.assert_array_equal(logits, trace.logits[sl])
     assert predictions == trace.predictions[sl].tolist()
+
+
+@pytest.mark.parametrize("tables_per_cycle", [1, 4])
+def test_serial_latency_covers_the_whole_inference(tables_per_cycle):
+    """The serial core holds its input until it has indexed the vector, so its latency is
+    counted from the offer: never less than its cycles per inference (it was 6 cycles at
+    64 cycles per inference when counted from the input's last transfer)."""
+    rng = np.random.default_rng(12)
+    layer = LUTLayer.random(in_dim=64, out_dim=10, n_tables=64, n_c=2, rng=rng)
+    layer = layer.with_tables(rng.integers(-8, 8, layer.tables.shape))
+    model = ClassifierMLP(InputEncoding.identity(64, bits=6), [layer], 10, quant=[LayerQuant(4)])
+    plan = LayerPlan(Storage.BRAM, tables_per_cycle, 10)
+    params, widths = network_params(model, plan, kind=CoreKind.SERIAL)
+    net = build_core(CoreKind.SERIAL, params)
+    latency = manifest(net, CoreKind.SERIAL, widths)["latency_cycles"]
+    assert latency >= net.cycles_per_inference == 64 // tables_per_cycle
+    x = rng.integers(-32, 32, 64)
+    assert latency == simulated_latency(net, model, x)

@@ -21,10 +21,15 @@ def _fake_tool(tmp_path, name, status, message):
     return path
 
 
+# the starts of real bitstreams: a comment block, then the ECP5 preamble / iCE40 sync word
+ECP5_START = b"\xff\x00Part: LFE5U-85F-6CABGA381\x00\xff\xff\xff\xbd\xb3"
+ICE40_START = b"\xff\x00\x00\xff\x7e\xaa\x99\x7e"
+
+
 @pytest.fixture
 def bitstream(tmp_path):
     path = tmp_path / "spikelut.bit"
-    path.write_bytes(bytes(range(256)) * 4)
+    path.write_bytes(ECP5_START + bytes(range(256)) * 4)
     return path
 
 
@@ -74,8 +79,8 @@ def test_iceprog_programs_flash_and_sram(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ICEPROG", str(tool))
     build = tmp_path / "build"
     build.mkdir()
-    (build / "spikelut.bin").write_bytes(b"bits")
-    (build / "flash.bin").write_bytes(b"bits+tables")
+    (build / "spikelut.bin").write_bytes(ICE40_START + b"bits")
+    (build / "flash.bin").write_bytes(ICE40_START + b"bits+tables")
     (build / "tables.bin").write_bytes(b"tables")
     assert main(["flash", str(build), "--board", "icebreaker"]) == 0
     assert (tmp_path / "args").read_text().split() == [str(build / "flash.bin")]
@@ -85,7 +90,9 @@ def test_iceprog_programs_flash_and_sram(tmp_path, monkeypatch, capsys):
     assert "write flash.bin to the flash once first" in out  # SPRAM tables come from flash
 
 
-def test_dry_run_prints_the_command(bitstream, monkeypatch, capsys):
+def test_dry_run_prints_the_command(tmp_path, monkeypatch, capsys):
+    bitstream = tmp_path / "spikelut.bin"
+    bitstream.write_bytes(ICE40_START + bytes(64))
     monkeypatch.setenv("ICEPROG", "/nonexistent/iceprog")
     monkeypatch.setenv("OPENFPGALOADER", "/nonexistent/openFPGALoader")
     assert main(["flash", str(bitstream), "--board", "upduino3", "--dry-run"]) == 0

@@ -5,14 +5,17 @@ import json
 
 import numpy as np
 import pytest
-from helpers_models import tiny_model
+from helpers_models import retrained, tiny_model
 
-from spikelut.boards.design import board_core
+from spikelut.boards.design import board_core, make_core, model_hash, model_tables
+from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
 from spikelut.boards.platforms import board
 from spikelut.cli.main import main
+from spikelut.compiler.backend.plan import plans_to_json
 from spikelut.compiler.ir.golden import run_classifier
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.hdl.storage import Storage
+from spikelut.sim.board_sim import SIM_CLOCK_NS, SIM_DIVISOR, simulated_board
 
 
 @pytest.fixture
@@ -40,6 +43,38 @@ def test_run_on_the_simulated_board_matches_the_golden_model(model_file, tmp_pat
     assert r["boot"] == ("rejected" if spram else "ok") and r["counters"]["errors"] == 0
     # UART-bound: never faster than the link's bytes allow at the simulated baud rate
     assert 0 < r["sim_inferences_per_second"] <= r["sim_baud"] / 10 / 8
+
+
+@pytest.mark.slow
+def test_run_loads_a_retrained_models_tables_into_the_bitstream(tmp_path, capsys):
+    """``spikelut run`` over a port (the simulated board's TCP bridge) with a retrained model
+    of the bitstream's shape: the shape fingerprint matches, the tables are loaded over the
+    link, IDENTIFY then reports the model's hash, and the answers are the model's."""
+    model, other = tiny_model(), retrained(tiny_model())
+    plan = board_core(model, board("icebreaker"))
+    core = make_core(model, plan, clock_hz=10**9 // SIM_CLOCK_NS, divisor=SIM_DIVISOR)
+    image = None
+    if core.boot_load:
+        payload = table_payload(core.space, model_tables(model))
+        image = b"\xff" * TABLE_OFFSET + table_area(payload, model_hash(model), core.shape_hash)
+    build = tmp_path / "build"
+    build.mkdir()
+    info = {"plans": plans_to_json(plan.plans), "indexer": plan.kind.value}
+    (build / "board.json").write_text(json.dumps(info))
+    save_model(other, tmp_path / "other.lutnet")
+    raw = np.random.default_rng(4).integers(-16, 16, (10, 8))
+    np.save(tmp_path / "x.npy", raw)
+    argv = ["run", str(tmp_path / "other.lutnet"), "--input", str(tmp_path / "x.npy")]
+    argv += ["--load-tables", str(build), "--timeout", "60", "--json"]
+    with simulated_board(core, flash_image=image) as sim:
+        code = main([*argv, "--port", sim.port])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert r["identity"]["model_hash"] == model_hash(model).hex()  # the bitstream's
+    assert r["identity"]["tables_hash"] == model_hash(other).hex()
+    assert r["table_frames"] >= 2
+    assert r["predictions"] == run_classifier(other, raw).predictions.tolist()
+    assert r["predictions"] != run_classifier(model, raw).predictions.tolist()
 
 
 def test_missing_port_is_a_user_error(model_file, tmp_path, capsys):

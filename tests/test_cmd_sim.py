@@ -12,12 +12,20 @@ import time
 import numpy as np
 import pytest
 
+from spikelut.boards.design import board_core
+from spikelut.boards.platforms import board
 from spikelut.cli import sim as cli_sim
 from spikelut.cli.main import main
+from spikelut.compiler.backend.compile import plan_core
+from spikelut.compiler.backend.cores import build_core
+from spikelut.compiler.backend.latency import measure_latency
+from spikelut.compiler.backend.plan import LayerPlan, plans_to_json
+from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding, LayerQuant
 from spikelut.compiler.ir.golden import run_classifier
 from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.compiler.ir.modelfile import load_model, save_model
+from spikelut.hdl.storage import Storage
 from spikelut.sim import network_sim
 
 
@@ -131,7 +139,7 @@ def test_sim_writes_a_trace_of_every_signal(small_path, tmp_path, capsys):
     only the ports."""
     trace = tmp_path / "core.vcd"
     args = ["sim", str(small_path), "--dataset", "random", "--vectors", "5", "--json"]
-    assert main([*args, "--waves", str(trace)]) == 0
+    assert main([*args, "--indexer", "parallel", "--waves", str(trace)]) == 0
     r = json.loads(capsys.readouterr().out)
     assert (r["vectors"], r["mismatches"]) == (5, 0) and r["waves"] == str(trace)
     lines = trace.read_text().splitlines()
@@ -152,3 +160,76 @@ def test_sim_refuses_bad_input(small_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--vectors" in err and "cannot read" in err and ".vcd" in err
     assert "--dataset random" in err and "verilator only" in err
+
+
+@pytest.mark.slow
+def test_sim_simulates_the_core_the_build_ships(small_path, tmp_path, capsys):
+    """By default the core of ``spikelut build --board icebreaker`` (kind and placement);
+    ``--build DIR`` the one a build recorded; ``--target`` the one compile writes."""
+    model = load_model(small_path)
+    core = board_core(model, board("icebreaker"))
+    args = ["sim", str(small_path), "--dataset", "random", "--vectors", "20", "--json"]
+    assert main(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["vectors"], r["mismatches"]) == (20, 0)
+    assert r["kind"] == core.kind.value and r["plans"] == plans_to_json(core.plans)
+    assert r["expected_cycles_per_inference"] == core.cycles_per_inference
+    # cocotb's latency is the manifest's (both from the cycle the vector is offered)
+    assert r["latency_cycles"] == measure_latency(build_core(core.kind, core.params))
+    assert r["latency_cycles"] >= core.cycles_per_inference
+    # a build directory's board.json names another kind and placement: that one is simulated
+    other = [LayerPlan(Storage.BRAM, 1, 1)]
+    info = {"board": "ulx3s-85f", "indexer": "parallel", "plans": plans_to_json(other)}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "board.json").write_text(json.dumps(info))
+    assert main([*args, "--build", str(tmp_path / "b")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["kind"], r["plans"], r["mismatches"]) == ("parallel", plans_to_json(other), 0)
+    assert "ulx3s-85f" in r["core_of"]
+    compiled = plan_core(model, TARGETS["ecp5-25"])
+    assert main([*args, "--target", "ecp5-25"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["kind"], r["plans"]) == (compiled.kind.value, plans_to_json(compiled.plans))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "family, target, bram",
+    [("ice40", "ice40-up5k", "SB_RAM40_4K"), ("ecp5", "ecp5-85", "DP16KD")],
+)
+def test_sim_netlist_runs_the_synthesised_core(small_path, family, target, bram, capsys):
+    """--netlist: the core as Yosys maps it to the family's cells, in their simulation
+    models (on ECP5 this project's block RAM model), bit-exact with the golden model; the
+    tables sit in block RAM, so a block RAM that read zeros would show."""
+    args = ["sim", str(small_path), "--dataset", "random", "--vectors", "40", "--json"]
+    assert main([*args, "--target", target, "--netlist", family]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["vectors"], r["mismatches"]) == (40, 0)
+    cells = r["netlist"]["cells"]
+    assert r["netlist"]["family"] == family
+    lut = "SB_LUT4" if family == "ice40" else "LUT4"
+    assert cells.get(lut, 0) > 10, cells
+    assert cells.get(bram, 0) > 0, cells
+    assert r["cycles_per_inference"] == r["expected_cycles_per_inference"]
+
+
+@pytest.mark.slow
+def test_sim_netlist_catches_a_fault(small_path):
+    """A netlist run reports mismatches against a model it does not implement."""
+    model = load_model(small_path)
+    bad = model.layers[0].tables.copy()
+    bad[1] = -bad[1] - 1
+    faulty = dataclasses.replace(model, layers=[model.layers[0].with_tables(bad)])
+    x = np.random.default_rng(5).integers(-16, 16, (12, 8))
+    report = network_sim.simulate(model, x, golden=faulty, netlist=True)
+    assert report.mismatches > 0 and "netlist" in report.divergence
+
+
+def test_sim_netlist_refuses_another_family(small_path, tmp_path, capsys):
+    args = ["sim", str(small_path), "--dataset", "random", "--vectors", "2"]
+    assert main([*args, "--board", "icebreaker", "--netlist", "ecp5"]) == 2
+    assert main([*args, "--build", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert "--netlist ecp5 does not match ice40-up5k" in err[0]
+    assert "board.json" in err[1]

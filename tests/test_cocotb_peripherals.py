@@ -26,6 +26,7 @@ LINK = dict(
     n_layers=1,
     clock_hz=10**9 // CLOCK_NS,
     model_hash=bytes.fromhex("5eed") * 16,
+    table_words=1,
     max_payload=64,
     timeout_cycles=2000 * DIVISOR,
 )
@@ -228,7 +229,10 @@ def test_host_runtime_over_simulated_uart(tmp_path):
         ident = link.identify()
         link.check_model_hash(LINK["model_hash"])
         first = link.infer(vectors[0])
+        link.begin_tables()
         assert link.load_tables(0, [5]) == 1
+        link.commit_tables(bytes(range(32)))
+        link.check_model_hash(bytes(range(32)))
         second = link.infer(vectors[0])
         start = time.monotonic()
         batch = link.infer_batch(vectors)
@@ -242,5 +246,6 @@ def test_host_runtime_over_simulated_uart(tmp_path):
     assert first == sum(vectors[0]) % 4096
     assert second == (sum(vectors[0]) + 5) % 4096
     assert batch == [(sum(v) + 5) % 4096 for v in vectors]
-    assert counters.inferences == 22 and counters.errors == 0 and counters.frames == 7
+    # identify (twice), infer, begin, load, commit, identify, infer, two batches, counters
+    assert counters.inferences == 22 and counters.errors == 0 and counters.frames == 11
     print(f"{len(vectors) / seconds:.0f} inferences/s through the simulated UART link")

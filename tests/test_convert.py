@@ -152,7 +152,7 @@ def test_operation_counts(wine):
 
 def _onnx_of(ann: DenseNet) -> onnx.ModelProto:
     nodes, inits, cur = [], [], "x"
-    for k, (W, b, act) in enumerate(ann.layers):
+    for k, (W, b, act, *_) in enumerate(ann.layers):
         inits += [
             numpy_helper.from_array(W.astype(np.float32), f"W{k}"),
             numpy_helper.from_array(b.astype(np.float32), f"b{k}"),

@@ -61,7 +61,7 @@ def test_npz_file(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, X=X, y=y)
     ds = load_dataset(str(path))
-    assert ds.name == "d.npz" and ds.n_features == 3 and ds.n_classes == 3
+    assert ds.name == str(path) and ds.n_features == 3 and ds.n_classes == 3
     np.testing.assert_array_equal(
         np.sort(np.concatenate([ds.X_train, ds.X_test]), axis=0), np.sort(X, axis=0)
     )

@@ -102,6 +102,7 @@ def test_default_stage_order():
         "quantize",
         "compile",
         "sim",
+        "netlist",
         "build",
         "run",
         "baseline",
@@ -139,6 +140,12 @@ def test_the_demo(tmp_path):
     2.5 minutes here with warm tool caches, 5 with cold Verilator caches)."""
     s = run_demo(tmp_path, DemoOptions())
     assert s["vectors_checked"] == 450 and s["mismatches"] == 0
+    # the core verified in cocotb is the bitstream's: same kind, and its Yosys netlist too
+    compiled = json.loads(Path(s["files"]["compile"][2]).read_text())
+    assert compiled["indexer"] == s["board_indexer"]
+    assert compiled["plans"] == json.loads(Path(s["files"]["build"][2]).read_text())["plans"]
+    assert s["netlist_vectors_checked"] == 100 and s["netlist_mismatches"] == 0
+    assert s["netlist_family"] == "ice40"
     assert s["hardware_accuracy"] == s["int_accuracy"] >= 0.965  # issue 9's target
     # the bitstream's own design, simulated over UART, on the whole test set
     assert s["board_run"]["agree"] == s["board_run"]["n"] == 450

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikelut.boards.flash_image import (
+    CRC_BYTES,
     HEADER_SIZE,
     MAGIC,
     TABLE_OFFSET,
@@ -33,17 +34,33 @@ def _space(plans=SPRAM_PLANS, seed=0):
     return model, table_space(params)
 
 
+HASH = bytes(range(16))
+SHAPE = b"fingerpr"
+
+
 def test_table_area_round_trip_and_header_fields():
     model, space = _space()
     tables = {k: layer.tables for k, layer in enumerate(model.layers)}
     payload = table_payload(space, tables)
     assert len(payload) == payload_length(space)
-    area = table_area(payload, b"0123456789")
-    assert area[:4] == MAGIC
+    area = table_area(payload, HASH, SHAPE)
+    assert area[:4] == MAGIC and len(area) == HEADER_SIZE + len(payload) + CRC_BYTES
     assert struct.unpack_from("<I", area, 4)[0] == len(payload)
-    assert int.from_bytes(area[8:10], "big") == crc16(payload)
-    got, prefix = parse_table_area(area)
-    assert got == payload and prefix == b"012345"
+    assert area[8:16] == SHAPE and area[16:32] == HASH
+    # the CRC covers length, fingerprint, hash and payload
+    assert int.from_bytes(area[-2:], "big") == crc16(area[4:-2])
+    got = parse_table_area(area)
+    assert (got.payload, got.model_hash, got.shape_hash) == (payload, HASH, SHAPE)
+    with pytest.raises(ValueError, match="16-byte model hash"):
+        table_area(payload, HASH[:6], SHAPE)
+
+
+def _flip(at):
+    def damage(a):
+        k = at % len(a)
+        return a[:k] + bytes([a[k] ^ 1]) + a[k + 1 :]
+
+    return damage
 
 
 @pytest.mark.parametrize(
@@ -51,12 +68,16 @@ def test_table_area_round_trip_and_header_fields():
     [
         lambda a: b"\xff" * len(a),  # blank flash
         lambda a: a[:-1],  # truncated
-        lambda a: a[:HEADER_SIZE] + bytes([a[HEADER_SIZE] ^ 1]) + a[HEADER_SIZE + 1 :],
-        lambda a: a[:8] + bytes([a[8] ^ 0x80]) + a[9:],  # wrong CRC field
+        _flip(HEADER_SIZE),  # a payload bit
+        _flip(len(MAGIC)),  # the length
+        _flip(10),  # the fingerprint
+        _flip(20),  # the model hash
+        lambda a: a[:16] + bytes(16) + a[32:],  # the hash zeroed
+        _flip(-1),  # the CRC
     ],
 )
 def test_parse_rejects_blank_truncated_and_corrupt_areas(damage):
-    area = table_area(bytes(range(40)), b"h" * 16)
+    area = table_area(bytes(range(40)), HASH, SHAPE)
     with pytest.raises(FlashImageError):
         parse_table_area(damage(area))
 
@@ -70,9 +91,11 @@ def test_image_puts_bitstream_first_and_tables_at_the_offset():
         build_image(b"x" * 11, b"t", offset=10)
 
 
-def test_only_spram_layers_boot_from_flash():
+def test_every_memory_layer_boots_from_flash_when_one_is_in_spram():
+    """So that the tables all belong to the model the area names (block RAM holds the
+    bitstream's model's until then)."""
     _, space = _space()
-    assert boot_layers(space) == [0]
+    assert boot_layers(space) == [0, 1]
     _, bram_only = _space([LayerPlan(Storage.BRAM, 2, 3), LayerPlan(Storage.BRAM, 1, 4)])
     assert boot_layers(bram_only) == [] and payload_length(bram_only) == 0
 

@@ -11,19 +11,23 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from helpers_sim import ints, layer_width, recv, run, send
 
-from spikelut.compiler.ir.golden import argmax_lowest, run_rnn
+from spikelut.compiler.backend.plan import LayerPlan
+from spikelut.compiler.backend.sequence import RNNPlan, rnn_core
+from spikelut.compiler.ir.classifier import LayerQuant
+from spikelut.compiler.ir.golden import argmax_lowest, rnn_choices, run_rnn
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.selection import Selection
 from spikelut.hdl.layer import Layer
 from spikelut.hdl.layer_params import LayerParams
 from spikelut.hdl.params import signed_width, sum_range
 from spikelut.hdl.recurrent import (
     Embedding,
     RecurrentCell,
-    RNNCore,
     check_cell,
     check_embedding,
 )
-from spikelut.hdl.storage import Storage
+from spikelut.hdl.storage import Storage, bank_image
 from spikelut.hdl.vector import Argmax
 
 
@@ -131,19 +135,33 @@ def test_spiking_rnn_over_token_sequences(storage, p, lanes):
     assert [int(q.index) for _, q in got_out] == argmax_lowest(logits).tolist()
 
 
-def test_embedding_lookup_and_rewrite():
+@pytest.mark.parametrize(
+    ("storage", "lanes"), [(Storage.BRAM, None), (Storage.SPRAM, 2), (Storage.LUTRAM, 1)]
+)
+def test_embedding_lookup_and_rewrite(storage, lanes):
     rng = np.random.default_rng(22)
     table = rng.integers(-8, 8, (7, 3))
     new_row = [5, -6, 7]
-    dut = Embedding(table=table, width=4)
+    dut = Embedding(table=table, width=4, storage=storage, lanes=lanes)
+    image = dut.image
     tokens = rng.integers(0, 7, 20)
     got = []
+    lanes_ = dut.lanes
+    beats = -(-3 // lanes_)
+    padded = new_row + [0] * (beats * lanes_ - 3)
+    rewrite = [
+        {"lane": 0, "addr": b * 7 + 3, "data": padded[b * lanes_ : (b + 1) * lanes_]}
+        for b in range(beats)
+    ]
 
     async def tb_in(ctx):
+        if storage == Storage.SPRAM:  # not initialised by a bitstream: load it
+            loads = [{"lane": 0, "addr": a, "data": image[a].tolist()} for a in range(len(image))]
+            await send(ctx, dut.w_stream, loads)
         await send(
             ctx, dut.i_stream, [{"token": int(t), "first": 0} for t in tokens[:10]], rng, 0.3
         )
-        await send(ctx, dut.w_stream, [{"addr": 3, "data": new_row}])
+        await send(ctx, dut.w_stream, rewrite)
         await send(
             ctx, dut.i_stream, [{"token": int(t), "first": 1} for t in tokens[10:]], rng, 0.3
         )
@@ -179,41 +197,91 @@ def test_cell_checks_state_width():
         check_cell(cell_params(cell, state_width=sw).replace(out_width=sw + 1), 4)
 
 
-def test_rnn_core_over_token_sequences():
-    """The whole core (embedding, cell, unembedder, argmax) against ``run_rnn``."""
-    rng = np.random.default_rng(24)
-    emb, cell, unembed, sw = rnn_parts(rng)
-    ow = layer_width(unembed.tables, sw, False)
-    unembedder = LayerParams(
-        anchors_a=unembed.a,
-        anchors_b=unembed.b,
-        tables=unembed.tables,
-        in_dim=6,
-        in_width=sw,
-        table_width=4,
-        out_width=ow,
-        in_shift=2,
-        tables_per_cycle=2,
-        lanes=4,
+def small_integer_rnn(rng, vocab=16, dim=6):
+    """A random integer RNN (what quantize_rnn gives, without training)."""
+    emb = rng.integers(-8, 8, (vocab, dim))
+    cell = LUTLayer.random(in_dim=dim, out_dim=dim, n_tables=5, n_c=3, rng=rng)
+    cell = cell.with_tables(rng.integers(-8, 8, cell.tables.shape))
+    unembed = LUTLayer.random(in_dim=dim, out_dim=vocab, n_tables=4, n_c=4, rng=rng)
+    unembed = unembed.with_tables(rng.integers(-8, 8, unembed.tables.shape))
+    return IntegerRNN(
+        embedding=emb,
+        cell=cell,
+        unembedder=unembed,
+        cell_quant=LayerQuant(table_bits=4, in_shift=1),
+        unembedder_quant=LayerQuant(table_bits=4, in_shift=2, out_scale_log2=-2),
+        embedding_bits=4,
     )
-    lut = cell_params(cell, state_width=sw, in_shift=1, tables_per_cycle=2, lanes=3)
-    dut = RNNCore(embedding=emb, embedding_width=4, cell=lut, unembedder=unembedder)
-    tokens = rng.integers(0, 11, 20)
-    firsts = np.zeros(20, bool)
-    firsts[[0, 9]] = True
-    got = []
+
+
+def run_core(dut, tokens, rng, *, loads=(), ready_p=0.5):
+    """Feed ``tokens`` (one sequence) through an RNN core after ``loads`` (stream name,
+    payloads); every answer and every logit chunk the tap shows."""
+    got, chunks = [], []
 
     async def tb_in(ctx):
-        payloads = [{"token": int(t), "first": int(f)} for t, f in zip(tokens, firsts, strict=True)]
+        for name, payloads in loads:
+            await send(ctx, getattr(dut, name), payloads)
+        payloads = [{"token": int(t), "first": int(k == 0)} for k, t in enumerate(tokens)]
         await send(ctx, dut.i_stream, payloads, rng, 0.3)
 
     async def tb_out(ctx):
-        got.extend(await recv(ctx, dut.o_stream, len(tokens), rng, 0.5))
+        got.extend(await recv(ctx, dut.o_stream, len(tokens), rng, ready_p))
 
-    run(dut, tb_in, tb_out)
-    _, logits = reference_rnn(emb, cell, 1, unembed, 2, tokens, firsts)
-    np.testing.assert_array_equal([ints(q.logits) for _, q in got], logits)
-    assert [int(q.index) for _, q in got] == argmax_lowest(logits).tolist()
+    async def tb_tap(ctx):
+        async for _, _, valid, payload in ctx.tick().sample(
+            dut.o_logits.valid, dut.o_logits.payload
+        ):
+            if valid:
+                chunks.append(ints(payload.values))
+            if len(got) == len(tokens):
+                return
+
+    run(dut, tb_in, tb_out, tb_tap)
+    return [int(q.index) for _, q in got], chunks
+
+
+@pytest.mark.parametrize(
+    ("kind", "sampled", "emb_lanes", "storage"),
+    [
+        ("parallel", False, None, Storage.BRAM),
+        ("serial", True, 2, Storage.BRAM),
+        ("parallel", True, 4, Storage.SPRAM),
+        ("serial", False, 1, Storage.LUTRAM),
+    ],
+)
+def test_rnn_core_chooses_as_the_golden_model(kind, sampled, emb_lanes, storage):
+    """The whole core (embedding, cell, chunked unembedder, selector) against
+    ``rnn_choices``: every chosen token and every logit, greedy and sampled."""
+    rng = np.random.default_rng(24)
+    model = small_integer_rnn(rng)
+    plan = RNNPlan(
+        kind=kind,
+        embedding=LayerPlan(storage, 1, emb_lanes),
+        cell=LayerPlan(storage, 2, 3),
+        unembedder=LayerPlan(storage, 2, 3),
+    )
+    selection = Selection.sampled(1.5, -2, seed=77) if sampled else Selection()
+    dut = rnn_core(model, plan, selection)
+    tokens = rng.integers(0, 16, 24)
+    loads = []
+    if storage == Storage.SPRAM:  # SPRAM starts empty: load every memory
+        emb = dut.embedding_image
+        loads.append(("w_embedding", [{"lane": 0, "addr": a, "data": emb[a].tolist()}
+                                      for a in range(len(emb))]))  # fmt: skip
+        for name, p in (("w_cell", dut.cell), ("w_unembedder", dut.unembedder)):
+            img = bank_image(p.tables, tables_per_cycle=p.tables_per_cycle, lanes=p.lanes)
+            loads.append((name, [{"lane": q, "addr": a, "data": img[q, a].tolist()}
+                                 for q in range(img.shape[0]) for a in range(img.shape[1])]))  # fmt: skip
+    got, chunks = run_core(dut, tokens, rng, loads=loads)
+    logits, choices = rnn_choices(model, tokens, selection)
+    assert got == choices.tolist()
+    beats = -(-16 // 3)
+    flat = [chunks[n * beats : (n + 1) * beats] for n in range(len(tokens))]
+    seen = [[v for c in vec for v in c][:16] for vec in flat]
+    np.testing.assert_array_equal(seen, logits)
+    if sampled:
+        assert got != rnn_choices(model, tokens, Selection())[1].tolist()
 
 
 def test_embedding_is_checked():

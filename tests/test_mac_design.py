@@ -64,7 +64,9 @@ def test_make_mac_core_reports_the_network(small_mlp):
 
 def test_build_baseline_rejects_lut_options(small_mlp, tmp_path, capsys):
     path, _ = small_mlp
-    args = ["build", str(path), "--baseline", "mac", "--board", "icebreaker", "-o", str(tmp_path)]
+    out = str(tmp_path / "out")
+    args = ["build", str(path), "--baseline", "mac", "--board", "icebreaker", "-o", out]
+    args.append("--trust-pickle")  # the MLP is a pickle
     assert main([*args, "--indexer", "serial"]) == 2
     assert "LUT-core options" in capsys.readouterr().err
     assert main([*args[:2], *args[4:], "--macs", "2"]) == 2  # --macs without --baseline
@@ -80,7 +82,7 @@ def test_build_baseline_mac_gives_a_bitstream(small_mlp, tmp_path, capsys):
     path, net = small_mlp
     out = tmp_path / "mac"
     argv = ["build", str(path), "--baseline", "mac", "--board", "icebreaker", "-o", str(out)]
-    status = main([*argv, "--macs", "2"])  # two units keep the build short
+    status = main([*argv, "--trust-pickle", "--macs", "2"])  # two units keep the build short
     printed = capsys.readouterr().out
     r = json.loads((out / "board.json").read_text())
     assert "MAC baseline on 2 multiply-accumulate units" in printed and "PASS" in printed

@@ -127,9 +127,20 @@ def test_identity_counters_tables_round_trip():
         clock_hz=12_000_000,
         max_payload=512,
         model_hash=bytes(range(32)),
+        shape_hash=b"fingerpr",
+        table_words=3000,
+        tables_valid=True,
+        tables_hash=bytes(range(1, 33)),
     )
     back = spec.Identity.decode(ident.encode())
     assert back == ident and back.vector_bytes == 64 and back.max_batch == 7
+    assert back.holds(bytes(range(1, 33))) and not back.holds(bytes(range(32)))
+    # the live end (status, tables hash) follows what the bitstream fixes
+    assert len(ident.encode()) == ident.static_bytes + 1 + 32
+    invalid = spec.Identity(8, 2, 8, 8, 4, 1, 1000, 64, b"hh")
+    assert invalid.tables_hash == b"\0\0" and not invalid.holds(b"\0\0")
+    with pytest.raises(spec.ProtocolError, match="protocol 1"):
+        spec.Identity.decode(b"\x01" + ident.encode()[1:])
     # 7 vectors of 64 bytes and 7 one-byte results: two frames of 7 bytes' overhead,
     # the count, 448 bytes of vectors and 7 of results
     rate = ident.uart_inferences_per_second(115200)

@@ -128,6 +128,44 @@ def throughput(layers: Sequence[dict]) -> bytes:
     return _png(fig)
 
 
+def losses(values: Sequence[tuple[str, float]], uniform: float) -> bytes:
+    """Horizontal bars of a language model's validation losses (``(name, nats)``: float,
+    integer, hardware) beside the uniform guess ``ln V`` (a dashed line)."""
+    fig = _figure(7.5, 0.5 * len(values) + 1.1)
+    ax = fig.subplots()
+    y = np.arange(len(values))
+    nats = [v for _, v in values]
+    ax.barh(y, nats, color=LUT_COLOUR, height=0.6)
+    for k, v in enumerate(nats):
+        ax.text(v, k, f" {v:.4f}", va="center", fontsize=8)
+    ax.axvline(uniform, color=LIMIT_COLOUR, linestyle="--", linewidth=1)
+    ax.text(uniform, -0.6, f" uniform guess ln V = {uniform:.2f}", fontsize=8, va="bottom")
+    ax.set_yticks(y, [n for n, _ in values], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max([*nats, uniform]) * 1.25)
+    ax.set_xlabel("validation loss (nats per byte)", fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def token_cycles(items: Sequence[tuple[str, float]]) -> bytes:
+    """Bars of cycles per generated token (``(name, cycles)``: the table-bandwidth floor,
+    the measured cores)."""
+    fig = _figure(7.5, 2.6)
+    ax = fig.subplots()
+    x = np.arange(len(items))
+    vals = [v for _, v in items]
+    colours = [MUTED_COLOUR if k == 0 else LUT_COLOUR for k in range(len(items))]
+    ax.bar(x, vals, 0.6, color=colours)
+    for xi, v in zip(x, vals, strict=True):
+        ax.text(xi, v, f"{v:,.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [n for n, _ in items], fontsize=8)
+    ax.set_ylabel("cycles per token", fontsize=9)
+    ax.set_ylim(0, max([*vals, 1]) * 1.2)
+    _tidy(ax)
+    return _png(fig)
+
+
 def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str) -> bytes:
     """A confusion-matrix heat map (rows: true class, columns: predicted), counts printed."""
     m = np.asarray(matrix)

@@ -57,10 +57,16 @@ img{max-width:100%;display:block;margin:8px auto}
 def render_html(r: dict) -> str:
     """The self-contained HTML page for the figures of
     :func:`~spikelut.compiler.analysis.figures.collect`."""
+    return page(r, SECTIONS, _RENDER)
+
+
+def page(r: dict, sections: list[tuple[str, str]], render: dict) -> str:
+    """The page of ``sections`` ((id, heading) in order), each drawn by ``render[id](r)``
+    (the classifier's sections, or a language model's)."""
     parts = []
-    for sid, heading in SECTIONS:
+    for sid, heading in sections:
         parts.append(
-            f'<section id="{sid}"><h2>{html.escape(heading)}</h2>{_RENDER[sid](r)}</section>'
+            f'<section id="{sid}"><h2>{html.escape(heading)}</h2>{render[sid](r)}</section>'
         )
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"spikelut report: {Path(r['model']).name}"

@@ -219,15 +219,18 @@ def compile_core(
     plans: list[LayerPlan] | None = None,
     throughput: float | None = None,
     clock_mhz: float | None = None,
+    core: CorePlan | None = None,
 ) -> dict:
     """Compile ``model`` for ``target`` into ``out_dir`` (``core.v``, ``core.il``,
-    ``manifest.json``) and return the manifest; options as :func:`plan_core`. Raises
-    :class:`CompileError` before writing anything when the core does not fit."""
+    ``manifest.json``) and return the manifest; options as :func:`plan_core`, or ``core``:
+    a core already decided (a board build's, so that what is compiled and verified is what
+    the bitstream holds). Raises :class:`CompileError` before writing anything when the core
+    does not fit."""
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     clock_mhz = target.clock_mhz if clock_mhz is None else clock_mhz
     if not clock_mhz > 0:
         raise CompileError(f"--clock-mhz must be positive, not {clock_mhz:g}")
-    plan = plan_core(
+    plan = core or plan_core(
         model,
         target,
         kind=kind,

@@ -43,7 +43,7 @@ from spikelut.hdl.layer_params import LayerParams, serial_geometry
 from spikelut.hdl.serial_core import serial_operand_memory
 from spikelut.hdl.storage import Storage
 
-__all__ = ["CALIBRATION", "estimate_logic"]
+__all__ = ["CALIBRATION", "estimate_logic", "estimate_rnn_logic"]
 
 
 # core -> (LUT4, FF) estimated by this model and measured by Yosys 0.70
@@ -170,4 +170,31 @@ def estimate_logic(
         y, acc = params[-1].out_dim, params[-1].out_width
         lut += 2 * y * acc
         ff += y * acc + y.bit_length() + 1
+    return {"luts": lut, "flip_flops": ff, "logic_cells": max(lut, ff)}
+
+
+def estimate_rnn_logic(
+    cell: LayerParams,
+    unembedder: LayerParams,
+    *,
+    embedding_width: int,
+    family: str,
+    kind: CoreKind = CoreKind.PARALLEL,
+) -> dict:
+    """Estimated ``{"luts", "flip_flops", "logic_cells"}`` of a
+    :class:`~spikelut.hdl.recurrent.RNNCore`: its two LUT layers as in :func:`estimate_logic`
+    (the chunked unembedder keeps ``L``, not ``Y``, accumulators in registers), the state
+    ``h``, the embedding value ``z`` (held twice: in the embedding's output and the cell)
+    and the cell's add, and the next-byte selector (its running sums and comparisons).
+    Uncalibrated for the RNN: a guide for placement, checked by synthesis."""
+    layer_logic = _serial_layer_logic if kind is CoreKind.SERIAL else _layer_logic
+    lut_c, ff_c = layer_logic(cell, family)
+    lut_u, ff_u = layer_logic(unembedder, family)
+    ff_u -= 2 * (unembedder.out_dim - unembedder.lanes) * unembedder.out_width
+    d, state = cell.out_dim, cell.out_width
+    lut = lut_c + lut_u + d * state + 40
+    ff = ff_c + ff_u + d * state + 2 * d * embedding_width
+    sum_bits = (unembedder.out_dim * 0xFFFF).bit_length()
+    lut += 6 * sum_bits + 4 * unembedder.lanes * unembedder.out_width + 150
+    ff += 4 * sum_bits + 32 + 3 * unembedder.out_dim.bit_length() + unembedder.out_width + 40
     return {"luts": lut, "flip_flops": ff, "logic_cells": max(lut, ff)}

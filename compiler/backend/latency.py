@@ -1,9 +1,9 @@
 """The latency of a compiled network core, measured in Amaranth's simulator.
 
 :func:`measure_latency` simulates the elaborated core (no platform: SPRAM lanes are plain
-memories, left empty) for one input vector: it sends the vector, with ``o_stream.ready``
-held high, and counts the clock edges from the vector's last ``i_stream``
-transfer (its one payload, or its final AER event for the temporal indexer) to the result's
+memories, left empty) for one input vector: it offers the vector, with ``o_stream.ready``
+held high, and counts the clock edges from the cycle its first ``i_stream`` payload is
+offered (its one payload, or its first AER event for the temporal indexer) to the result's
 ``o_stream`` transfer, as ``spikelut sim`` measures latency in cocotb. No control path of
 a core depends on table contents, so the empty SPRAM (not loaded: loading the digits core's
 20,480 words would cost seconds of compile time) gives the latency of the loaded core; the
@@ -17,7 +17,9 @@ from amaranth.sim import Simulator
 
 from spikelut.hdl.indexer import IndexerKind, spike_events
 
-__all__ = ["input_payloads", "measure_latency"]
+__all__ = ["input_payloads", "measure_latency", "measure_token_cycles"]
+
+IDLE_CYCLES = 4
 
 
 def input_payloads(net, x) -> list:
@@ -35,13 +37,18 @@ def input_payloads(net, x) -> list:
 
 
 def measure_latency(net, x=None, *, timeout: int = 1_000_000) -> int:
-    """Clock cycles from the last ``i_stream`` transfer of one input vector to the
-    ``o_stream`` transfer of its result, ``o_stream.ready`` held high, in ``net`` (a
-    :class:`~spikelut.hdl.layer.Network` or :class:`~spikelut.hdl.serial_core.SerialNetwork`)
-    after reset.
+    """Clock cycles from the cycle one input vector is first offered to ``net`` (its first
+    ``i_stream`` payload valid, the core idle after reset) to the ``o_stream`` transfer of
+    its result, ``o_stream.ready`` held high; ``net`` is a
+    :class:`~spikelut.hdl.layer.Network` or :class:`~spikelut.hdl.serial_core.SerialNetwork`.
+
+    Counting from the offer, not from the input's last transfer, is what makes the figure
+    comparable across core kinds: a serial core holds its input stream (it reads operands
+    straight from the payload) until it has indexed the whole vector, so its last transfer
+    comes near the end of the work.
 
     ``x``: the value vector (default: a fixed pseudo-random one in the input range). Raises
-    ``RuntimeError`` if no result comes within ``timeout`` cycles of the input.
+    ``RuntimeError`` if no result comes within ``timeout`` cycles of the offer.
     """
     first = net.layers[0]
     if x is None:
@@ -52,14 +59,21 @@ def measure_latency(net, x=None, *, timeout: int = 1_000_000) -> int:
 
     async def bench(ctx):
         ctx.set(net.o_stream.ready, 1)
+        # a few idle cycles first, as a loaded core sees before its first vector (a core
+        # may spend its first cycle after reset settling its control state)
+        await ctx.tick().repeat(IDLE_CYCLES)
         i = net.i_stream
         ctx.set(i.valid, 1)
-        for p in payloads:
-            ctx.set(i.payload, p)
-            await ctx.tick().until(i.ready)
-        ctx.set(i.valid, 0)
+        ctx.set(i.payload, payloads[0])
+        sent = 0
         for cycle in range(1, timeout + 1):
-            _, _, valid = await ctx.tick().sample(net.o_stream.valid)
+            _, _, ready, valid = await ctx.tick().sample(i.ready, net.o_stream.valid)
+            if sent < len(payloads) and ready:
+                sent += 1
+                if sent < len(payloads):
+                    ctx.set(i.payload, payloads[sent])
+                else:
+                    ctx.set(i.valid, 0)
             if valid:
                 found.append(cycle)
                 return
@@ -71,3 +85,39 @@ def measure_latency(net, x=None, *, timeout: int = 1_000_000) -> int:
     if not found:
         raise RuntimeError(f"no result within {timeout} cycles of the input")
     return found[0]
+
+
+def measure_token_cycles(core, *, tokens: int = 4, timeout: int = 1_000_000) -> tuple[int, float]:
+    """``(latency, cycles per token)`` of a language-model core
+    (:class:`~spikelut.hdl.recurrent.RNNCore`) generating: token 0 is offered after a few
+    idle cycles, then each answer is offered back as the next token at once, as a host
+    link's GENERATE does. Latency counts from the first offer to the first answer; cycles
+    per token are the mean interval between the answers. Its selector's rule at reset is
+    used (greedy: the sampled rule adds its two passes). Tables not loaded (SPRAM is empty
+    in simulation) change no control path of a greedy choice."""
+    found: list[int] = []
+
+    async def bench(ctx):
+        i, o = core.i_stream, core.o_stream
+        ctx.set(o.ready, 1)
+        await ctx.tick().repeat(IDLE_CYCLES)
+        ctx.set(i.payload, {"token": 0, "first": 1})
+        ctx.set(i.valid, 1)
+        for cycle in range(1, timeout + 1):
+            _, _, ready, valid, answer = await ctx.tick().sample(i.ready, o.valid, o.payload)
+            if ready:
+                ctx.set(i.valid, 0)
+            if valid:
+                found.append(cycle)
+                if len(found) == tokens:
+                    return
+                ctx.set(i.payload, {"token": int(answer.index), "first": 0})
+                ctx.set(i.valid, 1)
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    if len(found) < tokens:
+        raise RuntimeError(f"{len(found)} of {tokens} answers within {timeout} cycles")
+    return found[0], (found[-1] - found[0]) / (tokens - 1)

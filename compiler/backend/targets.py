@@ -19,8 +19,9 @@ from spikelut.compiler.errors import UserError
 
 __all__ = ["HOST_LINK_CELLS", "TARGETS", "Target", "target"]
 
-# logic cells kept for a board top's UART host link (framing, CRC, buffers) beside a core
-HOST_LINK_CELLS = 700
+# Logic cells a board top spends beside its core (UART host link: framing, CRC, buffers,
+# hashes; boot loader, LEDs, reset), per family, measured by bench/host_link_cells.py.
+HOST_LINK_CELLS = {"ice40": 2355, "ecp5": 2101}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Target:
     @property
     def core_logic_cells(self) -> int:
         """Logic cells a network core may use beside the board top's host link."""
-        return self.logic_cells - HOST_LINK_CELLS
+        return self.logic_cells - HOST_LINK_CELLS[self.family]
 
 
 def _ice40(name, device, cells, brams, sprams, dsps) -> Target:

@@ -20,6 +20,16 @@ from spikelut.compiler.backend.targets import Target
 from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
 
+# iCE40 synthesis maps multipliers onto the SB_MAC16 DSPs only when asked (ECP5 always does)
+SYNTH_OPTIONS = {"ice40": "-dsp", "ecp5": ""}
+
+
+def synth_command(family: str, top: str) -> str:
+    """The Yosys synthesis command a build runs for ``family`` (the board build through
+    Amaranth's script, the netlist simulation directly): one definition for both."""
+    return " ".join(filter(None, [f"synth_{family}", SYNTH_OPTIONS[family], "-top", top]))
+
+
 # nextpnr's utilisation names per family -> spikelut's resource names
 _RESOURCES = {
     "ice40": {
@@ -170,8 +180,8 @@ def _run_tools(top, platform, out: Path, target: Target, name: str, seed: int) -
     """Run Amaranth's build script for ``top`` in ``out``; the tools' output goes to
     ``build.log``, never to our stdout (which may carry ``--json``). Returns why the script
     failed, or None."""
-    # iCE40 synthesis maps multipliers onto the SB_MAC16 DSPs only when asked (ECP5 always does)
-    synth = {"synth_opts": "-dsp"} if target.family == "ice40" else {}
+    options = SYNTH_OPTIONS[target.family]
+    synth = {"synth_opts": options} if options else {}
     plan = platform.prepare(top, name=name, nextpnr_opts=f"--seed {seed}", **synth)
     env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
     plan.extract(str(out))

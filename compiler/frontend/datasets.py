@@ -90,7 +90,8 @@ def load_dataset(source: str | os.PathLike | tuple | None = None) -> Dataset:
     if not path.is_file():
         raise UserError(f"data file {text!r} not found; check the path")
     X, y, cnames = _from_npz(path) if suffix == ".npz" else _from_csv(path)
-    return _split(X, y, cnames, path.name)
+    # the path as given (absolute stays absolute): models record it to find the data again
+    return _split(X, y, cnames, text)
 
 
 def _from_sklearn(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -157,13 +158,41 @@ def _all_numbers(cells: list[str]) -> bool:
     return True
 
 
-def _labels(X, y, *, what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Validate features and map labels to 0..K-1 (sorted by original value)."""
+_KINDS = {
+    "c": "complex numbers",
+    "U": "text",
+    "S": "bytes",
+    "O": "Python objects",
+    "M": "dates",
+    "m": "time spans",
+    "V": "records",
+}
+
+
+def real_features(X, *, what: str) -> np.ndarray:
+    """``X`` as a float64 array; :class:`UserError` unless it holds real numbers (booleans,
+    integers, floats): complex values would lose their imaginary part, text and objects
+    would be parsed or fail half-way."""
     try:
-        X = np.asarray(X, np.float64)
+        arr = np.asarray(X)
     except (TypeError, ValueError) as e:
         raise UserError(f"{what}: features are not numeric ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        kind = _KINDS.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise UserError(
+            f"{what}: features must be real numbers, not {kind} ({arr.dtype}); convert them first"
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+def _labels(X, y, *, what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Validate features and map labels to 0..K-1 (sorted by original value)."""
+    X = real_features(X, what=what)
     y = np.asarray(y)
+    if y.dtype.kind in "cOV":
+        raise UserError(
+            f"{what}: labels must be integers or text, not {_KINDS[y.dtype.kind]} ({y.dtype})"
+        )
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] < 2:
         raise UserError(
             f"{what}: features must be a 2-D array (samples, >= 2 features), not shape {X.shape!r}"

@@ -46,15 +46,21 @@ class LayerQuant:
 class InputEncoding:
     """How raw features become the network's input vector.
 
-    Float input: ``x = (raw - offset) * gain`` per feature. Integer input (quantised
-    networks): ``clip(round(x * 2**frac_bits), -(2**(bits-1)), 2**(bits-1) - 1)``, a signed
+    Float input: ``x = (raw - offset) * gain`` per feature, followed by the ``constants``
+    (the same values for every sample; none by default). Integer input (quantised networks):
+    ``clip(round(x * 2**frac_bits), -(2**(bits-1)), 2**(bits-1) - 1)``, a signed
     ``bits``-wide integer. Digits pixels (0..16) use offset 0, gain 1, frac_bits 0, bits 6.
+
+    Constant inputs let the first layer's comparisons be thresholds: ``x[i] > c`` is a
+    comparison of feature ``i`` with a constant input. The encoding runs on the host, so the
+    network (golden model and hardware alike) sees ``width = dim + len(constants)`` integers.
     """
 
     offset: np.ndarray
     gain: np.ndarray
     bits: int = 16
     frac_bits: int = 0
+    constants: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         offset = np.asarray(self.offset, np.float64)
@@ -65,15 +71,24 @@ class InputEncoding:
             )
         if not np.all(np.isfinite(offset)) or not np.all(np.isfinite(gain)):
             raise IRError("offset and gain must be finite")
+        constants = np.asarray(self.constants, np.float64).reshape(-1)
+        if not np.all(np.isfinite(constants)):
+            raise IRError("constant inputs must be finite")
         object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "gain", gain)
+        object.__setattr__(self, "constants", constants)
         check_int("input bits", self.bits, 2, 32, error=IRError)
         check_int("input frac_bits", self.frac_bits, -32, 32, error=IRError)
 
     @property
     def dim(self) -> int:
-        """The number of input features."""
+        """The number of raw input features."""
         return self.offset.shape[0]
+
+    @property
+    def width(self) -> int:
+        """The length of the network's input vector: the features, then the constants."""
+        return self.offset.shape[0] + self.constants.shape[0]
 
     @classmethod
     def identity(cls, dim: int, *, bits: int = 16) -> InputEncoding:
@@ -85,7 +100,12 @@ class InputEncoding:
         raw = np.asarray(raw, np.float64)
         if raw.shape[-1] != self.dim:
             raise IRError(f"inputs must have {self.dim} features, not {raw.shape[-1]!r}")
-        return ((raw - self.offset) * self.gain).astype(np.float32)
+        x = (raw - self.offset) * self.gain
+        if self.constants.size:
+            x = np.concatenate(
+                [x, np.broadcast_to(self.constants, (*x.shape[:-1], self.constants.size))], axis=-1
+            )
+        return x.astype(np.float32)
 
     def encode_int(self, raw: np.ndarray) -> np.ndarray:
         """Integer network input for raw features of shape (..., dim), as int64."""
@@ -93,6 +113,9 @@ class InputEncoding:
         if raw.shape[-1] != self.dim:
             raise IRError(f"inputs must have {self.dim} features, not {raw.shape[-1]!r}")
         x = np.rint((raw - self.offset) * self.gain * 2.0**self.frac_bits)
+        if self.constants.size:
+            c = np.rint(self.constants * 2.0**self.frac_bits)
+            x = np.concatenate([x, np.broadcast_to(c, (*x.shape[:-1], c.size))], axis=-1)
         lim = 1 << (self.bits - 1)
         return np.clip(x, -lim, lim - 1).astype(np.int64)
 
@@ -119,9 +142,9 @@ class ClassifierMLP:
         if not self.layers:
             raise IRError("a classifier needs at least one LUT layer")
         check_int("n_classes", self.n_classes, 2, error=IRError)
-        if self.layers[0].in_dim != self.encoding.dim:
+        if self.layers[0].in_dim != self.encoding.width:
             raise IRError(
-                f"layer 0 reads {self.layers[0].in_dim} inputs but the encoding gives {self.encoding.dim}"
+                f"layer 0 reads {self.layers[0].in_dim} inputs but the encoding gives {self.encoding.width}"
             )
         for k in range(1, len(self.layers)):
             if self.layers[k].in_dim != self.layers[k - 1].out_dim:
@@ -185,6 +208,8 @@ class ClassifierMLP:
             "encoding/offset": self.encoding.offset,
             "encoding/gain": self.encoding.gain,
         }
+        if self.encoding.constants.size:  # absent in files without constant inputs
+            arrays["encoding/constants"] = self.encoding.constants
         layers = []
         for k, layer in enumerate(self.layers):
             arrays[f"layers/{k}/a"] = layer.a
@@ -217,6 +242,7 @@ class ClassifierMLP:
             gain=arrays["encoding/gain"],
             bits=header["encoding"]["bits"],
             frac_bits=header["encoding"]["frac_bits"],
+            constants=arrays.get("encoding/constants", np.zeros(0)),
         )
         layers = []
         for k, spec in enumerate(header["layers"]):

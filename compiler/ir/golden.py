@@ -20,6 +20,7 @@ import numpy as np
 
 from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.ir.selection import Selection, Xorshift32, select_byte
 
 
 def lut_indices(layer: LUTLayer, x: np.ndarray, in_shift: int = 0) -> np.ndarray:
@@ -140,6 +141,36 @@ def run_rnn(model, tokens: np.ndarray, h0: np.ndarray | None = None) -> RNNTrace
         logits=out,
         predictions=argmax_lowest(out),
     )
+
+
+def rnn_choices(model, tokens, selection: Selection) -> tuple[np.ndarray, np.ndarray]:
+    """What an RNN core answers to a token sequence (one sequence, ``h = 0`` before its first
+    token): for every token, the logits of the next byte (T, V) and the byte ``selection``
+    chooses from them (T,), the random source carried from choice to choice."""
+    trace = run_rnn(model, np.asarray(tokens, np.int64)[None, :])
+    rng = Xorshift32(selection.seed)
+    logits = trace.logits[0]
+    return logits, np.array([select_byte(lg, selection, rng) for lg in logits], np.int64)
+
+
+def generate_rnn(model, prompt, n: int, selection: Selection) -> bytes:
+    """``n`` bytes an RNN generates after ``prompt`` (at least one byte): each chosen byte
+    is the next token. Equal to :func:`rnn_choices` on the prompt and its continuation."""
+    prompt = bytes(prompt)
+    if not prompt:
+        raise ValueError("generation needs a prompt of at least one byte")
+    rng = Xorshift32(selection.seed)
+    h = np.zeros((1, model.dim), np.int64)
+    out = bytearray()
+    token = None
+    for step in range(len(prompt) + n - 1):
+        token = prompt[step] if step < len(prompt) else out[-1]
+        trace = run_rnn(model, np.array([[token]]), h0=h)
+        h = trace.states[:, -1]
+        choice = select_byte(trace.logits[0, -1], selection, rng)
+        if step >= len(prompt) - 1:
+            out.append(choice)
+    return bytes(out[:n])
 
 
 # -- the transformer -----------------------------------------------------------------------

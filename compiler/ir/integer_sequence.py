@@ -25,7 +25,7 @@ import numpy as np
 
 from spikelut.compiler.ir.classifier import LayerQuant
 from spikelut.compiler.ir.lut import IRError, LUTLayer
-from spikelut.compiler.ir.sequence import EmbeddedSequence
+from spikelut.compiler.ir.sequence import MAX_CONTEXT, EmbeddedSequence
 from spikelut.hdl.params import check_int
 
 
@@ -70,7 +70,7 @@ class IntegerRNN(EmbeddedSequence):
         _check_int_table(
             "the unembedder tables", self.unembedder.tables, self.unembedder_quant.table_bits
         )
-        self.context = check_int("context", self.context, 2, error=IRError)
+        self.context = check_int("context", self.context, 2, MAX_CONTEXT, error=IRError)
 
     @property
     def is_integer(self) -> bool:

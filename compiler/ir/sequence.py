@@ -31,6 +31,11 @@ import numpy as np
 from spikelut.compiler.ir.lut import MAX_N_C, IRError, LUTLayer
 from spikelut.hdl.params import check_anchors, check_int
 
+# The longest context a model may have: generation and training allocate work arrays of
+# context x width per layer, and an RNN's context is a number in its header, backed by no
+# array; 65536 bytes of context is 2048 times the reference's 32.
+MAX_CONTEXT = 1 << 16
+
 # ---------------------------------------------------------------------------------------
 # validation helpers
 
@@ -230,7 +235,7 @@ class TransformerLM:
                 f"pe must have shape (L={n_layers}, H={n_heads}, C, N_T={n_t}, P), not {pe.shape!r}"
             )
         context, n_pe = pe.shape[2], pe.shape[4]
-        check_int("context", context, 2, error=IRError)
+        check_int("context", context, 2, MAX_CONTEXT, error=IRError)
         check_int("P (positional bits)", n_pe, 1, MAX_N_C, error=IRError)
         if 2 * n_c + n_pe > 30:
             raise IRError(f"2 N_C + P must be at most 30, not {2 * n_c + n_pe!r}")
@@ -352,7 +357,7 @@ class TransformerLM:
         Embedding and positional encodings uniform in [-1, 1], anchors uniform with
         ``a != b``, all tables zero.
         """
-        context = check_int("context", context, 2, error=IRError)
+        context = check_int("context", context, 2, MAX_CONTEXT, error=IRError)
         vocab = check_int("vocab", vocab, 2, error=IRError)
         dim = check_int("embedding dim", dim, 2, error=IRError)
         n_layers = check_int("number of layers", n_layers, 1, error=IRError)
@@ -477,7 +482,7 @@ class SpikingRNN(EmbeddedSequence):
             )
         if self.cell.is_integer or self.unembedder.is_integer:
             raise IRError("SpikingRNN holds a float network; tables must be float")
-        self.context = check_int("context", self.context, 2, error=IRError)
+        self.context = check_int("context", self.context, 2, MAX_CONTEXT, error=IRError)
 
     @property
     def n_values(self) -> int:
@@ -494,13 +499,23 @@ class SpikingRNN(EmbeddedSequence):
         dim: int = 48,
         n_tables: int = 16,
         n_c: int = 6,
+        unembed_tables: int | None = None,
+        unembed_n_c: int | None = None,
     ) -> SpikingRNN:
-        """A fresh RNN: embedding uniform in [-1, 1], random anchors, zero tables."""
+        """A fresh RNN: embedding uniform in [-1, 1], random anchors, zero tables; the
+        unembedder has ``unembed_tables`` tables of ``unembed_n_c`` comparisons (default: the
+        cell's ``n_tables`` and ``n_c``)."""
         vocab = check_int("vocab", vocab, 2, error=IRError)
         dim = check_int("hidden dim", dim, 2, error=IRError)
         emb = rng.uniform(-1.0, 1.0, size=(vocab, dim)).astype(np.float32)
         cell = LUTLayer.random(in_dim=dim, out_dim=dim, n_tables=n_tables, n_c=n_c, rng=rng)
-        unemb = LUTLayer.random(in_dim=dim, out_dim=vocab, n_tables=n_tables, n_c=n_c, rng=rng)
+        unemb = LUTLayer.random(
+            in_dim=dim,
+            out_dim=vocab,
+            n_tables=n_tables if unembed_tables is None else unembed_tables,
+            n_c=n_c if unembed_n_c is None else unembed_n_c,
+            rng=rng,
+        )
         return cls(embedding=emb, cell=cell, unembedder=unemb, context=context)
 
     def shape_header(self) -> dict[str, int]:

@@ -39,7 +39,7 @@ def quantize_mac(
     layers: list[MACLayer] = []
     x = calib
     n = len(ann.layers)
-    for k, (W, b, act) in enumerate(ann.layers):
+    for k, (W, b, act, *_) in enumerate(ann.layers):
         last = k == n - 1
         if act not in ("relu", "identity") or (act == "identity" and not last):
             raise ValueError(f"layer {k}: the MAC baseline supports ReLU hidden layers, not {act}")

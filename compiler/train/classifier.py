@@ -21,7 +21,13 @@ from spikelut.compiler.frontend.datasets import Dataset
 from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.lut import LUTLayer
-from spikelut.compiler.train.engine import lut_backward, lut_forward
+from spikelut.compiler.train.engine import (
+    kept_tables,
+    lut_backward,
+    lut_forward,
+    table_subset,
+    threshold_anchors,
+)
 
 # Defaults: one LUT layer, 64 pixels -> 10 classes, 256 tables of N_C = 4 (327,680 table
 # bits at 8 bits an entry). Chosen on digits as the best test accuracy per table bit among
@@ -123,6 +129,85 @@ def _check_training(X, y, hidden, n_tables, n_c, epochs, lr, batch_size, n_class
     return X, y, dims, _per_layer("n_tables", n_tables, n_layers), _per_layer("n_c", n_c, n_layers)
 
 
+def _initial_layers(dims, nts, ncs, encoding, rng) -> list[LUTLayer]:
+    """The layers before training: random anchors (thresholds against the encoding's constant
+    inputs in layer 0 where it has them), tables of small random noise."""
+    layers = []
+    for i in range(len(dims) - 1):
+        # a little random table noise breaks the symmetry of the all-zero start, where every
+        # hidden value ties and every downstream index would be 0
+        layer = LUTLayer.random(
+            in_dim=dims[i], out_dim=dims[i + 1], n_tables=nts[i], n_c=ncs[i], rng=rng,
+            init_scale=0.01,
+        )  # fmt: skip
+        if i == 0 and encoding.constants.size:
+            a, b = threshold_anchors(nts[0], ncs[0], encoding.dim, encoding.constants.size, rng)
+            layer = LUTLayer(a=a, b=b, tables=layer.tables, in_dim=dims[0])
+        layers.append(layer)
+    return layers
+
+
+def _epoch(layers, x, y, order, batch_size, rate, drop, rng) -> float:
+    """One epoch of the LUT rule over ``order``; returns the summed cross-entropy. With
+    ``drop``, each batch leaves out that fraction of every layer's tables (the rest scaled
+    up to the full count)."""
+    total = 0.0
+    n_layers = len(layers)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        h = x[idx]
+        caches, subs = [], []
+        for layer in layers:
+            keep = kept_tables(layer.n_tables, drop, rng)
+            sub = table_subset(layer, keep)
+            h, cache = lut_forward(sub, h)
+            gain = layer.n_tables / len(keep)
+            h = h * gain if gain != 1 else h
+            caches.append(cache)
+            subs.append((sub, keep, gain))
+        dy, loss = _softmax_xent(h.astype(np.float64), y[idx])
+        total += loss
+        for i in range(n_layers - 1, -1, -1):
+            sub, keep, gain = subs[i]
+            dy = lut_backward(sub, caches[i], dy * gain if gain != 1 else dy, rate, need_dx=i > 0)
+            if sub is not layers[i]:
+                layers[i].tables[keep] = sub.tables
+    return total
+
+
+class _Best:
+    """Early stopping's memory: the epoch with the best validation accuracy (ties: lower
+    loss) and a copy of its tables; inert without validation data."""
+
+    def __init__(self, layers: list[LUTLayer], x_val, y_val) -> None:
+        self.layers, self.x_val = layers, x_val
+        self.y_val = None if y_val is None else np.asarray(y_val, np.int64)
+        self.key: tuple[float, float] | None = None
+        self.epoch = 0
+        self.tables: list[np.ndarray] = []
+
+    def update(self, epoch: int) -> float | None:
+        """Evaluate after ``epoch``; returns the validation accuracy (None without data)."""
+        if self.x_val is None:
+            return None
+        z = self.x_val
+        for layer in self.layers:
+            z = layer.forward(z)
+        z = z.astype(np.float64)
+        _, loss = _softmax_xent(z, self.y_val)
+        acc = float(np.mean(np.argmax(z, 1) == self.y_val))
+        if self.key is None or (acc, -loss) > self.key:
+            self.key, self.epoch = (acc, -loss), epoch
+            self.tables = [layer.tables.copy() for layer in self.layers]
+        return acc
+
+    def restore(self) -> int:
+        """Put the best epoch's tables back; returns that epoch."""
+        for layer, tables in zip(self.layers, self.tables, strict=True):
+            layer.tables[...] = tables
+        return self.epoch
+
+
 def train_classifier(
     X: np.ndarray,
     y: np.ndarray,
@@ -140,6 +225,11 @@ def train_classifier(
     class_names: list[str] | None = None,
     meta: dict | None = None,
     progress: Callable[[dict], None] | None = None,
+    constants: int = 0,
+    drop: float = 0.0,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    patience: int | None = None,
 ) -> ClassifierMLP:
     """Train a float LUT classifier on raw features ``X`` (n, D) and labels ``y`` in 0..K-1.
 
@@ -148,31 +238,30 @@ def train_classifier(
     ``n_c``: per layer (one int for all layers, or one entry per layer, hidden layers first).
     ``lr`` is the per-sample row learning rate; the learning rate decays as a cosine over the
     epochs. ``X_test``/``y_test``, when given, are only evaluated (reported, recorded).
+    ``constants``: constant inputs the encoding appends (thresholds for layer 0, see
+    :func:`~spikelut.compiler.frontend.encoding.choose_encoding`); ``drop``: table dropout,
+    the fraction of every layer's tables each batch leaves out. ``X_val``/``y_val``: a
+    validation split, evaluated after every epoch; the returned tables are those of the
+    epoch with the best validation accuracy (ties: lower loss), and with ``patience``
+    training stops after that many epochs without a better one.
     ``progress`` is called after every epoch with ``{"epoch", "epochs", "loss",
-    "train_accuracy", "test_accuracy"}``. Returns a :class:`ClassifierMLP` whose ``meta``
-    records the hyper-parameters, seed, accuracies, version and date (merged into ``meta``).
+    "train_accuracy", "test_accuracy", "val_accuracy"}``. Returns a :class:`ClassifierMLP`
+    whose ``meta`` records the hyper-parameters, seed, accuracies, version and date (merged
+    into ``meta``).
     """
     X, y, dims, nts, ncs = _check_training(X, y, hidden, n_tables, n_c, epochs, lr, batch_size,
                                            n_classes)  # fmt: skip
-    widths, k, n_layers = dims[1:-1], dims[-1], len(dims) - 1
+    if not 0.0 <= drop < 1.0 or constants < 0:
+        raise ValueError(f"drop must be in 0..1 (exclusive) and constants >= 0, not {drop!r}, {constants!r}")  # fmt: skip
+    widths, k = dims[1:-1], dims[-1]
 
     rng = np.random.default_rng(seed)
-    encoding = choose_encoding(X)
+    encoding = choose_encoding(X, constants=constants)
+    dims[0] = encoding.width
     x_train = encoding.encode_float(X)
     x_test = None if X_test is None else encoding.encode_float(X_test)
-    layers = [
-        # a little random table noise breaks the symmetry of the all-zero start, where every
-        # hidden value ties and every downstream index would be 0
-        LUTLayer.random(
-            in_dim=dims[i],
-            out_dim=dims[i + 1],
-            n_tables=nts[i],
-            n_c=ncs[i],
-            rng=rng,
-            init_scale=0.01,
-        )
-        for i in range(n_layers)
-    ]
+    x_val = None if X_val is None else encoding.encode_float(X_val)
+    layers = _initial_layers(dims, nts, ncs, encoding, rng)
 
     def logits_of(x: np.ndarray) -> np.ndarray:
         for layer in layers:
@@ -180,22 +269,11 @@ def train_classifier(
         return x
 
     history = []
+    best = _Best(layers, x_val, y_val)
     n = len(y)
     for epoch in range(epochs):
         rate = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-        order = rng.permutation(n)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            h = x_train[idx]
-            caches = []
-            for layer in layers:
-                h, cache = lut_forward(layer, h)
-                caches.append(cache)
-            dy, loss = _softmax_xent(h.astype(np.float64), y[idx])
-            total += loss
-            for i in range(n_layers - 1, -1, -1):
-                dy = lut_backward(layers[i], caches[i], dy, rate, need_dx=i > 0)
+        total = _epoch(layers, x_train, y, rng.permutation(n), batch_size, rate, drop, rng)
         record = {
             "epoch": epoch + 1,
             "epochs": epochs,
@@ -204,10 +282,15 @@ def train_classifier(
             "test_accuracy": None
             if x_test is None
             else float(np.mean(np.argmax(logits_of(x_test), 1) == np.asarray(y_test))),
+            "val_accuracy": None,
         }
+        record["val_accuracy"] = best.update(epoch + 1)
         history.append(record)
         if progress is not None:
             progress(record)
+        if patience is not None and best.epoch and epoch + 1 - best.epoch >= patience:
+            break
+    final = history[best.restore() - 1] if best.epoch else history[-1]
 
     info = dict(meta or {})
     info.update(
@@ -222,15 +305,24 @@ def train_classifier(
                 "lr_schedule": "cosine",
                 "batch_size": batch_size,
                 "init_scale": 0.01,
+                "constants": int(encoding.constants.size),
+                "drop": drop,
             },
             "seed": seed,
-            "loss": history[-1]["loss"],
-            "train_accuracy": history[-1]["train_accuracy"],
-            "test_accuracy": history[-1]["test_accuracy"],
+            "loss": final["loss"],
+            "train_accuracy": final["train_accuracy"],
+            "test_accuracy": final["test_accuracy"],
             "spikelut_version": _spikelut_version(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
     )
+    if best.epoch:
+        info["validation"] = {
+            "n": len(y_val),
+            "accuracy": final["val_accuracy"],
+            "best_epoch": best.epoch,
+            "epochs_run": len(history),
+        }
     return ClassifierMLP(
         encoding=encoding, layers=layers, n_classes=k, class_names=class_names, meta=info
     )

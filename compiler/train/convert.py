@@ -44,7 +44,9 @@ from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.ir.classifier import ClassifierMLP, InputEncoding
 from spikelut.compiler.ir.fixed_point import fit_scale
 from spikelut.compiler.ir.lut import LUTLayer, comparisons, indices_from_u
-from spikelut.compiler.train.engine import lut_backward, lut_forward
+from spikelut.compiler.train.engine import kept_tables as _kept_tables
+from spikelut.compiler.train.engine import lut_backward, lut_forward, threshold_anchors
+from spikelut.compiler.train.engine import table_subset as _table_subset
 
 ANCHOR_MODES = ("random", "weights")
 # table width of the integer model the default shape is chosen for (convert's --bits default)
@@ -102,6 +104,9 @@ class ConvertSettings:
     augment: int = 4
     mix: float = 0.3
     noise: float = 0.0
+    constants: int = 0
+    threshold_fraction: float = 0.5
+    patience: int = 5
     seed: int = 0
 
     def validate(self) -> None:
@@ -131,6 +136,14 @@ class ConvertSettings:
             raise ConvertError(f"drop must be in 0..1 (exclusive), not {self.drop!r}")
         if not 0.0 <= self.label_weight <= 1.0:
             raise ConvertError(f"label_weight must be in 0..1, not {self.label_weight!r}")
+        self._validate_recipe()
+
+    def _validate_recipe(self) -> None:
+        if self.constants < 0 or not 0.0 <= self.threshold_fraction <= 1.0 or self.patience < 1:
+            raise ConvertError(
+                "constants must be >= 0, threshold_fraction in 0..1 and patience >= 1, not "
+                f"{self.constants!r}, {self.threshold_fraction!r}, {self.patience!r}"
+            )
 
 
 def default_shape(ann: DenseNet, n_samples: int | None = None) -> tuple[list[int], list[int]]:
@@ -210,15 +223,36 @@ def weight_anchors(
 
 
 def make_layer(
-    W: np.ndarray, n_tables: int, n_c: int, mode: str, rng: np.random.Generator
+    W: np.ndarray,
+    n_tables: int,
+    n_c: int,
+    mode: str,
+    rng: np.random.Generator,
+    *,
+    n_constants: int = 0,
+    threshold_fraction: float = 0.5,
 ) -> LUTLayer:
-    """A LUT layer of zero tables for dense weights ``W`` (in, out), anchors by ``mode``."""
+    """A LUT layer of zero tables for dense weights ``W`` (in, out), anchors by ``mode``.
+
+    ``n_constants``: the layer's input ends in that many constant inputs (layer 0 of an
+    encoding with constants); a ``threshold_fraction`` of the pairs then compare a feature
+    (drawn as ``a`` is: in ``weights`` mode with probability proportional to ``|w|`` into the
+    table's unit) with a random constant.
+    """
     d_in, d_out = W.shape
+    width = d_in + n_constants
+    tables = np.zeros((n_tables, 1 << n_c, d_out), np.float32)
     if mode == "weights":
         a, b = weight_anchors(W, n_tables, n_c, rng)
-        tables = np.zeros((n_tables, 1 << n_c, d_out), np.float32)
-        return LUTLayer(a=a, b=b, tables=tables, in_dim=d_in)
-    return LUTLayer.random(in_dim=d_in, out_dim=d_out, n_tables=n_tables, n_c=n_c, rng=rng)
+    else:
+        a, b = threshold_anchors(n_tables, n_c, d_in, 0, rng)
+    if n_constants:
+        thr = rng.uniform(size=a.shape) < threshold_fraction
+        if mode == "weights":  # the feature of a threshold pair: the stronger of a and b
+            col = np.arange(n_tables)[:, None] % d_out
+            a = np.where(thr & (np.abs(W[b, col]) > np.abs(W[a, col])), b, a)
+        b = np.where(thr, d_in + rng.integers(0, n_constants, size=a.shape), b)
+    return LUTLayer(a=a, b=b, tables=tables, in_dim=width)
 
 
 # -- layer-wise distillation ----------------------------------------------------------------
@@ -311,21 +345,48 @@ def snap_tables(tables: np.ndarray, bits: int) -> np.ndarray:
     return best.astype(np.float32)
 
 
-def _kept_tables(n_tables: int, drop: float, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the tables a fine-tuning batch uses: all, or ``1 - drop`` of them."""
-    if not drop:
-        return np.arange(n_tables)
-    n_keep = max(1, round(n_tables * (1.0 - drop)))
-    return np.sort(rng.choice(n_tables, size=n_keep, replace=False))
+def _finetune_batch(layers, x0, idx, q, labels, out_scale, s, rng, rate, qat) -> None:
+    """One batch of fine-tuning (table dropout, optional quantisation-aware forward)."""
+    T = s.temperature
+    alpha = s.label_weight if labels is not None else 0.0
+    h, caches, subs = x0[idx], [], []
+    for layer in layers:
+        keep = _kept_tables(layer.n_tables, s.drop, rng)
+        sub = _table_subset(layer, keep)
+        # quantisation-aware: forward through the tables as the integer model will
+        # hold them, move the float tables (straight-through)
+        fwd = sub
+        if qat:
+            fwd = sub.with_tables(snap_tables(layer.tables, s.quant_bits)[keep])
+        h, cache = lut_forward(fwd, h)
+        gain = layer.n_tables / len(keep)
+        h = h * gain if gain != 1 else h
+        caches.append(cache)
+        subs.append((sub, keep, gain))
+    logits = h.astype(np.float64) * out_scale
+    soft = softmax(logits, T) - q[idx]
+    if alpha:
+        lab = labels[idx]
+        has = lab >= 0
+        grad = np.where(has, 1.0 - alpha, 1.0)[:, None] * T * soft
+        p = softmax(logits[has])
+        p[np.arange(int(has.sum())), lab[has]] -= 1.0
+        grad[has] += alpha * p
+    else:
+        grad = T * soft
+    dy = grad * out_scale
+    for k in range(len(layers) - 1, -1, -1):
+        sub, keep, gain = subs[k]
+        lr_k = rate / layers[k].n_tables
+        dy = lut_backward(sub, caches[k], dy * gain, lr_k, need_dx=k > 0)
+        if sub is not layers[k]:
+            layers[k].tables[keep] = sub.tables
 
 
-def _table_subset(layer: LUTLayer, keep: np.ndarray) -> LUTLayer:
-    """The layer itself when ``keep`` is every table, else a copy of those tables."""
-    if len(keep) == layer.n_tables:
-        return layer
-    return LUTLayer(
-        a=layer.a[keep], b=layer.b[keep], tables=layer.tables[keep], in_dim=layer.in_dim
-    )
+def _predict(layers: list[LUTLayer], x: np.ndarray) -> np.ndarray:
+    for layer in layers:
+        x = layer.forward(x)
+    return np.argmax(x, 1)
 
 
 def _finetune(
@@ -337,57 +398,45 @@ def _finetune(
     s: ConvertSettings,
     rng: np.random.Generator,
     progress: Callable[[dict], None] | None,
-) -> None:
-    """Cross-entropy against the ANN's softened outputs (and labels), through all layers."""
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+) -> int | None:
+    """Cross-entropy against the ANN's softened outputs (and labels), through all layers.
+
+    ``val``: held-out encoded inputs and the ANN's predictions on them; the tables of the
+    epoch that agrees most there are kept (epoch 0: the distilled tables), training stops
+    after ``s.patience`` epochs without a better one, and that epoch is returned.
+    """
     n = len(x0)
-    T = s.temperature
-    q = softmax(soft_logits, T)
-    alpha = s.label_weight if labels is not None else 0.0
+    q = softmax(soft_logits, s.temperature)
     epochs = s.finetune_epochs
+    best = None
+    if val is not None:
+        best = (float(np.mean(_predict(layers, val[0]) == val[1])), 0,
+                [layer.tables.copy() for layer in layers])  # fmt: skip
     for epoch in range(epochs):
         rate = s.finetune_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
         order = rng.permutation(n)
         qat = s.quant_bits and epoch >= epochs - s.quant_epochs
         for start in range(0, n, s.batch_size):
             idx = order[start : start + s.batch_size]
-            h, caches, subs = x0[idx], [], []
-            for layer in layers:
-                keep = _kept_tables(layer.n_tables, s.drop, rng)
-                sub = _table_subset(layer, keep)
-                # quantisation-aware: forward through the tables as the integer model will
-                # hold them, move the float tables (straight-through)
-                fwd = sub
-                if qat:
-                    fwd = sub.with_tables(snap_tables(layer.tables, s.quant_bits)[keep])
-                h, cache = lut_forward(fwd, h)
-                gain = layer.n_tables / len(keep)
-                h = h * gain if gain != 1 else h
-                caches.append(cache)
-                subs.append((sub, keep, gain))
-            logits = h.astype(np.float64) * out_scale
-            soft = softmax(logits, T) - q[idx]
-            if alpha:
-                lab = labels[idx]
-                has = lab >= 0
-                grad = np.where(has, 1.0 - alpha, 1.0)[:, None] * T * soft
-                p = softmax(logits[has])
-                p[np.arange(int(has.sum())), lab[has]] -= 1.0
-                grad[has] += alpha * p
-            else:
-                grad = T * soft
-            dy = grad * out_scale
-            for k in range(len(layers) - 1, -1, -1):
-                sub, keep, gain = subs[k]
-                lr_k = rate / layers[k].n_tables
-                dy = lut_backward(sub, caches[k], dy * gain, lr_k, need_dx=k > 0)
-                if sub is not layers[k]:
-                    layers[k].tables[keep] = sub.tables
+            _finetune_batch(layers, x0, idx, q, labels, out_scale, s, rng, rate, qat)
+        record = {"stage": "finetune", "epoch": epoch + 1}
+        if val is not None:
+            agree = float(np.mean(_predict(layers, val[0]) == val[1]))
+            record["val_agreement"] = agree
+            if agree > best[0]:
+                best = (agree, epoch + 1, [layer.tables.copy() for layer in layers])
         if progress is not None:
-            h = x0
-            for layer in layers:
-                h = layer.forward(h)
-            agree = float(np.mean(np.argmax(h, 1) == np.argmax(soft_logits, 1)))
-            progress({"stage": "finetune", "epoch": epoch + 1, "train_agreement": agree})
+            train_pred = _predict(layers, x0)
+            record["train_agreement"] = float(np.mean(train_pred == np.argmax(soft_logits, 1)))
+            progress(record)
+        if best is not None and epoch + 1 - best[1] >= s.patience:
+            break
+    if best is None:
+        return None
+    for layer, tables in zip(layers, best[2], strict=True):
+        layer.tables[...] = tables
+    return best[1]
 
 
 # -- the conversion -------------------------------------------------------------------------
@@ -430,14 +479,17 @@ def _layer_target(pre, post, last: bool, s: ConvertSettings) -> tuple[np.ndarray
     return t.astype(np.float32), sigma
 
 
-def _distil(ann, ann_acts, x, nts, ncs, s, rng, progress):
+def _distil(ann, ann_acts, x, nts, ncs, s, rng, progress, n_constants=0):
     """Layer-wise distillation (step 3 of the module docstring): the LUT layers and the
     scale of every dense layer's target."""
     layers: list[LUTLayer] = []
     scales: list[float] = []
     for k, dense in enumerate(ann.layers):
         t, sigma = _layer_target(*ann_acts[k], k == len(ann.layers) - 1, s)
-        layer = make_layer(dense.W, nts[k], ncs[k], s.anchors, rng)
+        layer = make_layer(
+            dense.W, nts[k], ncs[k], s.anchors, rng,
+            n_constants=n_constants if k == 0 else 0, threshold_fraction=s.threshold_fraction,
+        )  # fmt: skip
         if s.fit == "lstsq":
             layer = layer.with_tables(lstsq_tables(layer, x, t, s.ridge))
         _mse_epochs(
@@ -461,9 +513,14 @@ def convert_ann(
     encoding: InputEncoding | None = None,
     class_names: list[str] | None = None,
     progress: Callable[[dict], None] | None = None,
+    X_val: np.ndarray | None = None,
 ) -> ClassifierMLP:
     """Convert ``ann`` into a float LUT classifier, using raw features ``X`` (n, in_dim) and
     optional labels ``y`` (n,) as the transfer set (see the module docstring).
+
+    ``X_val``: held-out raw features (not trained on). With them, fine-tuning keeps the
+    tables of the epoch whose predictions agree most with the ANN's on ``X_val`` and stops
+    after ``settings.patience`` epochs without a better one; the agreement is recorded.
 
     ``encoding``: the LUT network's input encoding (default: chosen from ``X`` as native
     training does). ``progress`` gets a dict after every stage/epoch. Raises
@@ -472,7 +529,7 @@ def convert_ann(
     s = settings or ConvertSettings()
     X, labels, nts, ncs = _check_conversion(ann, X, y, s)
     rng = np.random.default_rng(s.seed)
-    encoding = encoding or choose_encoding(X)
+    encoding = encoding or choose_encoding(X, constants=s.constants)
     n_orig = len(X)
     if s.augment:
         X = np.concatenate([X, transfer_samples(X, s.augment * n_orig, s.noise, rng, s.mix)])
@@ -480,9 +537,17 @@ def convert_ann(
             labels = np.concatenate([labels, np.full(s.augment * n_orig, -1, np.int64)])
     ann_acts = ann.forward(X)
     x0 = encoding.encode_float(X)
-    layers, scales = _distil(ann, ann_acts, x0, nts, ncs, s, rng, progress)
+    layers, scales = _distil(
+        ann, ann_acts, x0, nts, ncs, s, rng, progress, n_constants=encoding.constants.size
+    )
+    val = None
+    if X_val is not None:
+        val = (encoding.encode_float(X_val), ann.predict(np.asarray(X_val, np.float64)))
+    best_epoch = None
     if s.finetune_epochs:
-        _finetune(layers, x0, ann_acts[-1][1], labels, scales[-1], s, rng, progress)
+        best_epoch = _finetune(
+            layers, x0, ann_acts[-1][1], labels, scales[-1], s, rng, progress, val=val
+        )
     if not all(np.all(np.isfinite(layer.tables)) for layer in layers):
         raise ConvertError("training diverged (non-finite tables); lower the learning rates")
     gain = scales[-1]  # the last layer on the ANN's logit scale; hidden layers normalised
@@ -509,5 +574,11 @@ def convert_ann(
     if labels is not None:
         info["ann_train_accuracy"] = float(np.mean(ann_pred == labels))
         info["train_accuracy"] = float(np.mean(lut_pred == labels))
+    if val is not None:
+        info["validation"] = {
+            "n": len(val[1]),
+            "float_agreement": float(np.mean(model.float_predict(X_val) == val[1])),
+            "best_epoch": best_epoch,
+        }
     model.meta = {"trainer": "spikelut.compiler.train.convert", "conversion": info}
     return model

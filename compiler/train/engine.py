@@ -106,3 +106,45 @@ def lut_backward(
         t_rep = np.broadcast_to(t_idx[None, :], (batch, n_t))
         np.add.at(tables, (t_rep, cache.j), step)
     return dx
+
+
+def threshold_anchors(
+    n_tables: int,
+    n_c: int,
+    n_features: int,
+    n_constants: int,
+    rng: np.random.Generator,
+    *,
+    threshold_fraction: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random anchor pairs ``(a, b)`` (N_T, N_C) for a first layer whose input is
+    ``n_features`` features followed by ``n_constants`` constant inputs: each pair is, with
+    probability ``threshold_fraction``, a threshold (``a`` a feature, ``b`` a constant), else
+    two different features. Without constants every pair is two different inputs."""
+    d = n_features + n_constants
+    a = rng.integers(0, n_features if n_constants else d, size=(n_tables, n_c))
+    b = (a + rng.integers(1, n_features, size=(n_tables, n_c))) % n_features
+    if n_constants:
+        thr = rng.uniform(size=(n_tables, n_c)) < threshold_fraction
+        b = np.where(thr, n_features + rng.integers(0, n_constants, size=(n_tables, n_c)), b)
+    return a, b
+
+
+def kept_tables(n_tables: int, drop: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the tables a training batch uses under table dropout: all, or a random
+    ``1 - drop`` of them (at least one), sorted."""
+    if not drop:
+        return np.arange(n_tables)
+    n_keep = max(1, round(n_tables * (1.0 - drop)))
+    return np.sort(rng.choice(n_tables, size=n_keep, replace=False))
+
+
+def table_subset(layer: LUTLayer, keep: np.ndarray) -> LUTLayer:
+    """The layer itself when ``keep`` is every table, else a layer of those tables (a copy;
+    write its tables back with ``layer.tables[keep] = sub.tables``)."""
+    if len(keep) == layer.n_tables:
+        return layer
+    return LUTLayer(
+        a=layer.a[keep], b=layer.b[keep], tables=layer.tables[keep], in_dim=layer.in_dim,
+        residual=layer.residual,
+    )  # fmt: skip

@@ -18,7 +18,7 @@ class ReplySource(enum.Enum, shape=2):
     """Where a reply's payload bytes come from."""
 
     BYTES = 0  # the one or two bytes given with the selection (OK, ERROR)
-    IDENTITY = 1  # the IDENTITY payload, a constant
+    IDENTITY = 1  # the IDENTITY payload: constant but for the tables' status and hash
     COUNTERS = 2  # the counters, read live (they hold still while a COUNTERS reply goes out)
     RESULTS = 3  # the core's results, each sent as it arrives
 
@@ -44,16 +44,21 @@ class ReplyPayload(wiring.Component):
     """Offers the payload bytes of the reply being sent on ``o_stream``, from the source
     selected through ``control`` (:func:`reply_control`); a result goes out little-endian.
     ``counters``: the COUNTERS payload bits (:class:`~spikelut.hdl.hostlink.wire.Counters`
-    order).
+    order); ``tables_valid`` and ``tables_hash`` (first byte lowest): the live end of the
+    IDENTITY payload.
     """
 
     def __init__(self, params: LinkParams):
-        self._identity = params.identity.encode()
+        ident = params.identity
+        self._identity = ident.encode()
+        self._static = ident.static_bytes
         self._result_bytes = params.result_bytes
         super().__init__(
             {
                 "control": In(reply_control(self._result_bytes)),
                 "counters": In(COUNTER_BITS),
+                "tables_valid": In(1),
+                "tables_hash": In(8 * params.hash_bytes),
                 "o_stream": Out(stream.Signature(8)),
             }
         )
@@ -64,7 +69,9 @@ class ReplyPayload(wiring.Component):
         source = Signal(ReplySource)
         small = Signal(16)
         idx = Signal(range(max(len(self._identity), Counters.SIZE) + 1))
-        rom = Array(Const(b, 8) for b in self._identity)
+        live = [self.tables_valid.as_unsigned()]
+        live += [self.tables_hash[8 * k : 8 * k + 8] for k in range(len(self.tables_hash) // 8)]
+        rom = Array([*(Const(b, 8) for b in self._identity[: self._static]), *live])
         counters = Array(self.counters[8 * k : 8 * k + 8] for k in range(Counters.SIZE))
         result = Signal.like(ctl.result)
         result_left = Signal(range(self._result_bytes + 1))

@@ -1,0 +1,284 @@
+"""The figures of ``spikelut report`` for a language model (an integer spiking RNN):
+what :func:`collect_lm` computes from the
+:class:`~spikelut.compiler.analysis.inputs.ReportInputs`, as one JSON-able dict (``None``
+where data is missing).
+
+- the model: vocabulary, neurons, context, the cell's and the unembedder's tables, table
+  bits and the widths :func:`~spikelut.compiler.passes.widths.rnn_widths` infers;
+- memory per layer (embedding, cell, unembedder): bits and where each is placed, by the
+  compile manifest (``spikelut compile``) and by the board build (``board.json``);
+- the validation losses ``spikelut quantize`` records in the model
+  (``meta["quantization"]["evaluation"]``: ``float_val_loss``, ``int_val_loss``; a
+  language-model demo's ``summary.json`` otherwise), and the hardware's: the integer loss when
+  every simulation in the sources chose every byte as the golden model, else not measured;
+- the simulations (``sim.json``, ``run.json``, ``lm-board.json``), one record per run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from spikelut.compiler.analysis.figures import device_memories
+from spikelut.compiler.analysis.inputs import ReportError, ReportInputs
+from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.passes.widths import DEFAULT_MAX_WIDTH, WidthError, rnn_widths
+
+__all__ = ["collect_lm", "loss_figures", "memory_figures", "model_figures", "simulation_records"]
+
+
+def collect_lm(inputs: ReportInputs) -> dict:
+    """Every figure of a language model's report as a JSON-able dict (``None`` where data
+    is missing)."""
+    model = inputs.model
+    assert isinstance(model, IntegerRNN)
+    sims = simulation_records(inputs)
+    r: dict[str, Any] = {
+        "model": str(inputs.model_path),
+        "model_kind": "language_model",
+        "integer": True,
+        "shape": model_figures(model),
+        "memories": memory_figures(model, inputs.manifest, inputs.board),
+        "losses": loss_figures(model, inputs.summary, sims),
+        "simulations": sims,
+        "manifest": inputs.manifest,
+        "build": inputs.build,
+        "board": inputs.board,
+        "summary": inputs.summary,
+        "files": [str(p) for p in inputs.files],
+    }
+    if inputs.manifest is not None:
+        r["device_memories"] = device_memories(inputs.manifest)
+    return r
+
+
+def _lut_bits(n_tables: int, n_c: int, out_dim: int, bits: int) -> int:
+    return n_tables * (1 << n_c) * out_dim * bits
+
+
+def model_figures(model: IntegerRNN) -> dict:
+    """The shape of ``model``: sizes, both LUTs' tables, bits, shifts and (when they can be
+    inferred) widths."""
+    meta = model.meta or {}
+    quant = meta.get("quantization") or {}
+    max_width = quant.get("max_width") or DEFAULT_MAX_WIDTH
+    try:
+        w = rnn_widths(model, max_width=max_width)
+    except WidthError as e:
+        w, width_error = None, str(e)
+    else:
+        width_error = None
+    luts = []
+    for name, lut, q in (
+        ("cell", model.cell, model.cell_quant),
+        ("unembedder", model.unembedder, model.unembedder_quant),
+    ):
+        d = {
+            "lut": name,
+            "in_dim": lut.in_dim,
+            "out_dim": lut.out_dim,
+            "n_tables": lut.n_tables,
+            "n_c": lut.n_c,
+            "rows_per_table": 1 << lut.n_c,
+            "table_bits": q.table_bits,
+            "in_shift": q.in_shift,
+            "scale_log2": q.out_scale_log2,
+            "comparisons": lut.n_tables * lut.n_c,
+            "table_memory_bits": _lut_bits(lut.n_tables, lut.n_c, lut.out_dim, q.table_bits),
+        }
+        if w is not None:
+            lw = getattr(w, name)
+            d.update(
+                in_width=lw.in_width,
+                compare_width=lw.compare_width,
+                acc_width=lw.acc_width,
+                out_width=lw.out_width,
+            )
+        luts.append(d)
+    training = meta.get("training") or {}
+    return {
+        "vocab": model.vocab,
+        "dim": model.dim,
+        "context": model.context,
+        "embedding_bits": model.embedding_bits,
+        "luts": luts,
+        "state_width": None if w is None else w.state_width,
+        "cell_acc_width": None if w is None else w.cell_acc_width,
+        "width_error": width_error,
+        "train_steps": training.get("step"),
+    }
+
+
+def memory_figures(model: IntegerRNN, manifest: dict | None, board: dict | None) -> list[dict]:
+    """Per memory (embedding, cell, unembedder): its shape, entry bits, memory bits, and
+    its placement in the compiled core (``manifest``) and in the bitstream (``board``),
+    each ``None`` when that input is missing."""
+    compiled = _plan(manifest, "plan")
+    built = _plan(board, "rnn_plan")
+    rows = [
+        {
+            "memory": "embedding",
+            "shape": f"{model.vocab} x {model.dim}",
+            "entry_bits": model.embedding_bits,
+            "memory_bits": model.vocab * model.dim * model.embedding_bits,
+        }
+    ]
+    for name, lut, q in (
+        ("cell", model.cell, model.cell_quant),
+        ("unembedder", model.unembedder, model.unembedder_quant),
+    ):
+        rows.append(
+            {
+                "memory": name,
+                "shape": f"{lut.n_tables} x {1 << lut.n_c} x {lut.out_dim}",
+                "entry_bits": q.table_bits,
+                "memory_bits": _lut_bits(lut.n_tables, lut.n_c, lut.out_dim, q.table_bits),
+            }
+        )
+    for row in rows:
+        row["compiled"] = _placement(compiled, row["memory"])
+        row["built"] = _placement(built, row["memory"])
+    return rows
+
+
+def _plan(figures: dict | None, key: str) -> dict | None:
+    plan = (figures or {}).get(key)
+    return plan if isinstance(plan, dict) else None
+
+
+def _placement(plan: dict | None, memory: str) -> dict | None:
+    """``{"storage", "tables_per_cycle", "lanes"}`` of ``memory`` in an RNN plan."""
+    p = (plan or {}).get(memory)
+    if not isinstance(p, dict):
+        return None
+    return {k: p.get(k) for k in ("storage", "tables_per_cycle", "lanes")}
+
+
+def _number(v: Any) -> float | None:
+    """``v`` when it is a finite number (not a bool), else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return v
+
+
+def loss_figures(model: IntegerRNN, summary: dict | None, sims: list[dict]) -> dict:
+    """The validation losses (nats per byte): float and integer as ``spikelut quantize``
+    recorded them (a demo's ``summary.json`` otherwise), the hardware's, where they come
+    from, and the uniform guess ``ln V`` for scale."""
+    evaluation = ((model.meta or {}).get("quantization") or {}).get("evaluation") or {}
+    source = "the model (spikelut quantize)"
+    fl, il = _number(evaluation.get("float_val_loss")), _number(evaluation.get("int_val_loss"))
+    if fl is None and il is None and summary:
+        fl, il = _number(summary.get("float_val_loss")), _number(summary.get("int_val_loss"))
+        source = "the demo's summary.json"
+    out = {
+        "float": fl,
+        "integer": il,
+        "source": source if fl is not None or il is not None else None,
+        "data": evaluation.get("data"),
+        "n_windows": evaluation.get("n_windows"),
+        "uniform": math.log(model.vocab),
+        "calibration": ((model.meta or {}).get("quantization") or {}).get(
+            "calibration_loss_all_positions"
+        ),
+    }
+    checked = sum(s["tokens"] or 0 for s in sims)
+    mismatches = sum(s["mismatches"] for s in sims if s["mismatches"] is not None)
+    verdict = {"tokens_checked": checked, "mismatches": mismatches, "runs": len(sims)}
+    if sims and checked and mismatches == 0 and all(s["mismatches"] is not None for s in sims):
+        verdict["hardware"] = il
+        verdict["status"] = "equal"
+    elif mismatches:
+        verdict["hardware"] = None
+        verdict["status"] = "mismatch"
+    else:
+        verdict["hardware"] = None
+        verdict["status"] = "not measured"
+    out.update(verdict)
+    return out
+
+
+# -- simulations ----------------------------------------------------------------------------
+
+_SIM_KINDS = {
+    "sim": "cocotb on Verilator, the core",
+    "run": "the board's design over the simulated UART",
+    "bench": "the board's design over the simulated UART",
+}
+
+
+def simulation_records(inputs: ReportInputs) -> list[dict]:
+    """One record per simulated run in ``sim.json``, ``run.json`` and ``lm-board.json``:
+    where it comes from, what ran, the rule, tokens checked, mismatches (bytes and logit
+    chunks that differ from the golden model), cycles per token and tokens per second
+    through the simulated UART at its baud rate. A file of no known shape is a
+    :class:`~spikelut.compiler.analysis.inputs.ReportError`."""
+    out = []
+    for attr in ("sim", "run", "bench"):
+        data, path = getattr(inputs, attr), getattr(inputs, f"{attr}_path")
+        if data is None:
+            continue
+        runs = _runs(data)
+        if not runs:
+            raise ReportError(
+                f"{path} is not a language model's simulation (spikelut sim LM --json, or "
+                "bench/lm_board.py --json); remove it or give the model's directories only"
+            )
+        for rule, rec in runs:
+            out.append(_record(attr, Path(path), rule, rec))
+    return out
+
+
+def _runs(data: dict) -> list[tuple[str, dict]]:
+    """``(rule, run)`` of a simulation file: ``bench/lm_board.py``'s ``{"runs": {...}}``, a
+    demo stage's ``{rule: run}``, or one run (``spikelut sim LM --json``)."""
+    if isinstance(data.get("runs"), dict):
+        data = data["runs"]
+    elif _is_run(data):
+        return [("run", data)]
+    return [(str(k), v) for k, v in data.items() if isinstance(v, dict) and _is_run(v)]
+
+
+def _is_run(d: dict) -> bool:
+    return any(k in d for k in ("steps", "tokens", "n")) and ("mismatches" in d or "agree" in d)
+
+
+def _rule(d: dict) -> str:
+    t = _number(d.get("temperature"))
+    return "greedy" if not t else f"sampled at {t:g}"
+
+
+def _record(attr: str, path: Path, rule: str, rec: dict) -> dict:
+    tokens = next(
+        (rec[k] for k in ("steps", "tokens", "n") if _number(rec.get(k)) is not None), None
+    )
+    m = rec.get("mismatches")
+    if _number(rec.get("agree")) is not None and tokens is not None:
+        mismatches = int(tokens - rec["agree"])  # run.json lists the positions instead
+    elif _number(m) is not None:
+        mismatches = int(m) + int(_number(rec.get("logit_mismatches")) or 0)
+    else:
+        mismatches = None
+    cycles = next(
+        (
+            rec[k]
+            for k in ("cycles_per_token", "board_cycles_per_token", "core_cycles_per_token")
+            if _number(rec.get(k)) is not None
+        ),
+        None,
+    )
+    what = _SIM_KINDS[attr]
+    netlist = rec.get("netlist")
+    if attr == "sim" and isinstance(netlist, dict):
+        what = f"cocotb on Verilator, the {netlist.get('family', '?')} netlist"
+    return {
+        "file": str(path),
+        "what": what,
+        "rule": _rule(rec) if "temperature" in rec else rule,
+        "tokens": tokens,
+        "mismatches": mismatches,
+        "cycles_per_token": cycles,
+        "uart_tokens_per_second": _number(rec.get("sim_tokens_per_second")),
+        "baud": _number(rec.get("sim_baud")),
+    }

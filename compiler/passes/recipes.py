@@ -1,0 +1,215 @@
+"""Recipes: the choices of native training and of ANN conversion, made by measurement on a
+held-out split of the user's training data (never on a test split).
+
+- :func:`convert_auto`: convert once per candidate setting (constant inputs or not, table
+  dropout), quantise each, keep the one whose integer network agrees most with the ANN on
+  the held-out split, and report that agreement (the figure a user can trust before any
+  test data).
+- :func:`fit_classifier`: native training of candidate shapes sized to the data (tables,
+  N_C, constant inputs, table dropout) with early stopping on the held-out split; the best
+  candidate is trained again on all the training data for its best number of epochs.
+
+Both record what they tried and chose in the model's ``meta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from spikelut.compiler.frontend.ann import DenseNet
+from spikelut.compiler.frontend.datasets import Dataset
+from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.train.classifier import train_classifier
+from spikelut.compiler.train.convert import INT_TABLE_BITS, ConvertSettings, convert_ann
+
+__all__ = [
+    "convert_auto",
+    "fit_classifier",
+    "fit_on_dataset",
+    "holdout_split",
+    "native_candidates",
+]
+
+# the candidates :func:`convert_auto` measures: constant inputs (thresholds) or not, anchors
+# drawn from the ANN's weights or at random
+AUTO_CANDIDATES: tuple[dict, ...] = (
+    {"constants": 7, "anchors": "weights", "drop": 0.3},
+    {"constants": 7, "anchors": "random", "drop": 0.3},
+    {"constants": 0, "anchors": "weights", "drop": 0.3},
+)
+VAL_FRACTION = 0.2
+# transfer samples (originals plus ANN-labelled mixtures) at most: bounds the time on large data
+MAX_TRANSFER = 24_000
+
+
+def holdout_split(
+    X: np.ndarray, y: np.ndarray | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(fit, held_out)`` of a random split of ``len(X)`` samples, stratified by
+    ``y`` where given and possible; ``fraction`` of them held out (at least one)."""
+    n = len(X)
+    rng = np.random.default_rng(seed + 7919)
+    n_val = min(n - 1, max(1, round(n * fraction)))
+    if y is None or np.min(np.bincount(np.asarray(y))) < 2:
+        order = rng.permutation(n)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    val = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        val.extend(idx[: max(1, round(len(idx) * fraction))])
+    mask = np.zeros(n, bool)
+    mask[np.asarray(val)] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def convert_auto(
+    ann: DenseNet,
+    X: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    settings: ConvertSettings | None = None,
+    candidates: tuple[dict, ...] = AUTO_CANDIDATES,
+    val_fraction: float = VAL_FRACTION,
+    table_bits: int = INT_TABLE_BITS,
+    class_names: list[str] | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> ClassifierMLP:
+    """The conversion recipe: hold out ``val_fraction`` of the user's data (never a test
+    split), convert the rest once per candidate (``settings`` with the candidate's fields
+    replaced; fine-tuning stops early on the held-out agreement), quantise each to
+    ``table_bits``-bit tables, and keep the candidate whose *integer* network agrees most
+    with the ANN on the held-out split (ties: fewer table bits, then the earlier candidate).
+
+    ``meta["conversion"]["selection"]`` records every candidate's held-out agreement;
+    ``meta["conversion"]["heldout_agreement"]`` is the chosen one's, the figure to trust.
+    The augmentation is reduced so that the transfer set stays within
+    :data:`MAX_TRANSFER` samples.
+    """
+    base = settings or ConvertSettings()
+    X = np.asarray(X, np.float64)
+    fit, held = holdout_split(X, y, val_fraction, base.seed)
+    X_fit, X_val = X[fit], X[held]
+    y_fit = None if y is None else np.asarray(y, np.int64)[fit]
+    augment = min(base.augment, max(0, MAX_TRANSFER // max(len(fit), 1) - 1))
+    ann_val = ann.predict(X_val)
+    results = []
+    for cand in candidates:
+        s = replace(base, augment=augment, **cand)
+        model = convert_ann(ann, X_fit, y_fit, settings=s, class_names=class_names,
+                            progress=progress, X_val=X_val)  # fmt: skip
+        qmodel = quantize_classifier(model, table_bits=table_bits, calib_raw=X_fit)
+        agree = float(np.mean(int_predict(qmodel, X_val) == ann_val))
+        bits = sum(layer.memory_bits(table_bits) for layer in model.layers)
+        results.append((agree, -bits, -len(results), model, cand))
+        if progress is not None:
+            progress({"stage": "candidate", **cand, "heldout_int_agreement": agree})
+    agree, _, _, model, cand = max(results, key=lambda r: r[:3])
+    info = model.meta["conversion"]
+    info["selection"] = {
+        "val_fraction": val_fraction,
+        "n_heldout": len(held),
+        "table_bits": table_bits,
+        "criterion": "integer agreement with the ANN on the held-out split",
+        "candidates": [{**c, "heldout_int_agreement": a} for a, _, _, _, c in results],
+        "chosen": cand,
+    }
+    info["heldout_agreement"] = {
+        "int": agree,
+        "float": info["validation"]["float_agreement"],
+        "n": len(held),
+        "table_bits": table_bits,
+    }
+    return model
+
+
+# native training: at most this many epochs, stopping after PATIENCE without a better
+# held-out accuracy
+NATIVE_MAX_EPOCHS = 30
+NATIVE_PATIENCE = 6
+
+
+def native_candidates(n_train: int, n_features: int, n_classes: int) -> list[dict]:
+    """The shapes :func:`fit_classifier` measures, sized to the data: one LUT layer (inputs
+    straight to classes) of ``N_T`` tables of ``N_C`` comparisons, ``N_T * N_C`` at most a
+    half of the training samples (at least 256, at most the digits default's 1,024) and
+    ``2**N_C`` rows at most an eighth of them; with 7 constant inputs (thresholds) or none,
+    with or without table dropout."""
+    budget = int(np.clip(n_train // 2, 256, 1024))
+    n_c_top = int(np.clip(np.log2(max(n_train, 2) / 8), 2, 6))
+    out = []
+    for n_c, constants, drop in ((4, 7, 0.0), (n_c_top, 7, 0.3), (3, 7, 0.0), (4, 0, 0.0)):
+        n_c = min(n_c, n_c_top)
+        n_tables = max(8, min(256, budget // n_c))
+        cand = {"n_tables": n_tables, "n_c": n_c, "constants": constants, "drop": drop}
+        if cand not in out:
+            out.append(cand)
+    return out
+
+
+def fit_classifier(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int | None = None,
+    seed: int = 0,
+    candidates: list[dict] | None = None,
+    val_fraction: float = VAL_FRACTION,
+    max_epochs: int = NATIVE_MAX_EPOCHS,
+    patience: int = NATIVE_PATIENCE,
+    progress: Callable[[dict], None] | None = None,
+    **kwargs,
+) -> ClassifierMLP:
+    """Native training by the recipe (see the module docstring): candidates (default
+    :func:`native_candidates`) trained on ``1 - val_fraction`` of ``(X, y)`` with early
+    stopping on the rest; the best held-out accuracy (ties: fewer table bits, then the
+    earlier candidate) is trained again on all of ``(X, y)`` for its best epoch count.
+    ``kwargs`` go to :func:`~spikelut.compiler.train.classifier.train_classifier` (e.g.
+    ``X_test``, ``y_test``, ``class_names``, ``meta``, ``lr``, ``batch_size``).
+    ``meta["selection"]`` records the candidates' held-out accuracies and the choice;
+    ``progress`` gets the final training's epoch records."""
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y, np.int64)
+    k = int(n_classes if n_classes is not None else y.max() + 1)
+    fit, held = holdout_split(X, y, val_fraction, seed)
+    cands = candidates or native_candidates(len(fit), X.shape[1], k)
+    quiet = {key: v for key, v in kwargs.items() if key not in ("X_test", "y_test", "meta")}
+    results = []
+    for cand in cands:
+        model = train_classifier(
+            X[fit], y[fit], X_val=X[held], y_val=y[held], epochs=max_epochs, patience=patience,
+            seed=seed, n_classes=k, **cand, **quiet,
+        )  # fmt: skip
+        val = model.meta["validation"]
+        bits = sum(layer.memory_bits(8) for layer in model.layers)
+        results.append((val["accuracy"], -bits, -len(results), cand, val["best_epoch"]))
+    acc, _, _, cand, best_epoch = max(results, key=lambda r: r[:3])
+    model = train_classifier(X, y, epochs=max(3, best_epoch), seed=seed, n_classes=k,
+                             progress=progress, **cand, **kwargs)  # fmt: skip
+    model.meta["selection"] = {
+        "val_fraction": val_fraction,
+        "n_heldout": len(held),
+        "criterion": "held-out accuracy, then fewer table bits",
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "candidates": [{**c, "val_accuracy": a, "best_epoch": e} for a, _, _, c, e in results],
+        "chosen": cand,
+        "heldout_accuracy": acc,
+        "final_epochs": max(3, best_epoch),
+    }
+    return model
+
+
+def fit_on_dataset(data: Dataset, **kwargs) -> ClassifierMLP:
+    """:func:`fit_classifier` on a :class:`Dataset`'s training split (its test split only
+    evaluated), recording the data set's name and split."""
+    meta = dict(kwargs.pop("meta", None) or {})
+    meta.update({"dataset": data.name, "split": data.split, "n_features": data.n_features})
+    return fit_classifier(
+        data.X_train, data.y_train, n_classes=data.n_classes, class_names=data.class_names,
+        X_test=data.X_test, y_test=data.y_test, meta=meta, **kwargs,
+    )  # fmt: skip
