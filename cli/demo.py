@@ -159,6 +159,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device_rows(s: dict, *, dsps: bool) -> list[tuple[str, str]]:
+    """The build's resource rows of a summary (DSPs for the classifier demo) and its Fmax."""
+    kinds = [("logic cells", "logic_cells"), ("flip-flops", "flip_flops")]
+    kinds += [("block RAMs", "block_rams"), ("SPRAMs", "sprams")]
+    kinds += [("DSPs", "dsps")] if dsps else []
+    fmax = (
+        "-"
+        if s["fmax_mhz"] is None
+        else f"{s['fmax_mhz']:.1f} MHz (clock {s['clock_mhz']:.1f} MHz)"
+    )
+    return [(name, _used(s[key])) for name, key in kinds] + [("Fmax", fmax)]
+
+
 def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
@@ -202,17 +215,7 @@ def human(s: dict) -> str:
             else f"{_pct(s['hardware_accuracy'])} on {s['board_vectors_checked']} test vectors, "
             f"{s['board_mismatches']} mismatches",
         ),
-        ("logic cells", _used(s["logic_cells"])),
-        ("flip-flops", _used(s["flip_flops"])),
-        ("block RAMs", _used(s["block_rams"])),
-        ("SPRAMs", _used(s["sprams"])),
-        ("DSPs", _used(s["dsps"])),
-        (
-            "Fmax",
-            "-"
-            if s["fmax_mhz"] is None
-            else f"{s['fmax_mhz']:.1f} MHz (clock {s['clock_mhz']:.1f} MHz)",
-        ),
+        *_device_rows(s, dsps=True),
         ("cycles per inference", _cycles(s)),
         (
             "inferences per second",
@@ -325,16 +328,7 @@ def human_lm(s: dict) -> str:
             f"{_per_rule(s['sim_cycles_per_token'], ',.1f')}; on the board "
             f"{_per_rule(s['board_cycles_per_token'], ',.1f')}",
         ),
-        ("logic cells", _used(s["logic_cells"])),
-        ("flip-flops", _used(s["flip_flops"])),
-        ("block RAMs", _used(s["block_rams"])),
-        ("SPRAMs", _used(s["sprams"])),
-        (
-            "Fmax",
-            "-"
-            if s["fmax_mhz"] is None
-            else f"{s['fmax_mhz']:.1f} MHz (clock {s['clock_mhz']:.1f} MHz)",
-        ),
+        *_device_rows(s, dsps=False),
         (
             "tokens per second",
             "-"

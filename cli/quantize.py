@@ -309,7 +309,7 @@ def _run_sequence(args: argparse.Namespace, model: Any) -> int:
         result.update(
             state_width=widths.state_width,
             stream_acc_width=widths.cell_acc_width,
-            embedding_memory_bits=qmodel.embedding.size * qmodel.embedding_bits,
+            embedding_memory_bits=qmodel.embedding_memory_bits,
             layers=layers,
             table_memory_bits=sum(w["table_memory_bits"] for w in layers),
         )

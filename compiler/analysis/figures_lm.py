@@ -23,6 +23,7 @@ from typing import Any
 from spikelut.compiler.analysis.figures import device_memories
 from spikelut.compiler.analysis.inputs import ReportError, ReportInputs
 from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.operations import lut_layer_operations
 from spikelut.compiler.passes.widths import DEFAULT_MAX_WIDTH, WidthError, rnn_widths
 
 __all__ = ["collect_lm", "loss_figures", "memory_figures", "model_figures", "simulation_records"]
@@ -53,10 +54,6 @@ def collect_lm(inputs: ReportInputs) -> dict:
     return r
 
 
-def _lut_bits(n_tables: int, n_c: int, out_dim: int, bits: int) -> int:
-    return n_tables * (1 << n_c) * out_dim * bits
-
-
 def model_figures(model: IntegerRNN) -> dict:
     """The shape of ``model``: sizes, both LUTs' tables, bits, shifts and (when they can be
     inferred) widths."""
@@ -84,8 +81,8 @@ def model_figures(model: IntegerRNN) -> dict:
             "table_bits": q.table_bits,
             "in_shift": q.in_shift,
             "scale_log2": q.out_scale_log2,
-            "comparisons": lut.n_tables * lut.n_c,
-            "table_memory_bits": _lut_bits(lut.n_tables, lut.n_c, lut.out_dim, q.table_bits),
+            "comparisons": lut_layer_operations(lut, q.table_bits)["comparisons"],
+            "table_memory_bits": lut.memory_bits(q.table_bits),
         }
         if w is not None:
             lw = getattr(w, name)
@@ -121,7 +118,7 @@ def memory_figures(model: IntegerRNN, manifest: dict | None, board: dict | None)
             "memory": "embedding",
             "shape": f"{model.vocab} x {model.dim}",
             "entry_bits": model.embedding_bits,
-            "memory_bits": model.vocab * model.dim * model.embedding_bits,
+            "memory_bits": model.embedding_memory_bits,
         }
     ]
     for name, lut, q in (
@@ -133,7 +130,7 @@ def memory_figures(model: IntegerRNN, manifest: dict | None, board: dict | None)
                 "memory": name,
                 "shape": f"{lut.n_tables} x {1 << lut.n_c} x {lut.out_dim}",
                 "entry_bits": q.table_bits,
-                "memory_bits": _lut_bits(lut.n_tables, lut.n_c, lut.out_dim, q.table_bits),
+                "memory_bits": lut.memory_bits(q.table_bits),
             }
         )
     for row in rows:

@@ -218,9 +218,9 @@ def _lut_options(model: IntegerRNN, which: str, storages, kind: CoreKind, family
 
 def _shortfall(model: IntegerRNN, target: Target, kind: CoreKind, budget, cells, least) -> str:
     """Why :func:`fit_rnn` found nothing: the table memory against the device's, or logic."""
-    bits = model.vocab * model.dim * model.embedding_bits
+    bits = model.embedding_memory_bits
     for lut, q in ((model.cell, model.cell_quant), (model.unembedder, model.unembedder_quant)):
-        bits += lut.tables.size * q.table_bits
+        bits += lut.memory_bits(q.table_bits)
     have = budget * target.block_ram_bits + target.sprams * SPRAM_DEPTH * SPRAM_WIDTH
     if least is None or bits > have:
         return (

@@ -77,6 +77,11 @@ class IntegerRNN(EmbeddedSequence):
         """Always True."""
         return True
 
+    @property
+    def embedding_memory_bits(self) -> int:
+        """Bits the embedding occupies: ``V * D * embedding_bits``."""
+        return self.embedding.size * self.embedding_bits
+
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Header (JSON-able) and arrays that :meth:`from_arrays` rebuilds exactly."""
         arrays = {"embedding": self.embedding}
@@ -222,6 +227,11 @@ class IntegerTransformer:
     def is_integer(self) -> bool:
         """Always True."""
         return True
+
+    @property
+    def embedding_memory_bits(self) -> int:
+        """Bits the embedding occupies: ``V * D * embedding_bits``."""
+        return self.embedding.size * self.embedding_bits
 
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Header (JSON-able) and arrays that :meth:`from_arrays` rebuilds exactly."""
