@@ -2,7 +2,7 @@
 
 Builds, with the real Yosys/nextpnr flow of ``spikelut build``, the board top of the smallest
 classifier there is (one table of one comparison, two inputs, two classes: a core of a few
-dozen cells) for one iCE40 and one ECP5 board, and prints what nextpnr reports as used, the
+dozen cells) for one iCE40, one ECP5 and one Gowin board, and prints what nextpnr reports as used, the
 core's own estimate and their difference: the cells the UART host link, its buffers, CRC,
 hashes, boot loader, LEDs and reset take. That difference is what
 :data:`spikelut.compiler.backend.targets.HOST_LINK_CELLS` keeps free on each family; rerun
@@ -60,7 +60,9 @@ def measure(name: str, work: Path) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--boards", default="icebreaker,ulx3s-85f", help="comma-separated boards")
+    ap.add_argument(
+        "--boards", default="icebreaker,ulx3s-85f,tang-nano-9k", help="comma-separated boards"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     rows = []
@@ -71,10 +73,10 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'board':<12} {'used':>6} {'core est':>9} {'host link':>10} {'kept free':>10}")
+    print(f"{'board':<16} {'used':>6} {'core est':>9} {'host link':>10} {'kept free':>10}")
     for r in rows:
         print(
-            f"{r['board']:<12} {r['board_top_logic_cells']:>6} {r['core_estimate']:>9} "
+            f"{r['board']:<16} {r['board_top_logic_cells']:>6} {r['core_estimate']:>9} "
             f"{r['host_link_cells']:>10} {r['kept_free']:>10}"
         )
     return 0

@@ -32,6 +32,10 @@ the repository's board placement of the whole core (as
 :func:`spikelut.boards.lm_design.lm_board_fit`: fewest estimated logic cells, serial or
 parallel, every memory of the core counted, the host link's block RAMs kept) with its logic
 estimate against the cells the core may take (``--core-cells``; 2,500 on the UP5K).
+``--synth`` synthesises each model file's core as the iCEBreaker build places it (Yosys
+``synth_ice40 -dsp``, then ``nextpnr-ice40 --pack-only``) and prints the logic cells beside
+the estimate: the measurement :data:`~spikelut.compiler.backend.estimate.RNN_CALIBRATION`
+records (run it under ``flock /tmp/spikelut-heavy.lock``).
 ``--config`` adds shapes without models, ``--grid`` the sweep of issue #14
 (D 24/32/48, N_T 8/16/32 x N_C 4/6, N_TU 4/8/16 x N_CU 4/5/6, B 6/8); ``--fits TARGET``
 keeps the configurations that fit that target. ``B`` may be ``Bc,Bu`` (the cell and
@@ -278,6 +282,94 @@ def _fit_rnn(model, target: Target, core_cells: int) -> dict:
     }
 
 
+# -- synthesis -----------------------------------------------------------------------------
+
+
+def synth_core(path: str, kind: str = "auto") -> dict:
+    """The iCEBreaker build's placement of the integer RNN in ``path`` (of ``kind``; as
+    :func:`~spikelut.boards.lm_design.lm_board_fit` but whatever its logic), synthesised
+    alone: Yosys cell counts, nextpnr's packed logic cells, the estimate and the measured
+    cycles per token."""
+    import re
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from amaranth.back import rtlil
+
+    from spikelut.boards.design import RESERVED_BRAMS
+    from spikelut.boards.platforms import board
+    from spikelut.cli.common import load_model_file
+    from spikelut.compiler.backend.compile_lm import plan_lm, token_cycles
+    from spikelut.compiler.backend.sequence import rnn_core
+    from spikelut.compiler.build.synthesis import synth_command
+    from spikelut.compiler.build.toolchain import find
+    from spikelut.compiler.ir.selection import Selection
+
+    model = load_model_file(path)
+    spec = board("icebreaker")
+    # the board build's placement, its logic unbounded: a core beyond the estimate's limit
+    # is measured too
+    t = spec.target
+    budget = t.block_rams - RESERVED_BRAMS[t.family]
+    fit = plan_lm(model, t, kind=kind, optimize="area", block_rams=budget, logic_cells=1 << 30)
+    core = rnn_core(model, fit.plan, Selection())
+    latency, per_token, sampled = token_cycles(core)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "core.il").write_text(rtlil.convert(core, name="top", platform=spec.target))
+        script = f"read_rtlil core.il; {synth_command('ice40', 'top')}; tee -o stat.txt stat; "
+        script += "write_json core.json"
+        # relative paths: the YoWASP build only sees the working directory
+        subprocess.run([find("yosys"), "-q", "-p", script], check=True, capture_output=True,
+                       cwd=tmp)  # fmt: skip
+        stat = Path(tmp, "stat.txt").read_text()
+        pack = subprocess.run(
+            [find("nextpnr-ice40"), "--up5k", "--package", "sg48", "--json", "core.json",
+             "--pack-only"],
+            capture_output=True, text=True, cwd=tmp,
+        )  # fmt: skip
+    counts = {n: int(k) for k, n in re.findall(r"^\s+(\d+)\s+(SB_\w+)\s*$", stat, re.M)}
+    packed = re.search(r"ICESTORM_LC:\s+(\d+)", pack.stdout + pack.stderr)
+    return {
+        "file": path,
+        "plan": fit.plan.to_json(),
+        "block_rams": fit.block_rams,
+        "sprams": fit.sprams,
+        "estimate": fit.estimate,
+        "yosys_luts": counts.get("SB_LUT4", 0),
+        "yosys_flip_flops": sum(v for k, v in counts.items() if "DFF" in k),
+        "yosys_carries": counts.get("SB_CARRY", 0),
+        "yosys_block_rams": counts.get("SB_RAM40_4K", 0),
+        "yosys_sprams": counts.get("SB_SPRAM256KA", 0),
+        "logic_cells": int(packed.group(1)) if packed else None,
+        "cycles_per_token": per_token,
+        "sampled_cycles_per_token": sampled,
+        "latency_cycles": latency,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def print_synth(results: list[dict], as_json: bool) -> int:
+    """Print :func:`synth_core` results, one line each (or JSON)."""
+    if as_json:
+        json.dump(results, sys.stdout, indent=1)
+        print()
+        return 0
+    for r in results:
+        est = r["estimate"]
+        print(
+            f"{r['file']}: {r['plan']['kind']} {r['block_rams']}B+{r['sprams']}S  "
+            f"logic cells {r['logic_cells']} (estimate {est['logic_cells']}), Yosys "
+            f"{r['yosys_luts']} LUT4 / {r['yosys_flip_flops']} FF / {r['yosys_carries']} "
+            f"carries (estimate {est['luts']} / {est['flip_flops']}), "
+            f"{r['cycles_per_token']:g} cycles/token greedy, "
+            f"{r['sampled_cycles_per_token']:g} sampled, {r['seconds']} s"
+        )
+    return 0
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -367,7 +459,16 @@ def main(argv: list[str] | None = None) -> int:
         "less the host link's)",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--synth",
+        action="store_true",
+        help="synthesise each model's iCEBreaker core alone: Yosys and nextpnr --pack-only "
+        "logic cells against the estimate (no table)",
+    )
+    p.add_argument("--kind", default="auto", help="with --synth: auto, parallel or serial")
     args = p.parse_args(argv)
+    if args.synth:
+        return print_synth([synth_core(m, args.kind) for m in args.models], args.json)
     core_cells = {name: TARGETS[name].core_logic_cells for name in TARGET_NAMES}
     core_cells["ice40-up5k"] = UP5K_CORE_CELLS
     for item in args.core_cells:

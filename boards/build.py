@@ -30,6 +30,7 @@ from spikelut.boards.lm_design import (
 from spikelut.boards.mac_design import mac_hash, make_mac_core
 from spikelut.boards.platforms import BoardSpec
 from spikelut.boards.top import BoardTop, choose_pll
+from spikelut.compiler.backend.compile import CorePlan
 from spikelut.compiler.backend.compile_lm import token_cycles
 from spikelut.compiler.backend.mac import default_macs, mac_figures
 from spikelut.compiler.backend.plan import plans_to_json
@@ -65,13 +66,16 @@ def build_board(
     baud: int = DEFAULT_BAUD,
     kind: str = "auto",
     max_brams: int | None = None,
+    plan: CorePlan | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Build ``model`` for ``spec`` into ``out``; returns what ``board.json`` holds (see the
     module docstring). ``kind``: the core kind or ``"auto"``; ``max_brams``: the block RAMs
-    the tables may use. Bad input or a core that cannot fit raises UserError."""
+    the tables may use; ``plan``: a core already decided (its kind and placement, from
+    :func:`~spikelut.compiler.backend.compile.plan_core` for ``spec``'s target) instead of
+    :func:`board_core`'s. Bad input or a core that cannot fit raises UserError."""
     try:
-        core_plan = board_core(model, spec, kind=kind, max_brams=max_brams)
+        core_plan = plan or board_core(model, spec, kind=kind, max_brams=max_brams)
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -195,6 +199,7 @@ def _build_core(make, cycles_of, spec, out: Path, *, freq, seed, baud, progress)
     Returns ``(core, report, fields)``: ``fields`` are the ``board.json`` entries every build
     has (board, tool figures, clock, UART, and the rate from ``cycles_of(core)``). A
     ValueError from the core or the clock becomes a UserError."""
+    spec.require_host_link()
     try:
         pll = choose_pll(spec, freq)
         clock_hz = pll.out_hz if pll is not None else spec.clock_hz

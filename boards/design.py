@@ -53,7 +53,7 @@ __all__ = [
 
 HASH_BYTES = 16
 # block RAMs kept for the host link's payload buffer (1 kB) and FIFOs
-RESERVED_BRAMS = {"ice40": 4, "ecp5": 2}
+RESERVED_BRAMS = {"ice40": 4, "ecp5": 2, "gowin": 2}
 
 
 def model_hash(model: ClassifierMLP) -> bytes:

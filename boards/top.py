@@ -53,7 +53,7 @@ from spikelut.boards.flash_image import (
     boot_layers,
     payload_length,
 )
-from spikelut.boards.pll import PLLConfig, ecp5_pll, ice40_pll, pll_instance
+from spikelut.boards.pll import PLLConfig, family_pll, pll_instance
 from spikelut.boards.tables import LM_TABLE_LAYERS, TableSpace, lm_table_layers, table_space
 from spikelut.hdl.crc import INIT as CRC_INIT
 from spikelut.hdl.crc import crc16_next
@@ -592,7 +592,7 @@ def choose_pll(spec, freq_mhz: float | None) -> "PLLConfig | None":
             f"drop --freq (the clock is {base / 1e6:g} MHz)"
         )
     want = freq_mhz * 1e6
-    cfg = ice40_pll(base, want) if spec.family == "ice40" else ecp5_pll(base, want)
+    cfg = family_pll(spec.family, base, want)
     if abs(cfg.out_hz - want) > 0.005 * want:
         raise ValueError(
             f"the closest PLL clock to {freq_mhz:g} MHz from {base / 1e6:g} MHz is "

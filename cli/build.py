@@ -81,11 +81,14 @@ def add_parser(sub: Any) -> None:
         "means fewer tables read per cycle, less logic and a faster build",
     )
     p.add_argument(
+        "--core",
         "--indexer",
-        choices=["auto", "parallel", "serial"],
+        dest="indexer",
+        choices=["auto", "parallel", "serial", "frozen"],
         default="auto",
-        help="comparators all at once, or a few per clock at the same table rate (auto: "
-        "whichever the logic estimate finds smaller)",
+        help="comparators all at once, or a few per clock at the same table rate, or every "
+        "table in logic, one inference per clock, not reloadable (frozen) (auto: whichever "
+        "of parallel and serial the logic estimate finds smaller)",
     )
     p.add_argument(
         "--baseline",

@@ -5,12 +5,14 @@ inference, latency measured in Amaranth's simulator, memory placement per layer,
 and SPRAMs used, estimated LUT4s, flip-flops and logic cells, the memory-bandwidth floor and
 the fraction of it achieved, the compile time). Without ``--storage``/``--tables-per-cycle``/
 ``--lanes`` it picks the fastest placement that fits the target; ``--throughput`` the
-smallest that reaches a rate at ``--clock-mhz``; ``--indexer`` the core kind (``auto``: the
-one with the fewest estimated logic cells that fits). See
+smallest that reaches a rate at ``--clock-mhz``; ``--core`` (or ``--indexer``) the core kind
+(``auto``: the one with the fewest estimated logic cells that fits; with ``--optimize
+throughput|area`` the frozen core is a candidate too and the goal decides). See
 :mod:`spikelut.compiler.backend.compile`. What cannot fit is refused before any Verilog is
 written. ``--baseline mac`` compiles an ANN to the multiply-accumulate baseline core instead.
 An integer RNN compiles to its language-model core (:mod:`spikelut.compiler.backend.compile_lm`):
-the fastest placement of its memories that fits, cycles per generated token measured.
+the fastest placement of its memories that fits, cycles per generated token measured; an
+integer transformer to its core (:mod:`spikelut.compiler.backend.compile_transformer`).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from spikelut.cli.common import (
 )
 from spikelut.compiler.backend.compile import compile_core
 from spikelut.compiler.backend.compile_lm import compile_lm
+from spikelut.compiler.backend.compile_transformer import compile_transformer
+from spikelut.compiler.backend.cores import GOALS
 from spikelut.compiler.backend.mac import compile_mac
 from spikelut.compiler.backend.plan import LayerPlan
 from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.ann import ANNError
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.hdl.storage import Storage
 
 
@@ -65,12 +69,21 @@ def add_parser(sub: Any) -> None:
         "-L", "--lanes", type=positive_int, metavar="L", help="outputs read per row beat"
     )
     p.add_argument(
+        "--core",
         "--indexer",
-        choices=["auto", "parallel", "serial", "temporal"],
+        dest="indexer",
+        choices=["auto", "parallel", "serial", "temporal", "frozen"],
         default="auto",
         help="all comparators at once (parallel), a few per clock (serial: far less logic, "
-        "same rate at the memory-bandwidth floor), or AER spike events in (temporal); "
+        "same rate at the memory-bandwidth floor), AER spike events in (temporal), or every "
+        "table in logic, pipelined, one inference per clock, not reloadable (frozen); "
         "auto: the kind with the fewest estimated logic cells that fits",
+    )
+    p.add_argument(
+        "--optimize",
+        choices=list(GOALS),
+        help="with --core auto: consider the frozen core too and pick the fewest cycles per "
+        "inference (throughput) or estimated logic cells (area)",
     )
     p.add_argument(
         "--throughput",
@@ -133,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
     if isinstance(model, IntegerRNN):
         return _run_language_model(args, model)
+    if isinstance(model, IntegerTransformer):
+        return _run_transformer(args, model)
     if not isinstance(model, ClassifierMLP) or not model.is_integer:
         raise UserError(
             f"{args.model} is not an integer classifier or RNN; run spikelut quantize first"
@@ -150,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         placement=placement,
         throughput=args.throughput,
         clock_mhz=args.clock_mhz,
+        goal=args.optimize,
     )
     output.emit(args, result, _human)
     return 0
@@ -164,6 +180,7 @@ def _run_language_model(args: argparse.Namespace, model: IntegerRNN) -> int:
             ("--tables-per-cycle", args.tables_per_cycle),
             ("--lanes", args.lanes),
             ("--throughput", args.throughput),
+            ("--optimize", args.optimize),
         )
         if value is not None
     ]
@@ -179,6 +196,53 @@ def _run_language_model(args: argparse.Namespace, model: IntegerRNN) -> int:
     )
     output.emit(args, result, _human_lm)
     return 0
+
+
+def _run_transformer(args: argparse.Namespace, model: IntegerTransformer) -> int:
+    """An integer transformer to its core
+    (:func:`~spikelut.compiler.backend.compile_transformer.compile_transformer`)."""
+    given = [
+        flag
+        for flag, value in (
+            ("--storage", args.storage),
+            ("--tables-per-cycle", args.tables_per_cycle),
+            ("--lanes", args.lanes),
+            ("--throughput", args.throughput),
+            ("--optimize", getattr(args, "optimize", None)),
+        )
+        if value is not None
+    ]
+    if given or args.indexer not in ("auto", "parallel"):
+        raise UserError(
+            f"{', '.join(given) or '--core ' + args.indexer} do not apply to a transformer: its "
+            "tables are placed by fit in block RAM, indexed in parallel (choose --target)"
+        )
+    target = TARGETS[args.target]
+    result = compile_transformer(model, args.output, target, clock_mhz=args.clock_mhz)
+    output.emit(args, result, _human_transformer)
+    return 0
+
+
+def _human_transformer(r: dict) -> str:
+    rows = [
+        (
+            layer["layer"],
+            layer["heads"],
+            layer["attention"]["tables_per_cycle"],
+            layer["attention"]["lanes"],
+            layer["attention"]["cycles_at_full_context"],
+            layer["ffn"]["cycles"],
+        )
+        for layer in r["layers"]
+    ]
+    table = output.table(rows, ("layer", "heads", "P", "L", "attention", "ffn"))
+    return (
+        f"{table}\n{r['cycles_per_token']:g} cycles per generated token over a window of "
+        f"{r['context']} (greedy; tables' floor {r['table_cycles_per_token']:g}, "
+        f"{r['bandwidth_fraction']:.0%} of it), latency {r['latency_cycles']} cycles; "
+        f"{r['block_rams']} block RAMs of {r['block_rams_available']} on {r['target']}; "
+        f"{r['tokens_per_second']:,.0f} tokens/s at {r['clock_mhz']:g} MHz"
+    )
 
 
 def _human_lm(r: dict) -> str:
@@ -220,8 +284,10 @@ def _human(r: dict) -> str:
         for layer in r["layers"]
     ]
     table = output.table(rows, ("layer", "storage", "P", "L", "cycles", "floor"))
+    why = f"chosen: {r['core_choice']}\n" if r.get("core_choice") else ""
+    reload = "" if r["reloadable"] else " (tables in logic: not reloadable)"
     return (
-        f"{table}\n{r['indexer']} indexer; cycles per inference: {r['cycles_per_inference']} "
+        f"{table}\n{why}{r['indexer']} core{reload}; cycles per inference: {r['cycles_per_inference']} "
         f"(bandwidth floor {r['bandwidth_floor_cycles']}, {r['bandwidth_fraction']:.0%}), "
         f"latency {r['latency_cycles']} cycles; "
         f"{r['block_rams']} block RAMs, {r['sprams']} SPRAMs, about "

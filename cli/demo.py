@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when every stage passed, 1 when one failed."""
     if args.board is None:
         args.board = DEFAULT_LM_BOARD if args.lm else DEFAULT_BOARD
-    board(args.board)  # an unknown board is a UserError before anything runs
+    board(args.board).require_host_link()  # an unknown board is a UserError before anything runs
     if args.lm:
         if args.run_examples is not None:
             raise UserError("--run-examples is the classifier demo's; --lm generates --tokens")

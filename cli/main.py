@@ -17,12 +17,15 @@ from spikelut.cli import (
     convert,
     demo,
     doctor,
+    export,
     flash,
     quantize,
     report,
     run,
     sample,
     sim,
+    sim_board,
+    sweep,
     train,
 )
 from spikelut.cli import compile as compile_command
@@ -40,12 +43,15 @@ COMMANDS = [
     convert,
     quantize,
     compile_command,
+    export,
     sim,
     build,
     run,
+    sim_board,
     flash,
     report,
     sample,
+    sweep,
 ]
 
 

@@ -7,8 +7,11 @@ the test split of the model's data set), compares every answer with the integer 
 accuracy and measured inferences per second. ``--port sim`` runs the complete board design
 (the placement ``spikelut build --board BOARD`` would use) in Verilator with real UART bit
 timing: SPRAM tables boot from the simulated configuration flash (``--tables flash``) or are
-loaded over the link (``--tables link``). Exit 1 when any answer differs from the golden
-model or the board cannot run the model.
+loaded over the link (``--tables link``). ``spikelut sim-board MODEL`` serves the same
+simulated design on a pseudo-terminal instead, at the board's clock and a standard
+``--baud``: ``--port /dev/pts/N`` then goes through pyserial exactly as with a USB UART
+(give a ``--timeout`` of some seconds: the simulation is slower than the board). Exit 1
+when any answer differs from the golden model or the board cannot run the model.
 
 A language model (an integer spiking RNN) generates ``--bytes N`` after ``--prompt TEXT``
 on a language-model board (:mod:`spikelut.boards.lm_runtime`: requests of ``--chunk``
@@ -60,7 +63,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "model", metavar="MODEL", help="integer (quantised) .lutnet classifier or spiking RNN"
     )
-    p.add_argument("--port", required=True, help="serial device, tcp:HOST:PORT, or sim")
+    p.add_argument(
+        "--port",
+        required=True,
+        help="serial device (a board's USB UART, or the /dev/pts/N spikelut sim-board serves), "
+        "tcp:HOST:PORT, or sim",
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", metavar="FILE", help="raw input features (.npy or .csv)")
     src.add_argument("--dataset", choices=["test"], help="the model's data set's test split")
@@ -271,7 +279,7 @@ def _run_lm(model: IntegerRNN, args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run and check; 0 when every answer matches the golden model."""
     model = load_board_model(args.model)
-    board(args.board)  # an unknown --board is refused, whatever --port uses
+    board(args.board).require_host_link()  # an unknown --board is refused, whatever --port uses
     if isinstance(model, IntegerRNN):
         return _run_lm(model, args)
     lm_only = (args.prompt, args.n_bytes, args.temperature, args.seed)

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--bytes must be >= 0, not {args.n_bytes!r}")
     if not np.isfinite(args.temperature):
         raise UserError(f"--temperature must be finite, not {args.temperature!r}")
-    board(args.board)  # an unknown board is an error with or without --port
+    board(args.board).require_host_link()  # an unknown board is an error with or without --port
     model = load_language_model(args.model)
     if args.port is not None:
         return _on_board(model, args)

@@ -75,9 +75,10 @@ __all__ = [
 log = logging.getLogger("spikelut.demo")
 
 DEFAULT_LM_OUTPUT = "spikelut-demo-lm"
-# The RNN core plus the host link takes more logic than the UP5K has (7,399 of 5,280 cells
-# for the up5k preset, measured by `spikelut build`): the demo builds for the ECP5-85 until
-# a leaner core fits the iCEBreaker (its other stages run for any board).
+# The RNN core plus the host link takes more logic than the UP5K has (the up5k preset's bare
+# core alone packs into 4,882 logic cells, `bench/rnn_sizes.py --synth`, where the host link
+# leaves 2,925): the demo builds for the ECP5-85 until a leaner core fits the iCEBreaker (its
+# other stages run for any board).
 DEFAULT_BOARD = "ulx3s-85f"
 TRAIN_STEPS = 200_000
 PROMPT_BYTES = 256  # held-out bytes before the core generates, in cocotb and on the board

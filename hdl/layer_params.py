@@ -29,8 +29,11 @@ from spikelut.hdl.storage import Storage, write_layout
 __all__ = [
     "MIN_COPY_DIM",
     "LayerParams",
+    "attention_cycles",
     "bank_geometry",
     "check_serial",
+    "frozen_bank_stages",
+    "frozen_latency",
     "network_cycles",
     "serial_geometry",
 ]
@@ -44,6 +47,18 @@ def bank_geometry(n_tables: int, n_c: int, out_dim: int, tables_per_cycle: int, 
     groups = -(-n_tables // tables_per_cycle)
     beats = -(-out_dim // lanes)
     return groups, beats, groups * beats << n_c
+
+
+def attention_cycles(
+    earlier: int, n_tables: int, out_dim: int, tables_per_cycle: int, lanes: int
+) -> int:
+    """The table-bandwidth floor of one attention head for one token with ``earlier``
+    positions before it in its context: it reads ``earlier x N_T`` rows of ``Y`` entries,
+    ``P`` tables a cycle and ``L`` entries a beat, so ``earlier * G * B`` cycles
+    (``G = ceil(N_T / P)``, ``B = ceil(Y / L)``; heads with their own lanes read in
+    parallel). Averaged over a full window of ``C`` tokens: ``(C - 1) / 2 * G * B``."""
+    groups, beats, _ = bank_geometry(n_tables, 0, out_dim, tables_per_cycle, lanes)
+    return earlier * groups * beats
 
 
 def serial_geometry(n_tables: int, n_c: int, out_dim: int, tables_per_cycle: int, lanes: int):
@@ -304,3 +319,21 @@ def network_cycles(layers) -> int:
     """Cycles between input vectors of a chain of layers at full rate: the slowest layer's
     (the serial core reads at the same rate as the bank: ``G * B``)."""
     return max(p.cycles_per_inference for p in layers)
+
+
+def frozen_bank_stages(n_tables: int) -> int:
+    """Register stages of a frozen (logic, pipelined) bank of ``n_tables`` tables: the
+    registered row look-up, then one per level of the balanced adder tree,
+    ``1 + ceil(log2(N_T))``."""
+    return 1 + (n_tables - 1).bit_length()
+
+
+def frozen_latency(layers, *, argmax: bool = True) -> int:
+    """Cycles from the cycle an input vector is offered to a frozen core
+    (:mod:`spikelut.hdl.frozen`) to the cycle its result is taken, ``o_stream.ready`` held
+    high (as :func:`spikelut.compiler.backend.latency.measure_latency` counts): one more than
+    its register stages, which are per layer the comparators' and
+    :func:`frozen_bank_stages`, then the argmax's. The core takes a vector every clock
+    whatever its latency."""
+    stages = sum(1 + frozen_bank_stages(p.n_tables) for p in layers) + (1 if argmax else 0)
+    return stages + 1

@@ -13,8 +13,11 @@ block RAM or SPRAM as for a classifier, and load through the same write ports.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import numpy as np
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -165,7 +168,7 @@ class Embedding(wiring.Component):
         s1 = Signal()  # a word read last cycle: its data is on rd_data
         s1_beat = Signal(range(beats))
         addr = Signal(range(self.depth))
-        z = Signal(vector_layout(self._width, beats * lanes))
+        z = Signal(vector_layout(self._width, beats * lanes)) if beats > 1 else None
         first = Signal()
         m.d.comb += [
             w.ready.eq(~busy & ~s1 & ~o.valid),
@@ -189,13 +192,18 @@ class Embedding(wiring.Component):
                 m.d.sync += busy.eq(0)
         m.d.sync += [s1.eq(busy), s1_beat.eq(beat)]
         with m.If(s1):
-            for b in range(beats):
-                with m.If(s1_beat == b):
-                    m.d.sync += [z[b * lanes + c].eq(lane.rd_data[c]) for c in range(lanes)]
+            if beats > 1:
+                for b in range(beats):
+                    with m.If(s1_beat == b):
+                        m.d.sync += [z[b * lanes + c].eq(lane.rd_data[c]) for c in range(lanes)]
             with m.If(s1_beat == beats - 1):
                 m.d.sync += o.valid.eq(1)
         with m.If(o.valid & o.ready):
             m.d.sync += o.valid.eq(0)
+        if beats == 1:
+            # the whole row is one word: the memory holds it on its output (no read and no
+            # write while it waits on o_stream), so no register copies it
+            z = lane.rd_data
         m.d.comb += [o.payload.first.eq(first)]
         m.d.comb += [o.payload.z[k].eq(z[k]) for k in range(d)]
         return m
@@ -236,6 +244,12 @@ class RecurrentCell(wiring.Component):
     ``o_stream``: ``vector_layout(state_width, D)``, one ``h_t`` per ``z_t``; ``w_stream``
     for tables in memory: the LUT's table write port. Time steps are sequential (each needs
     the previous state).
+
+    The state is the cell's one register of ``D`` values, also its output (it changes only
+    after the output was taken); ``z`` is read from the input, which is accepted with the
+    new state. A ``chunked`` LUT (memory tables) keeps its sums in memory and hands them
+    over ``L`` at a time: each chunk plus its ``z`` values shifts into the state, so no
+    register holds the sums (:class:`~spikelut.hdl.accumulator.ChunkAccumulator`).
     """
 
     def __init__(self, lut: LayerParams, *, in_width: int, z_bounds=None, serial: bool = False):
@@ -269,37 +283,68 @@ class RecurrentCell(wiring.Component):
         """Signed width of a state value."""
         return self._lut.out_width
 
+    def _chunked_state(self, m, sums):
+        """The state of a chunked cell: ``B`` chunk registers, the beat counter and the
+        statements that shift the chunk of ``sums`` plus its ``z`` values in at the end
+        (the others move down, so after ``B`` chunks, in beat order, it is in order)."""
+        d, lanes = self.dim, self._lut.lanes
+        beats = -(-d // lanes)
+        chunks = [
+            Signal(vector_layout(self.state_width, lanes), name=f"h{b}") for b in range(beats)
+        ]
+        beat = Signal(range(beats))
+        z = self.i_stream.payload.z
+        z_chunk = Signal(vector_layout(self._in_width, lanes))
+        with m.Switch(beat):
+            for b in range(beats):
+                with m.Case(b):
+                    m.d.comb += [
+                        z_chunk[c].eq(z[b * lanes + c]) for c in range(lanes) if b * lanes + c < d
+                    ]
+        shift_in = [dst.eq(src) for dst, src in itertools.pairwise(chunks)]
+        shift_in += [chunks[-1][c].eq(sums[c] + z_chunk[c]) for c in range(lanes)]
+        return chunks, beat, shift_in
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.lut = lut = SerialLayer(self._lut) if self._serial else Layer(self._lut)
         i, o = self.i_stream, self.o_stream
         if self._lut.storage != Storage.LOGIC:
             wiring.connect(m, wiring.flipped(self.w_stream), lut.w_stream)
-        h = Signal(vector_layout(self.state_width, self.dim))
-        z = Signal(vector_layout(self._in_width, self.dim))
-        m.d.comb += lut.i_stream.payload.eq(h)
+        d, w = self.dim, self.state_width
+        if self._lut.chunked:
+            chunks, beat, shift_in = self._chunked_state(m, lut.o_stream.payload.values)
+            h = Cat(c.as_value() for c in chunks)[: d * w]
+        else:
+            h = Signal(vector_layout(w, d))
+        m.d.comb += [lut.i_stream.payload.eq(h), o.payload.eq(h)]
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)
         with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += i.ready.eq(~o.valid | o.ready)
-                with m.If(i.valid & i.ready):
-                    m.d.sync += z.eq(i.payload.z)
-                    with m.If(i.payload.first):
-                        m.d.sync += h.eq(0)
-                    m.next = "FEED"
+            with m.State("IDLE"), m.If(i.valid & (~o.valid | o.ready)):
+                with m.If(i.payload.first):
+                    m.d.sync += [c.eq(0) for c in chunks] if self._lut.chunked else h.eq(0)
+                m.next = "FEED"
             with m.State("FEED"):
                 m.d.comb += lut.i_stream.valid.eq(1)
                 with m.If(lut.i_stream.ready):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += lut.o_stream.ready.eq(1)
-                with m.If(lut.o_stream.valid):
-                    nxt = [lut.o_stream.payload[k] + z[k] for k in range(self.dim)]
-                    m.d.sync += [h[k].eq(v) for k, v in enumerate(nxt)]
-                    m.d.sync += [o.payload[k].eq(v) for k, v in enumerate(nxt)]
-                    m.d.sync += o.valid.eq(1)
-                    m.next = "IDLE"
+                if self._lut.chunked:
+                    with m.If(lut.o_stream.valid):
+                        m.d.sync += [*shift_in, beat.eq(beat + 1)]
+                        with m.If(lut.o_stream.payload.last):
+                            m.d.comb += i.ready.eq(1)
+                            m.d.sync += [beat.eq(0), o.valid.eq(1)]
+                            m.next = "IDLE"
+                else:
+                    m.d.comb += i.ready.eq(lut.o_stream.valid)
+                    with m.If(lut.o_stream.valid):
+                        z = i.payload.z
+                        m.d.sync += [h[k].eq(lut.o_stream.payload[k] + z[k]) for k in range(d)]
+                        m.d.sync += o.valid.eq(1)
+                        m.next = "IDLE"
         return m
 
 
@@ -354,7 +399,8 @@ class RNNCore(wiring.Component):
             )
         self._z_bounds = (self._emb.min(axis=0), self._emb.max(axis=0))
         check_cell(cell, embedding_width, self._z_bounds)
-        check_chain([cell, unembedder])  # the unembedder reads the state
+        # the unembedder reads the state (a chunked cell still hands over whole states)
+        check_chain([dataclasses.replace(cell, chunked=False), unembedder])
         if not unembedder.chunked:
             raise ValueError("the unembedder streams its logits in chunks: make it chunked")
         if serial:

@@ -6,11 +6,19 @@ connection, and then moves bytes both ways with real UART bit timing through
 :class:`~spikelut.sim.uart_model.UartSource` / :class:`~spikelut.sim.uart_model.UartSink`,
 until the host closes the connection. The host connects with
 ``spikelut.boards.host.open_transport("tcp:127.0.0.1:PORT")``.
+
+Two limits can be set by the process that starts the simulation, through its environment
+(the simulation inherits it): ``SPIKELUT_BRIDGE_SESSION_S``, the longest session in wall
+seconds (default 600), and ``SPIKELUT_BRIDGE_IDLE_WAIT_S``: when both the host and the
+design have been quiet for :data:`IDLE_POLLS` checks, wait up to that many wall seconds for
+the host before advancing the simulation again (default 0: never wait), so a board that
+serves a long session does not spin while nobody talks to it.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import time
 
@@ -18,6 +26,10 @@ from cocotb.triggers import Timer
 
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.sim.uart_model import UartSink, UartSource
+
+SESSION_ENV = "SPIKELUT_BRIDGE_SESSION_S"
+IDLE_WAIT_ENV = "SPIKELUT_BRIDGE_IDLE_WAIT_S"
+IDLE_POLLS = 256
 
 
 def _accept(server: socket.socket, timeout_s: float) -> socket.socket:
@@ -49,14 +61,20 @@ async def serve_tcp(
     port_file: str | os.PathLike,
     poll_bits: float = 8,
     accept_timeout_s: float = 120.0,
-    session_timeout_s: float = 600.0,
+    session_timeout_s: float | None = None,
+    idle_wait_s: float | None = None,
 ) -> dict:
     """Serve one host connection; returns byte counts ``{"to_design", "from_design"}``.
 
     While the host is quiet the simulation advances ``poll_bits`` bit times per check of the
     socket. Raises TimeoutError when nobody connects in ``accept_timeout_s`` or the session
-    lasts longer than ``session_timeout_s`` of wall time.
+    lasts longer than ``session_timeout_s`` of wall time. ``session_timeout_s`` and
+    ``idle_wait_s`` default to the environment's (see the module docstring).
     """
+    if session_timeout_s is None:
+        session_timeout_s = float(os.environ.get(SESSION_ENV, "600"))
+    if idle_wait_s is None:
+        idle_wait_s = float(os.environ.get(IDLE_WAIT_ENV, "0"))
     sink.start()
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -67,6 +85,7 @@ async def serve_tcp(
     try:
         conn = _accept(server, accept_timeout_s)
         deadline = time.monotonic() + session_timeout_s
+        idle = 0
         try:
             while True:
                 if time.monotonic() > deadline:
@@ -83,8 +102,13 @@ async def serve_tcp(
                 if data:
                     stats["to_design"] += len(data)
                     await source.send(data)
-                else:
-                    await Timer(source.bit_ns * poll_bits, unit="ns", round_mode="round")
+                    idle = 0
+                    continue
+                idle = 0 if out else idle + 1
+                if idle_wait_s and idle >= IDLE_POLLS:
+                    # wall time passes, simulated time does not, while nobody sends
+                    select.select([conn], [], [], idle_wait_s)
+                await Timer(source.bit_ns * poll_bits, unit="ns", round_mode="round")
         finally:
             conn.close()
     finally:

@@ -77,9 +77,15 @@ def cell_params(cell, *, state_width, table_width=4, **kw):
 
 
 @pytest.mark.parametrize(
-    ("storage", "p", "lanes"), [(Storage.BRAM, 2, 3), (Storage.LOGIC, None, None)]
+    ("storage", "p", "lanes", "chunked"),
+    [
+        (Storage.BRAM, 2, 3, False),
+        (Storage.LOGIC, None, None, False),
+        # sums in a chunk memory shifting into the state, the last chunk partial (6 = 4 + 2)
+        (Storage.BRAM, 2, 4, True),
+    ],
 )
-def test_spiking_rnn_over_token_sequences(storage, p, lanes):
+def test_spiking_rnn_over_token_sequences(storage, p, lanes, chunked):
     rng = np.random.default_rng(21)
     emb, cell, unembed, sw = rnn_parts(rng)
     in_shift = 1
@@ -88,7 +94,13 @@ def test_spiking_rnn_over_token_sequences(storage, p, lanes):
     firsts[[0, 12, 13]] = True  # three sequences, one of length 1
     hw_emb = Embedding(table=emb, width=4)
     lut = cell_params(
-        cell, state_width=sw, in_shift=in_shift, storage=storage, tables_per_cycle=p, lanes=lanes
+        cell,
+        state_width=sw,
+        in_shift=in_shift,
+        storage=storage,
+        tables_per_cycle=p,
+        lanes=lanes,
+        chunked=chunked,
     )
     hw_cell = RecurrentCell(lut, in_width=4)
     assert ("w_stream" in hw_cell.signature.members) == (storage != Storage.LOGIC)

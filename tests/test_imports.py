@@ -24,7 +24,7 @@ LAYERS = [
     ["spikelut.flows"],
     ["spikelut.sim"],
     ["spikelut.boards"],
-    ["spikelut.compiler.analysis", "spikelut.compiler.build"],
+    ["spikelut.compiler.analysis", "spikelut.compiler.build", "spikelut.compiler.sweep"],
     ["spikelut.compiler.backend"],
     ["spikelut.compiler.passes"],
     ["spikelut.compiler.train"],

@@ -53,8 +53,10 @@ def test_missing_programmer_names_the_fix(monkeypatch):
 def test_build_environment_demands_no_programmer(monkeypatch):
     for var in ("OPENFPGALOADER", "ICEPROG"):
         monkeypatch.delenv(var, raising=False)
-    env = toolchain.amaranth_toolchain_env()
-    assert set(env) == {"YOSYS", "NEXTPNR_ICE40", "NEXTPNR_ECP5", "ICEPACK", "ECPPACK"}
+    assert set(toolchain.amaranth_toolchain_env("ice40")) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
+    assert set(toolchain.amaranth_toolchain_env("ecp5")) == {"YOSYS", "NEXTPNR_ECP5", "ECPPACK"}
+    gowin = toolchain.amaranth_toolchain_env("gowin")
+    assert set(gowin) == {"YOSYS", "NEXTPNR_HIMBAECHEL", "GOWIN_PACK"}
 
 
 def test_verilator_is_new_enough_for_cocotb(monkeypatch):

@@ -5,8 +5,10 @@ the core kind (given, or :func:`~spikelut.compiler.backend.cores.choose_core` am
 that can run the model) and the placement of every layer's tables (given, or the fastest in
 block RAM, and SPRAM on an UltraPlus, that fits the target's memories and, by the logic
 estimate, its logic cells beside the host link; with a ``throughput`` the smallest placement
-that reaches it at ``clock_mhz``). What cannot fit is refused, with the shortfall, before
-anything is elaborated.
+that reaches it at ``clock_mhz``). With a ``goal`` (``throughput`` or ``area``) the automatic
+choice also considers the frozen core and picks by that goal; the plan says why
+(``CorePlan.reason``). What cannot fit is refused, with the shortfall, before anything is
+elaborated.
 
 :func:`compile_core` writes the chosen core's ``core.v``, ``core.il`` and ``manifest.json``
 (:func:`~spikelut.compiler.backend.manifest` plus the target, the clock, the rate,
@@ -16,6 +18,7 @@ the demo uses it with a board's placement.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -26,7 +29,9 @@ from amaranth.back import rtlil, verilog
 
 from spikelut.compiler.backend.cores import (
     CoreKind,
+    auto_kinds,
     build_core,
+    choice_reason,
     choose_core,
     core_cycles,
     eligible_kinds,
@@ -42,6 +47,7 @@ from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.passes.widths import LayerWidths
+from spikelut.hdl.frozen import check_frozen
 from spikelut.hdl.layer_params import LayerParams, check_serial
 from spikelut.hdl.storage import Storage
 
@@ -65,7 +71,8 @@ class CompileError(UserError):
 class CorePlan:
     """What :func:`plan_core` decided: the core ``kind``, every layer's placement
     (``plans``), the checked layer parameters and widths, the logic ``estimate`` and the
-    ``block_rams`` and ``sprams`` the core takes."""
+    ``block_rams`` and ``sprams`` the core takes; ``reason``: why the automatic choice
+    picked ``kind`` (empty when it was asked for)."""
 
     kind: CoreKind
     plans: list[LayerPlan]
@@ -74,6 +81,7 @@ class CorePlan:
     estimate: dict
     block_rams: int
     sprams: int
+    reason: str = ""
 
     @property
     def cycles_per_inference(self) -> int:
@@ -94,9 +102,9 @@ def _plan_kind(model, kind, target, *, placement, plans, throughput, clock_mhz, 
         if plans is None:
             plans = _auto_plans(model, kind, target, throughput, clock_mhz, cells)
         params, widths = network_params(model, plans, kind=kind)
-        if kind is CoreKind.SERIAL:
-            for k, p in enumerate(params):
-                check_serial(p, k)
+        check = {CoreKind.SERIAL: check_serial, CoreKind.FROZEN: check_frozen}.get(kind)
+        for k, p in enumerate(params if check else ()):
+            check(p, k)
     except ValueError as e:
         raise CompileError(str(e)) from None
     brams, sprams = core_blocks(kind, params, target.family)
@@ -123,6 +131,8 @@ def _check_placement(placement: LayerPlan, kind: CoreKind, target: Target) -> No
         raise CompileError(f"{target.name} has no SPRAM; use --storage bram or lutram")
     if kind is CoreKind.SERIAL and placement.storage == Storage.LOGIC:
         raise CompileError("the serial core reads tables from memory; drop --storage logic")
+    if kind is CoreKind.FROZEN and placement != LayerPlan(Storage.LOGIC):
+        raise CompileError("the frozen core keeps every table in logic; drop --storage/-P/-L")
 
 
 def _auto_plans(model, kind, target, throughput, clock_mhz, cells) -> list[LayerPlan]:
@@ -153,6 +163,30 @@ def _auto_plans(model, kind, target, throughput, clock_mhz, cells) -> list[Layer
         ) from None
 
 
+def _plan_auto(model, target, goal, kw) -> CorePlan:
+    """The automatic choice of :func:`plan_core` (``kw``: its placement options)."""
+    try:
+        kinds = auto_kinds(goal)
+    except ValueError as e:
+        raise CompileError(str(e)) from None
+    fits, failures = {}, []
+    for candidate in eligible_kinds(model, kinds):
+        try:
+            fits[candidate] = _plan_kind(model, candidate, target, **kw)
+        except CompileError as e:
+            failures.append(e)
+    if not fits:
+        # a throughput out of reach: report the kind that comes closest
+        reachable = [e for e in failures if e.fastest_cycles is not None]
+        raise min(reachable, key=lambda e: e.fastest_cycles) if reachable else failures[0]
+    best = choose_core(
+        {k: p.estimate["logic_cells"] for k, p in fits.items()},
+        {k: p.cycles_per_inference for k, p in fits.items()},
+        goal=goal,
+    )
+    return dataclasses.replace(fits[best], reason=choice_reason(best, goal))
+
+
 def plan_core(
     model: ClassifierMLP,
     target: Target,
@@ -163,14 +197,17 @@ def plan_core(
     throughput: float | None = None,
     clock_mhz: float | None = None,
     logic_cells: int | None = None,
+    goal: str | None = None,
 ) -> CorePlan:
     """Decide the core of an integer classifier for ``target`` (see the module docstring).
 
     ``kind``: a :class:`CoreKind` or ``"auto"``; ``placement``: one placement for every
     layer, or ``plans``: one per layer (else picked); ``throughput`` (inferences/s at
     ``clock_mhz``, default the target's clock): pick the smallest placement reaching it;
-    ``logic_cells``: the budget (default the target's less the host link's). Raises
-    :class:`CompileError` when nothing fits.
+    ``logic_cells``: the budget (default the target's less the host link's); ``goal``
+    (``"throughput"`` or ``"area"``, ``kind="auto"`` only): the automatic choice considers
+    the frozen core too and picks the fewest cycles per inference (throughput) or logic
+    cells (area). Raises :class:`CompileError` when nothing fits.
     """
     if not isinstance(model, ClassifierMLP) or not model.is_integer:
         raise CompileError("the backend compiles integer classifiers; run spikelut quantize first")
@@ -184,23 +221,14 @@ def plan_core(
         placement=placement, plans=plans, throughput=throughput, clock_mhz=clock_mhz, cells=cells
     )
     if kind != "auto":
+        if goal is not None:
+            raise CompileError("--optimize picks the core kind: use it with --core auto")
         try:
             kind = CoreKind.parse(kind)
         except ValueError as e:
             raise CompileError(str(e)) from None
         return _plan_kind(model, kind, target, **kw)
-    fits, failures = {}, []
-    for candidate in eligible_kinds(model):
-        try:
-            fits[candidate] = _plan_kind(model, candidate, target, **kw)
-        except CompileError as e:
-            failures.append(e)
-    if not fits:
-        # a throughput out of reach: report the kind that comes closest
-        reachable = [e for e in failures if e.fastest_cycles is not None]
-        raise min(reachable, key=lambda e: e.fastest_cycles) if reachable else failures[0]
-    best = choose_core({k: p.estimate["logic_cells"] for k, p in fits.items()})
-    return fits[best]
+    return _plan_auto(model, target, goal, kw)
 
 
 def _cpu_seconds() -> float:
@@ -220,6 +248,7 @@ def compile_core(
     throughput: float | None = None,
     clock_mhz: float | None = None,
     core: CorePlan | None = None,
+    goal: str | None = None,
 ) -> dict:
     """Compile ``model`` for ``target`` into ``out_dir`` (``core.v``, ``core.il``,
     ``manifest.json``) and return the manifest; options as :func:`plan_core`, or ``core``:
@@ -238,6 +267,7 @@ def compile_core(
         plans=plans,
         throughput=throughput,
         clock_mhz=clock_mhz,
+        goal=goal,
     )
     net = build_core(plan.kind, plan.params)
     out = Path(out_dir)
@@ -250,6 +280,8 @@ def compile_core(
         target=target.name,
         indexer=plan.kind.value,
         indexer_requested=kind if isinstance(kind, str) else kind.value,
+        core_choice=plan.reason,
+        optimize=goal,
         plans=plans_to_json(plan.plans),
         block_rams=plan.block_rams,
         sprams=plan.sprams,

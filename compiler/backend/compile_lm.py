@@ -68,7 +68,8 @@ def plan_lm(
         except ValueError as e:
             errors.append(str(e))
     if not fits:
-        raise CompileError(errors[0])
+        # the kind that came nearest: a logic shortfall (its memories fit) before a memory one
+        raise CompileError(min(errors, key=lambda e: "logic cells where" not in e))
     return min(fits, key=lambda f: f.estimate["logic_cells"])
 
 

@@ -16,6 +16,17 @@ width, ``G = ceil(N_T / P)``):
 - residual add: ``Y * a`` LUTs and a FIFO of ``depth * D * in_width`` flip-flops; argmax
   ``2 * Y * a`` LUTs, ``Y * a`` flip-flops.
 
+The frozen core (:mod:`spikelut.hdl.frozen`, ``kind=CoreKind.FROZEN``,
+:func:`_frozen_layer_logic`): the comparators as above (``w + 1`` LUTs each with their carry
+chain),
+``t(N_C)`` LUT4s per non-constant table output bit (``t = 1`` up to ``N_C = 4``, then
+``2**(N_C-4)`` LUT4s and ``2**(N_C-4) - 1`` multiplexers: every index bit past 4 doubles the
+cost of a bit), and one LUT4 per bit of every adder of the pipelined tree (each as wide as
+the exact range of its sum). Its registers pack badly (a register fed by a carry chain or
+a constant table takes a cell of its own): logic cells are ``LUTs + 0.4 * flip-flops``,
+calibrated on the 48-table ``N_C = 4`` 2-bit digits core (``nextpnr-ice40 --pack-only``:
+4,930 cells; Yosys 3,803 LUT4s and 2,507 flip-flops, the model 3,917 and 2,751).
+
 The serial core (:mod:`spikelut.hdl.serial_core`, ``kind=CoreKind.SERIAL``) replaces the indexer by
 ``C`` comparators (:func:`~spikelut.hdl.layer_params.serial_geometry`): ``C * (w + 2)`` LUTs;
 their operands come through ``2 * C`` multiplexers of ``D`` inputs (``2 * C * w * m(D)`` LUTs,
@@ -40,10 +51,17 @@ from collections.abc import Sequence
 from spikelut.compiler.backend.cores import CoreKind
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.layer_params import LayerParams, serial_geometry
+from spikelut.hdl.params import signed_width
 from spikelut.hdl.serial_core import serial_operand_memory
 from spikelut.hdl.storage import Storage
 
-__all__ = ["CALIBRATION", "estimate_logic", "estimate_rnn_logic"]
+__all__ = [
+    "CALIBRATION",
+    "RNN_CALIBRATION",
+    "estimate_logic",
+    "estimate_rnn_logic",
+    "table_bit_luts",
+]
 
 
 # core -> (LUT4, FF) estimated by this model and measured by Yosys 0.70
@@ -119,6 +137,43 @@ def _layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
     return lut, ff
 
 
+def table_bit_luts(n_c: int) -> int:
+    """LUT4s of one output bit of a constant table of ``N_C`` index bits: one up to 4 index
+    bits, then ``2**(N_C-4)`` LUT4s joined by ``2**(N_C-4) - 1`` two-way multiplexers."""
+    return 1 if n_c <= 4 else (2 << (n_c - 4)) - 1
+
+
+def _frozen_layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
+    """``(LUT4s, flip-flops)`` of one frozen layer (see the module
+    docstring): exact widths of every adder from the tables' ranges, as the bank builds
+    them."""
+    q = p.n_tables * p.n_c
+    w = p.in_width - p.in_shift
+    lut, ff = q * (w + 1), q + 1
+    lo, hi = p.tables.min(axis=1), p.tables.max(axis=1)  # (N_T, Y)
+    varies = lo != hi
+    rows = int(varies.sum()) and sum(
+        signed_width(a, b) for a, b in zip(lo[varies], hi[varies], strict=True)
+    )
+    lut += rows * table_bit_luts(p.n_c)
+    ff += rows
+    nodes = list(zip(lo, hi, strict=True))
+    while len(nodes) > 1:
+        nxt = []
+        for k in range(0, len(nodes), 2):
+            pair = nodes[k : k + 2]
+            a = sum(n[0] for n in pair)
+            b = sum(n[1] for n in pair)
+            if len(pair) == 2:
+                bits = sum(signed_width(x, y) for x, y in zip(a, b, strict=True))
+                lut, ff = lut + bits, ff + bits
+            else:
+                ff += sum(signed_width(x, y) for x, y in zip(a, b, strict=True))
+            nxt.append((a, b))
+        nodes = nxt
+    return lut, ff
+
+
 def _mux(d: int) -> float:
     """LUT4s per bit of a ``d``-input multiplexer."""
     return 0.83 * d
@@ -161,7 +216,8 @@ def estimate_logic(
     ending with the argmax unless ``argmax`` is False. ``family``: ``"ice40"`` or
     ``"ecp5"``. See the module docstring for the model.
     """
-    layer_logic = _serial_layer_logic if kind is CoreKind.SERIAL else _layer_logic
+    layer_logic = {CoreKind.SERIAL: _serial_layer_logic, CoreKind.FROZEN: _frozen_layer_logic}
+    layer_logic = layer_logic.get(kind, _layer_logic)
     lut = ff = 0
     for p in params:
         lu, f = layer_logic(p, family)
@@ -170,7 +226,30 @@ def estimate_logic(
         y, acc = params[-1].out_dim, params[-1].out_width
         lut += 2 * y * acc
         ff += y * acc + y.bit_length() + 1
-    return {"luts": lut, "flip_flops": ff, "logic_cells": max(lut, ff)}
+    cells = lut + int(0.4 * ff) if kind is CoreKind.FROZEN else max(lut, ff)
+    return {"luts": lut, "flip_flops": ff, "logic_cells": cells}
+
+
+# RNN cores measured by ``bench/rnn_sizes.py --synth`` (the iCEBreaker placement synthesised
+# alone: Yosys 0.70 ``synth_ice40 -dsp``, then ``nextpnr-ice40 --pack-only``): packed logic
+# cells, Yosys LUT4s and flip-flops, and this model's LUT4s and flip-flops before scaling.
+RNN_CALIBRATION = {
+    # held out (measured after the scales were set): the up5k preset
+    "hidden 48, cell 16x6 SPRAM P2 L2, unembedder 8x5 SPRAM P2 L2, 6 bits, parallel": {
+        "logic_cells": 4882,
+        "yosys": (3259, 1763),
+        "model": (2132, 1026),
+    },
+    "hidden 32, cell 16x6 SPRAM P2 L1, unembedder 8x5 SPRAM P2 L2, 8 bits, parallel": {
+        "logic_cells": 5263,
+        "yosys": (3500, 1612),
+        "model": (2384, 939),
+    },
+}
+# Yosys LUT4s and flip-flops per modelled one (from RNN_CALIBRATION): the comparators'
+# carry chains and the memories' handshakes cost more than the classifier model says.
+RNN_LUT_SCALE = 1.47
+RNN_FF_SCALE = 1.72
 
 
 def estimate_rnn_logic(
@@ -180,21 +259,40 @@ def estimate_rnn_logic(
     embedding_width: int,
     family: str,
     kind: CoreKind = CoreKind.PARALLEL,
+    embedding_lanes: int | None = None,
 ) -> dict:
     """Estimated ``{"luts", "flip_flops", "logic_cells"}`` of a
     :class:`~spikelut.hdl.recurrent.RNNCore`: its two LUT layers as in :func:`estimate_logic`
-    (the chunked unembedder keeps ``L``, not ``Y``, accumulators in registers), the state
-    ``h``, the embedding value ``z`` (held twice: in the embedding's output and the cell)
-    and the cell's add, and the next-byte selector (its running sums and comparisons).
-    Uncalibrated for the RNN: a guide for placement, checked by synthesis."""
+    (a chunked LUT keeps one chunk of ``L`` sums in registers, the rest in memory), the
+    state ``h`` (the cell's one register) and the cell's add (``L`` lanes and the choice of
+    the ``z`` chunk for a chunked cell, else ``D``), the embedding value ``z`` (a register
+    only when the embedding is read in more than one word, ``embedding_lanes < D``), and
+    the next-byte selector (its running sums and comparisons).
+
+    LUT4s and flip-flops are scaled by :data:`RNN_LUT_SCALE` and :data:`RNN_FF_SCALE` to
+    Yosys's counts. Logic cells: on iCE40 the RNN's registers do not pack with its LUTs
+    (most are copies of memory words, index bits or state chunks, fed by no LUT, and its
+    LUTs feed carry chains), so they are ``LUTs + flip-flops`` (nextpnr's packed count
+    within 3 % on :data:`RNN_CALIBRATION`); ECP5 ``max(LUTs, flip-flops)``."""
     layer_logic = _serial_layer_logic if kind is CoreKind.SERIAL else _layer_logic
-    lut_c, ff_c = layer_logic(cell, family)
-    lut_u, ff_u = layer_logic(unembedder, family)
-    ff_u -= 2 * (unembedder.out_dim - unembedder.lanes) * unembedder.out_width
+    lut = ff = 0
+    for p in (cell, unembedder):
+        lu, f = layer_logic(p, family)
+        if p.chunked and p.storage != Storage.LOGIC:
+            f -= 2 * (p.out_dim - p.lanes) * p.out_width
+        lut, ff = lut + lu, ff + f
     d, state = cell.out_dim, cell.out_width
-    lut = lut_c + lut_u + d * state + 40
-    ff = ff_c + ff_u + d * state + 2 * d * embedding_width
+    if cell.chunked:
+        beats = -(-d // cell.lanes)
+        lut += cell.lanes * (state + embedding_width * max(beats - 1, 0) // 3) + 40
+    else:
+        lut += d * state + 40
+    ff += d * state
+    if embedding_lanes is not None and embedding_lanes < d:
+        ff += d * embedding_width
     sum_bits = (unembedder.out_dim * 0xFFFF).bit_length()
     lut += 6 * sum_bits + 4 * unembedder.lanes * unembedder.out_width + 150
     ff += 4 * sum_bits + 32 + 3 * unembedder.out_dim.bit_length() + unembedder.out_width + 40
-    return {"luts": lut, "flip_flops": ff, "logic_cells": max(lut, ff)}
+    lut, ff = round(RNN_LUT_SCALE * lut), round(RNN_FF_SCALE * ff)
+    cells = lut + ff if family == "ice40" else max(lut, ff)
+    return {"luts": lut, "flip_flops": ff, "logic_cells": cells}

@@ -65,7 +65,7 @@ def manifest(
     latency: bool = True,
 ) -> dict:
     """What a compiled core ``net`` of ``kind`` is: ports, cycles per inference, memory
-    placement and bandwidth per layer; with ``latency`` (the default) ``latency_cycles``,
+    placement and bandwidth per layer, ``reloadable`` (no table is in logic); with ``latency`` (the default) ``latency_cycles``,
     the clock cycles from an input vector's last transfer to its result's, measured by
     simulating ``net`` (:func:`spikelut.compiler.backend.latency.measure_latency`); with
     ``family`` (``"ice40"``/``"ecp5"``) also the estimated LUT4s, flip-flops and logic cells
@@ -116,6 +116,8 @@ def manifest(
         "cycles_per_inference": cycles,
         "bandwidth_floor_cycles": floor,
         "bandwidth_fraction": floor / cycles,
+        # tables in logic are the gateware: only memory-backed tables load at run time
+        "reloadable": all(p.storage != Storage.LOGIC for p in net.layers),
         "layers": layers,
     }
     if latency:

@@ -1,7 +1,8 @@
 """Memory placement: block RAMs and SPRAMs a core takes, and the fastest placement that fits.
 
 Block RAM counts use each family's best aspect ratio per lane memory (:func:`lane_blocks`):
-iCE40 ``SB_RAM40_4K`` as 256x16 .. 2048x2, ECP5 ``DP16KD`` as 512x36 .. 16384x1. An SPRAM lane
+iCE40 ``SB_RAM40_4K`` as 256x16 .. 2048x2, ECP5 ``DP16KD`` and Gowin ``BSRAM`` as 512x36 ..
+16384x1. An SPRAM lane
 takes ``ceil(L * table_bits / 16)`` 16-bit SB_SPRAM256KA side by side. A serial core's
 indexer adds its anchor ROM and, with input copies, ``2 * C`` small memories per layer.
 """
@@ -39,6 +40,8 @@ def bandwidth_floor(n_tables: int, out_dim: int, tables_per_cycle: int, lanes: i
 _BRAM_MODES = {
     "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
     "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+    # Gowin 18-kbit BSRAM in semi-dual-port mode: the ECP5 block's aspects
+    "gowin": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
 }
 
 
@@ -130,10 +133,13 @@ def fit_plans(
     ``smallest``), and the first whose totals fit ``block_rams``, ``sprams`` and, when
     given, ``logic_cells`` (the estimate of :func:`spikelut.compiler.backend.estimate.estimate_logic`
     for a core of ``kind``; a serial core's anchor ROMs and input copies also take block
-    RAMs: :func:`serial_index_blocks`) wins. ``max_cycles`` bounds the interval. Raises
+    RAMs: :func:`serial_index_blocks`) wins. ``max_cycles`` bounds the interval. A frozen
+    core has one placement, every table in logic (checked against ``logic_cells``). Raises
     ``ValueError`` saying what is short and by how much (block RAMs, logic cells, or the
     interval reachable).
     """
+    if kind is CoreKind.FROZEN:
+        return _frozen_plans(model, family, logic_cells, max_cycles)
     storages = [Storage.BRAM, Storage.SPRAM] if sprams else [Storage.BRAM]
     options = [
         {s: _cheapest(layer, q.table_bits, s, family) for s in storages}
@@ -165,6 +171,26 @@ def fit_plans(
         _shortfall(model, options, kind, block_rams, sprams, logic_cells, max_cycles,
                    best_cells, fastest_mem)
     )  # fmt: skip
+
+
+def _frozen_plans(model, family, logic_cells, max_cycles) -> list[LayerPlan]:
+    """A frozen core's only placement: every table in logic, one inference per clock;
+    ``ValueError`` when it needs more than ``logic_cells`` (estimated) or ``max_cycles < 1``."""
+    plans = [LayerPlan(Storage.LOGIC)] * len(model.layers)
+    if max_cycles is not None and max_cycles < 1:
+        raise ValueError(
+            f"no placement reaches {max_cycles} cycles per inference; the frozen core takes 1"
+        )
+    if logic_cells is not None:
+        params, _ = network_params(model, plans, kind=CoreKind.FROZEN)
+        cells = estimate_logic(params, family, CoreKind.FROZEN)["logic_cells"]
+        if cells > logic_cells:
+            raise ValueError(
+                f"the frozen core needs about {cells} logic cells (estimated), "
+                f"{cells - logic_cells} more than the {logic_cells} available; use fewer "
+                "tables, narrower table entries or inputs (in_shift), or a larger device"
+            )
+    return plans
 
 
 def _shortfall(model, options, kind, block_rams, sprams, logic_cells, max_cycles, best_cells,

@@ -7,8 +7,9 @@ each) and how the next byte is chosen (a :class:`~spikelut.compiler.ir.selection
 :func:`rnn_params` maps an :class:`~spikelut.compiler.ir.integer_sequence.IntegerRNN` and a
 plan onto the LUTs' :class:`~spikelut.hdl.layer_params.LayerParams` with the widths of
 :func:`spikelut.compiler.passes.widths.rnn_widths` (the one width rule for the RNN); the
-unembedder is chunked (its 256 logits stream out ``L`` at a time). :func:`rnn_core` builds
-the :class:`~spikelut.hdl.recurrent.RNNCore`.
+unembedder is chunked (its 256 logits stream out ``L`` at a time), and so is a cell whose
+tables are in memory (its sums accumulate in a chunk memory and shift into the state).
+:func:`rnn_core` builds the :class:`~spikelut.hdl.recurrent.RNNCore`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _lut_params(model: IntegerRNN, which: str, place: LayerPlan, kind: CoreKind)
     """One LUT's parameters (``which``: ``"cell"`` or ``"unembedder"``) placed by ``place``."""
     w = rnn_widths(model)
     if which == "cell":
-        lut, q, out_width, chunked = model.cell, model.cell_quant, w.state_width, False
+        # in memory the cell keeps its sums in a chunk memory, not registers (RecurrentCell)
+        lut, q, out_width = model.cell, model.cell_quant, w.state_width
+        chunked = place.storage != Storage.LOGIC
     else:
         lut, q = model.unembedder, model.unembedder_quant
         out_width, chunked = w.unembedder.out_width, True
@@ -155,9 +158,9 @@ def _embedding_blocks(model: IntegerRNN, place: LayerPlan, family: str) -> tuple
     return _lane_memory(place.storage, lanes * model.embedding_bits, depth, family)
 
 
-def _lut_blocks(p: LayerParams, kind: CoreKind, family: str) -> tuple[int, int]:
-    """A LUT's tables (and a serial core's indexer memories); for the chunked unembedder
-    also its chunk accumulators and the selector's logit store."""
+def _lut_blocks(p: LayerParams, which: str, kind: CoreKind, family: str) -> tuple[int, int]:
+    """A LUT's tables (and a serial core's indexer memories); for a chunked LUT also its
+    chunk accumulators, and for the unembedder (``V`` outputs) the selector's logit store."""
     brams, sprams = bank_blocks(
         p.n_tables, p.n_c, p.out_dim, p.table_width, p.tables_per_cycle, p.lanes,
         p.storage, family,
@@ -166,11 +169,12 @@ def _lut_blocks(p: LayerParams, kind: CoreKind, family: str) -> tuple[int, int]:
         brams += serial_index_blocks(p, family)
     if p.chunked:
         beats = -(-p.out_dim // p.lanes)
-        brams += 2 * lane_blocks(p.lanes * p.out_width, beats, family)
+        stores = 2 if which == "unembedder" else 1
+        brams += stores * lane_blocks(p.lanes * p.out_width, beats, family)
     return brams, sprams
 
 
-_EXP_TABLE_BLOCKS = {"ice40": lane_blocks(16, 256, "ice40"), "ecp5": lane_blocks(16, 256, "ecp5")}
+_EXP_TABLE_BLOCKS = {f: lane_blocks(16, 256, f) for f in ("ice40", "ecp5", "gowin")}
 
 
 def rnn_blocks(model: IntegerRNN, plan: RNNPlan, family: str) -> tuple[int, int]:
@@ -178,8 +182,8 @@ def rnn_blocks(model: IntegerRNN, plan: RNNPlan, family: str) -> tuple[int, int]
     LUTs' tables (and a serial core's anchor ROMs and input copies), the unembedder's chunk
     accumulators, the selector's logit store and exponential table."""
     brams, sprams = _embedding_blocks(model, plan.embedding, family)
-    for p in rnn_params(model, plan):
-        br, sp = _lut_blocks(p, plan.kind, family)
+    for which, p in zip(("cell", "unembedder"), rnn_params(model, plan), strict=True):
+        br, sp = _lut_blocks(p, which, plan.kind, family)
         brams, sprams = brams + br, sprams + sp
     return brams + _EXP_TABLE_BLOCKS[family], sprams
 
@@ -209,14 +213,16 @@ def _lut_options(model: IntegerRNN, which: str, storages, kind: CoreKind, family
                 place = LayerPlan(st, p, lanes)
                 try:
                     params = _lut_params(model, which, place, kind)
-                    brams, sprams = _lut_blocks(params, kind, family)
+                    brams, sprams = _lut_blocks(params, which, kind, family)
                 except ValueError:
                     continue
                 out.append((place, params, params.bank_cycles, brams, sprams))
     return out
 
 
-def _shortfall(model: IntegerRNN, target: Target, kind: CoreKind, budget, cells, least) -> str:
+def _shortfall(
+    model: IntegerRNN, target: Target, kind: CoreKind, budget, cells, least, least_cells=None
+) -> str:
     """Why :func:`fit_rnn` found nothing: the table memory against the device's, or logic."""
     bits = model.embedding_memory_bits
     for lut, q in ((model.cell, model.cell_quant), (model.unembedder, model.unembedder_quant)):
@@ -227,6 +233,12 @@ def _shortfall(model: IntegerRNN, target: Target, kind: CoreKind, budget, cells,
             f"the RNN's memories take {bits / 1024:,.0f} kbit, {target.name} has "
             f"{have / 1024:,.0f} kbit of block RAM and SPRAM for them; use a smaller hidden "
             "size, fewer tables, a smaller N_C or fewer table bits, or a larger device"
+        )
+    if least_cells is not None:
+        return (
+            f"the RNN's {kind.value} core takes about {least_cells:,} logic cells where its "
+            f"memories fit, {target.name} has about {cells:,} for it beside the host link; "
+            "use a smaller model (fewer tables, a smaller N_C or hidden size) or a larger device"
         )
     return (
         f"no placement of the RNN's {kind.value} core fits {target.name}'s {budget} block "
@@ -250,6 +262,11 @@ def _embedding_options(model: IntegerRNN, storages, family: str) -> list:
     return out
 
 
+def _check_optimize(optimize: str) -> None:
+    if optimize not in ("speed", "area"):
+        raise ValueError(f"optimize must be 'speed' or 'area', not {optimize!r}")
+
+
 def fit_rnn(
     model: IntegerRNN,
     target: Target,
@@ -266,8 +283,7 @@ def fit_rnn(
     smallest (fewest estimated logic cells; then cycles, memories: for a board, whose UART
     is slower than any placement). ``ValueError`` saying what is short when nothing fits."""
     kind = CoreKind.parse(kind)
-    if optimize not in ("speed", "area"):
-        raise ValueError(f"optimize must be 'speed' or 'area', not {optimize!r}")
+    _check_optimize(optimize)
     family = target.family
     budget = target.block_rams if block_rams is None else block_rams
     cells = target.core_logic_cells if logic_cells is None else logic_cells
@@ -275,23 +291,27 @@ def fit_rnn(
     embs = _embedding_options(model, storages, family)
     cells_opts = _lut_options(model, "cell", storages, kind, family)
     unemb_opts = _lut_options(model, "unembedder", storages, kind, family)
-    best, best_key, least = None, None, None
+    best, best_key, least, fitting_cells = None, None, None, []
     for (cp, c, c_cyc, c_br, c_sp), (up, u, u_cyc, u_br, u_sp) in itertools.product(
         cells_opts, unemb_opts
     ):
         cycles = c_cyc + u_cyc
         if optimize == "speed" and best_key is not None and cycles > best_key[0]:
             continue
-        est = estimate_rnn_logic(
-            c, u, embedding_width=model.embedding_bits, family=family, kind=kind
-        )
         for ep, e_cyc, e_br, e_sp in embs:
+            est = estimate_rnn_logic(
+                c, u, embedding_width=model.embedding_bits, family=family, kind=kind,
+                embedding_lanes=ep.rate(1, model.dim)[1],
+            )  # fmt: skip
             brams = c_br + u_br + e_br + _EXP_TABLE_BLOCKS[family]
             sprams = c_sp + u_sp + e_sp
             total = cycles + e_cyc
             if least is None or (sprams, brams) < least:
                 least = (sprams, brams)
-            if brams > budget or sprams > target.sprams or est["logic_cells"] > cells:
+            if brams > budget or sprams > target.sprams:
+                continue
+            fitting_cells.append(est["logic_cells"])  # the memories fit: logic decides
+            if est["logic_cells"] > cells:
                 continue
             key = (total, sprams + brams, est["logic_cells"])
             if optimize == "area":
@@ -301,5 +321,6 @@ def fit_rnn(
                 plan = RNNPlan(kind=kind, embedding=ep, cell=cp, unembedder=up)
                 best = RNNFit(plan, total, brams, sprams, est)
     if best is None:
-        raise ValueError(_shortfall(model, target, kind, budget, cells, least))
+        least_cells = min(fitting_cells, default=None)
+        raise ValueError(_shortfall(model, target, kind, budget, cells, least, least_cells))
     return best

@@ -20,8 +20,20 @@ from spikelut.compiler.backend.targets import Target
 from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
 
-# iCE40 synthesis maps multipliers onto the SB_MAC16 DSPs only when asked (ECP5 always does)
-SYNTH_OPTIONS = {"ice40": "-dsp", "ecp5": ""}
+# iCE40 synthesis maps multipliers onto the SB_MAC16 DSPs only when asked (ECP5 and Gowin
+# always do); Gowin synthesis is told the device series (``-family``, see synth_options)
+SYNTH_OPTIONS = {"ice40": "-dsp", "ecp5": "", "gowin": ""}
+
+
+def synth_options(target: Target) -> str:
+    """Options of ``synth_<family>`` for ``target``: :data:`SYNTH_OPTIONS` (no ``-dsp`` on
+    an iCE40 without DSPs, such as the LP8K), and for Gowin the series of its die
+    (``-family gw1n`` or ``gw2a``)."""
+    if target.family == "gowin":
+        return f"-family {target.die.split('-')[0].lower()}"
+    if target.family == "ice40" and not target.dsps:
+        return ""
+    return SYNTH_OPTIONS[target.family]
 
 
 def synth_command(family: str, top: str) -> str:
@@ -47,6 +59,16 @@ _RESOURCES = {
         "MULT18X18D": "dsps",
         "EHXPLLL": "plls",
         "TRELLIS_IO": "io",
+    },
+    # nextpnr's Gowin LUT4 count includes the LUT places its ALU (carry) cells take
+    "gowin": {
+        "LUT4": "logic_cells",
+        "DFF": "flip_flops",
+        "BSRAM": "block_rams",
+        "RAM16SDP4": "lutrams",
+        "MULT18X18": "dsps",
+        "rPLL": "plls",
+        "IOB": "io",
     },
 }
 
@@ -126,7 +148,7 @@ def _timing_suggestion(fmax_mhz: dict[str, float], target_mhz: float) -> str:
 
 
 # file extension of a packed bitstream, per family
-BITSTREAM_EXT = {"ice40": "bin", "ecp5": "bit"}
+BITSTREAM_EXT = {"ice40": "bin", "ecp5": "bit", "gowin": "fs"}
 
 
 def run_build(
@@ -151,7 +173,7 @@ def run_build(
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     progress(f"build: synthesising and placing for {board} ({target.device}), seed {seed}")
-    failed = _run_tools(top, platform, out, target, name, seed)
+    failed = _run_tools(top, platform, out, target, name, seed, target_mhz)
     log_path = out / f"{name}.tim"
     log = log_path.read_text() if log_path.exists() else ""
     report = BuildReport(
@@ -176,14 +198,20 @@ def run_build(
     return report
 
 
-def _run_tools(top, platform, out: Path, target: Target, name: str, seed: int) -> str | None:
+def _run_tools(
+    top, platform, out: Path, target: Target, name: str, seed: int, target_mhz: float
+) -> str | None:
     """Run Amaranth's build script for ``top`` in ``out``; the tools' output goes to
     ``build.log``, never to our stdout (which may carry ``--json``). Returns why the script
-    failed, or None."""
-    options = SYNTH_OPTIONS[target.family]
+    failed, or None. Amaranth's Gowin flow writes no timing constraint for nextpnr, so a
+    Gowin build asks for ``target_mhz`` on the command line (its one clock domain)."""
+    env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env(target.family)}
+    options = synth_options(target)
     synth = {"synth_opts": options} if options else {}
-    plan = platform.prepare(top, name=name, nextpnr_opts=f"--seed {seed}", **synth)
-    env = {**toolchain.tool_env(), **toolchain.amaranth_toolchain_env()}
+    nextpnr = f"--seed {seed}"
+    if target.family == "gowin":
+        nextpnr += f" --freq {target_mhz:g}"
+    plan = platform.prepare(top, name=name, nextpnr_opts=nextpnr, **synth)
     plan.extract(str(out))
     proc = subprocess.run(
         ["sh", f"{plan.script}.sh"], cwd=out, env=env, capture_output=True, text=True

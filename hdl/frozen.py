@@ -1,0 +1,233 @@
+"""The frozen core: every table in logic, the whole network pipelined, one vector per clock.
+
+A frozen layer is the parallel indexer (:class:`~spikelut.hdl.indexer.ParallelIndexer`:
+``N_T * N_C`` comparators, registered) followed by a :class:`FrozenBank`: each table is a
+constant function of its ``N_C`` index bits (one LUT4 per output bit for ``N_C <= 4`` on an
+iCE40; every further index bit doubles the LUT4s of a bit and adds the multiplexers that
+join them), its selected row registered, then a balanced adder tree per output column with
+a register after every level. The network ends with the :class:`~spikelut.hdl.vector.Argmax`.
+
+Every stage advances together when the output side can take a result (``ready`` of the
+input is ``~o_stream.valid | o_stream.ready``): with ``o_stream.ready`` high the core takes
+a new vector every clock. Its latency is
+:func:`~spikelut.hdl.layer_params.frozen_latency`. There are no table write ports: the
+tables are the gateware (a frozen core is not reloadable). No residual layers, no AER input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikelut.hdl.indexer import IndexerKind, ParallelIndexer
+from spikelut.hdl.layer import check_classifier_chain
+from spikelut.hdl.layer_params import (
+    LayerParams,
+    frozen_bank_stages,
+    frozen_latency,
+    network_cycles,
+)
+from spikelut.hdl.layouts import index_layout, label_layout, vector_layout
+from spikelut.hdl.params import signed_width
+from spikelut.hdl.storage import Storage
+from spikelut.hdl.vector import Argmax
+
+__all__ = ["FrozenBank", "FrozenLayer", "FrozenNetwork", "check_frozen"]
+
+
+def check_frozen(params: LayerParams, index: int = 0) -> None:
+    """Raise ``ValueError`` when layer ``index`` cannot be a frozen layer: tables in memory,
+    a residual add or the temporal indexer."""
+    if params.storage != Storage.LOGIC:
+        raise ValueError(
+            f"layer {index}: the frozen core keeps its tables in logic, not "
+            f"{params.storage.name.lower()}"
+        )
+    if params.residual:
+        raise ValueError(f"layer {index} is residual; the frozen core has no residual add")
+    if params.indexer != IndexerKind.PARALLEL:
+        raise ValueError(f"layer {index}: the frozen core takes whole vectors, not AER events")
+
+
+class FrozenBank(wiring.Component):
+    """``y[c] = sum_i T[i, j_i, c]`` of a LOGIC-storage layer, pipelined: the registered row
+    look-up, then one register per adder-tree level (:func:`frozen_bank_stages` in all).
+
+    Ports: ``i_stream`` ``index_layout(N_C, N_T)``, ``o_stream``
+    ``vector_layout(out_width, Y)``. One vector per clock while ``o_stream.ready`` is high;
+    every register is as wide as the exact range of the partial sum it holds.
+    """
+
+    def __init__(self, params: LayerParams):
+        check_frozen(params)
+        self._p = params
+        super().__init__(
+            {
+                "i_stream": In(stream.Signature(index_layout(params.n_c, params.n_tables))),
+                "o_stream": Out(stream.Signature(params.out_layout)),
+            }
+        )
+
+    @property
+    def stages(self) -> int:
+        """Register stages from an index to its sums."""
+        return frozen_bank_stages(self._p.n_tables)
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        i, o = self.i_stream, self.o_stream
+        tables = p.tables
+        n_t, rows, y = tables.shape
+        advance = Signal()
+        m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
+
+        # a node: per column (signal, lo, hi), the exact range of what it holds
+        nodes = []
+        for t in range(n_t):
+            lo, hi = tables[t].min(axis=0), tables[t].max(axis=0)
+            node = []
+            for c in range(y):
+                shape = signed(signed_width(lo[c], hi[c]))
+                if lo[c] == hi[c]:  # a constant column needs no logic
+                    node.append((Const(int(lo[c]), shape), int(lo[c]), int(hi[c])))
+                else:
+                    reg = Signal(shape, name=f"row{t}_{c}", reset_less=True)
+                    node.append((reg, int(lo[c]), int(hi[c])))
+            regs = [(c, n[0]) for c, n in enumerate(node) if isinstance(n[0], Signal)]
+            with m.If(advance), m.Switch(i.payload[t]):
+                for j in range(rows):
+                    with m.Case(j):
+                        m.d.sync += [reg.eq(int(tables[t, j, c])) for c, reg in regs]
+            nodes.append(node)
+        valid = [Signal(name="valid0")]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(i.valid)
+
+        level = 0
+        while len(nodes) > 1:
+            level += 1
+            nxt = []
+            for k in range(0, len(nodes), 2):
+                pair = nodes[k : k + 2]
+                node = []
+                for c in range(y):
+                    lo = sum(n[c][1] for n in pair)
+                    hi = sum(n[c][2] for n in pair)
+                    reg = Signal(
+                        signed(signed_width(lo, hi)),
+                        name=f"sum{level}_{k // 2}_{c}",
+                        reset_less=True,
+                    )
+                    with m.If(advance):
+                        m.d.sync += reg.eq(sum(n[c][0] for n in pair))
+                    node.append((reg, lo, hi))
+                nxt.append(node)
+            nodes = nxt
+            v = Signal(name=f"valid{level}")
+            with m.If(advance):
+                m.d.sync += v.eq(valid[-1])
+            valid.append(v)
+        m.d.comb += o.valid.eq(valid[-1])
+        m.d.comb += [o.payload[c].eq(nodes[0][c][0]) for c in range(y)]
+        return m
+
+
+class FrozenLayer(wiring.Component):
+    """One frozen layer: a :class:`~spikelut.hdl.indexer.ParallelIndexer` (``indexer``) into
+    a :class:`FrozenBank` (``bank``). Ports: ``i_stream`` ``vector_layout(in_width, D)``,
+    ``o_stream`` ``vector_layout(out_width, Y)``."""
+
+    def __init__(self, params: LayerParams):
+        check_frozen(params)
+        self._p = params
+        super().__init__(
+            {
+                "i_stream": In(stream.Signature(vector_layout(params.in_width, params.in_dim))),
+                "o_stream": Out(stream.Signature(params.out_layout)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        m.submodules.indexer = idx = ParallelIndexer(
+            anchors_a=p.anchors_a,
+            anchors_b=p.anchors_b,
+            in_dim=p.in_dim,
+            in_width=p.in_width,
+            in_shift=p.in_shift,
+        )
+        m.submodules.bank = bank = FrozenBank(p)
+        wiring.connect(m, wiring.flipped(self.i_stream), idx.i_stream)
+        wiring.connect(m, idx.o_stream, bank.i_stream)
+        wiring.connect(m, bank.o_stream, wiring.flipped(self.o_stream))
+        return m
+
+
+class FrozenNetwork(wiring.Component):
+    """A chain of :class:`FrozenLayer` s, optionally followed by the argmax, bit-exact with
+    :func:`spikelut.compiler.ir.golden.run_classifier`.
+
+    ``layers``: checked :class:`LayerParams`, LOGIC storage, not residual, parallel indexer
+    (:func:`check_frozen`); ``argmax``: end with the argmax. Ports as
+    :class:`~spikelut.hdl.layer.Network`'s without any ``w{k}_stream``: ``i_stream`` (layer
+    0's vector), ``o_stream`` (``label_layout(Y, out_width)`` with the argmax, else the last
+    layer's vector).
+    """
+
+    def __init__(self, *, layers: Sequence[LayerParams], argmax: bool = True):
+        check_classifier_chain(layers)
+        for k, p in enumerate(layers):
+            check_frozen(p, k)
+        self._layers = tuple(layers)
+        self._argmax = bool(argmax)
+        first, last = self._layers[0], self._layers[-1]
+        if self._argmax:
+            out = label_layout(last.out_dim, last.out_width)
+        else:
+            out = vector_layout(last.out_width, last.out_dim)
+        super().__init__(
+            {
+                "i_stream": In(stream.Signature(vector_layout(first.in_width, first.in_dim))),
+                "o_stream": Out(stream.Signature(out)),
+            }
+        )
+
+    @property
+    def layers(self) -> tuple[LayerParams, ...]:
+        """The layers' parameters, in order."""
+        return self._layers
+
+    @property
+    def argmax(self) -> bool:
+        """True when the network ends with the argmax."""
+        return self._argmax
+
+    @property
+    def cycles_per_inference(self) -> int:
+        """Clock cycles between consecutive inputs at full rate: 1."""
+        return network_cycles(self._layers)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector offered to its result (:func:`frozen_latency`)."""
+        return frozen_latency(self._layers, argmax=self._argmax)
+
+    def elaborate(self, platform):
+        m = Module()
+        prev = wiring.flipped(self.i_stream)
+        for k, p in enumerate(self._layers):
+            m.submodules[f"layer{k}"] = layer = FrozenLayer(p)
+            wiring.connect(m, prev, layer.i_stream)
+            prev = layer.o_stream
+        if self._argmax:
+            last = self._layers[-1]
+            m.submodules.argmax = head = Argmax(dim=last.out_dim, width=last.out_width)
+            wiring.connect(m, prev, head.i_stream)
+            prev = head.o_stream
+        wiring.connect(m, prev, wiring.flipped(self.o_stream))
+        return m
