@@ -32,7 +32,14 @@ from spikelut.sim.cocotb_lib import pack_value
 from spikelut.sim.cocotb_runner import run_cocotb
 from spikelut.sim.netlist import CELL_MODEL_ARGS, synthesize
 
-__all__ = ["LMSimReport", "lm_loads", "simulate_lm", "write_lm_case"]
+__all__ = [
+    "LMSimReport",
+    "lm_loads",
+    "lm_sim_report",
+    "run_lm_testbench",
+    "simulate_lm",
+    "write_lm_case",
+]
 
 TOPLEVEL = "spikelut_lm"
 TEST_MODULE = "spikelut.sim.tb_lm"
@@ -159,6 +166,58 @@ def write_lm_case(
     return generated[:generate]
 
 
+def run_lm_testbench(design, case: Path, *, build_dir, seed: int, libraries=()):
+    """Run the language-model testbench (:mod:`spikelut.sim.tb_lm`) on ``design`` with the
+    case files in ``case``: ``(cocotb result, results.json as a dict)``; RuntimeError with
+    the log's tail when the testbench did not finish."""
+    res = run_cocotb(
+        design,
+        toplevel=TOPLEVEL,
+        test_module=TEST_MODULE,
+        build_dir=build_dir,
+        test_dir=case / "run",
+        env={"SPIKELUT_TB_DIR": str(case.resolve())},
+        seed=seed,
+        check=False,
+        public="ports",
+        libraries=libraries,
+        build_args=list(CELL_MODEL_ARGS) if libraries else None,
+    )
+    path = case / "results.json"
+    if not path.exists():
+        log = case / "run" / "sim.log"
+        tail = "\n".join(log.read_text().splitlines()[-20:]) if log.exists() else "(no log)"
+        raise RuntimeError(f"the testbench did not finish (hang or crash):\n{tail}")
+    return res, json.loads(path.read_text())
+
+
+def lm_sim_report(
+    r: dict, res, generated: bytes, *, table_cycles_per_token: int, started: float, **extra
+) -> LMSimReport:
+    """The :class:`LMSimReport` of one testbench run: ``r`` its results.json, ``res`` the
+    cocotb result, ``generated`` the golden model's bytes, ``started`` the run's
+    ``perf_counter`` start; ``extra`` the remaining fields (kind, netlist)."""
+    wall = r["wall_seconds"]
+    return LMSimReport(
+        steps=r["checked"],
+        mismatches=r["mismatches"],
+        first_mismatch=r["first_mismatch"],
+        logit_chunks_checked=r["logit_chunks_checked"],
+        logit_mismatches=r["logit_mismatches"],
+        generated=generated.decode("latin-1"),
+        cycles_per_token=r["cycles_per_token"],
+        table_cycles_per_token=table_cycles_per_token,
+        latency_cycles=r["latency_cycles"],
+        cycles=r["cycles"],
+        cycles_per_second=r["cycles"] / wall if wall > 0 else 0.0,
+        cycles_per_cpu_second=r["cycles"] / r["cpu_seconds"] if r["cpu_seconds"] > 0 else 0.0,
+        build_seconds=res.build_seconds,
+        build_cached=res.cached,
+        total_seconds=time.perf_counter() - started,
+        **extra,
+    )
+
+
 def simulate_lm(
     model: IntegerRNN,
     prompt,
@@ -216,45 +275,16 @@ def simulate_lm(
             synth = synthesize(core, target, case / "netlist", top=TOPLEVEL)
             design, libraries = synth.path, synth.libraries
         say(f"sim: verilator, {len(prompt)} prompt tokens and {generate} generated")
-        res = run_cocotb(
-            design,
-            toplevel=TOPLEVEL,
-            test_module=TEST_MODULE,
-            build_dir=build_dir,
-            test_dir=case / "run",
-            env={"SPIKELUT_TB_DIR": str(case.resolve())},
-            seed=seed,
-            check=False,
-            public="ports",
-            libraries=libraries,
-            build_args=list(CELL_MODEL_ARGS) if libraries else None,
-        )
-        path = case / "results.json"
-        if not path.exists():
-            log = case / "run" / "sim.log"
-            tail = "\n".join(log.read_text().splitlines()[-20:]) if log.exists() else "(no log)"
-            raise RuntimeError(f"the testbench did not finish (hang or crash):\n{tail}")
-        r = json.loads(path.read_text())
+        res, r = run_lm_testbench(design, case, build_dir=build_dir, seed=seed, libraries=libraries)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    wall = r["wall_seconds"]
-    return LMSimReport(
-        steps=r["checked"],
-        mismatches=r["mismatches"],
-        first_mismatch=r["first_mismatch"],
-        logit_chunks_checked=r["logit_chunks_checked"],
-        logit_mismatches=r["logit_mismatches"],
-        generated=gen.decode("latin-1"),
-        cycles_per_token=r["cycles_per_token"],
+    return lm_sim_report(
+        r,
+        res,
+        gen,
         table_cycles_per_token=core.table_cycles_per_token,
-        latency_cycles=r["latency_cycles"],
-        cycles=r["cycles"],
-        cycles_per_second=r["cycles"] / wall if wall > 0 else 0.0,
-        cycles_per_cpu_second=r["cycles"] / r["cpu_seconds"] if r["cpu_seconds"] > 0 else 0.0,
-        build_seconds=res.build_seconds,
-        build_cached=res.cached,
-        total_seconds=time.perf_counter() - t0,
+        started=t0,
         kind=plan.kind.value,
         netlist=None
         if synth is None

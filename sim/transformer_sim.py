@@ -27,8 +27,12 @@ from spikelut.compiler.ir.golden import generate_transformer, transformer_choice
 from spikelut.compiler.ir.integer_sequence import IntegerTransformer
 from spikelut.compiler.ir.selection import Selection
 from spikelut.sim.cocotb_lib import pack_value
-from spikelut.sim.cocotb_runner import run_cocotb
-from spikelut.sim.lm_sim import PERIOD_NS, TEST_MODULE, TOPLEVEL, LMSimReport
+from spikelut.sim.lm_sim import (
+    PERIOD_NS,
+    LMSimReport,
+    lm_sim_report,
+    run_lm_testbench,
+)
 
 __all__ = ["simulate_transformer", "write_transformer_case"]
 
@@ -128,42 +132,15 @@ def simulate_transformer(
             case, core, model, prompt, generate, selection, seed=seed, gap_prob=gap_prob,
             stall_prob=stall_prob, check_logits=check_logits,
         )  # fmt: skip
-        res = run_cocotb(
-            core,
-            toplevel=TOPLEVEL,
-            test_module=TEST_MODULE,
-            build_dir=build_dir,
-            test_dir=case / "run",
-            env={"SPIKELUT_TB_DIR": str(case.resolve())},
-            seed=seed,
-            check=False,
-            public="ports",
-        )
-        path = case / "results.json"
-        if not path.exists():
-            log = case / "run" / "sim.log"
-            tail = "\n".join(log.read_text().splitlines()[-20:]) if log.exists() else "(no log)"
-            raise RuntimeError(f"the testbench did not finish (hang or crash):\n{tail}")
-        r = json.loads(path.read_text())
+        res, r = run_lm_testbench(core, case, build_dir=build_dir, seed=seed)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    wall = r["wall_seconds"]
-    return LMSimReport(
-        steps=r["checked"],
-        mismatches=r["mismatches"],
-        first_mismatch=r["first_mismatch"],
-        logit_chunks_checked=r["logit_chunks_checked"],
-        logit_mismatches=r["logit_mismatches"],
-        generated=gen.decode("latin-1"),
-        cycles_per_token=r["cycles_per_token"],
+    return lm_sim_report(
+        r,
+        res,
+        gen,
         table_cycles_per_token=round(core.window_table_cycles),
-        latency_cycles=r["latency_cycles"],
-        cycles=r["cycles"],
-        cycles_per_second=r["cycles"] / wall if wall > 0 else 0.0,
-        cycles_per_cpu_second=r["cycles"] / r["cpu_seconds"] if r["cpu_seconds"] > 0 else 0.0,
-        build_seconds=res.build_seconds,
-        build_cached=res.cached,
-        total_seconds=time.perf_counter() - t0,
+        started=t0,
         kind="parallel",
     )
