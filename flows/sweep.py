@@ -91,7 +91,10 @@ def load_results(out: Path) -> dict[str, dict]:
 def _init(ray, address: str | None, num_cpus: int | None) -> None:
     # the workers import spikelut as installed on their machine: no runtime_env is shipped
     if address is None:
+        # "local": always a new instance, never a cluster that ray.init() would otherwise find
+        # through RAY_ADDRESS or the last `ray start` recorded under /tmp/ray
         ray.init(
+            address="local",
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             log_to_driver=False,
