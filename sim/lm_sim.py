@@ -36,8 +36,10 @@ __all__ = [
     "LMSimReport",
     "lm_loads",
     "lm_sim_report",
+    "logit_chunks",
     "run_lm_testbench",
     "simulate_lm",
+    "tb_config",
     "write_lm_case",
 ]
 
@@ -106,6 +108,42 @@ def lm_loads(core, *, all_memories: bool) -> dict[str, list[dict]]:
     return out
 
 
+def logit_chunks(logits: np.ndarray, lanes: int, count: int) -> list[dict]:
+    """The unembedder's output beats for the first ``count`` steps of ``logits`` (steps x
+    vocab): ``lanes`` values a beat, the last beat zero-padded and flagged ``last``."""
+    vocab = logits.shape[1]
+    beats = -(-vocab // lanes)
+    padded = np.zeros((len(logits), beats * lanes), np.int64)
+    padded[:, :vocab] = logits
+    return [
+        {"values": padded[t, b * lanes : (b + 1) * lanes].tolist(), "last": int(b == beats - 1)}
+        for t in range(min(count, len(logits)))
+        for b in range(beats)
+    ]
+
+
+def tb_config(
+    core, vocab: int, prompt: bytes, generate: int, *, seed, gap_prob, stall_prob,
+    check_logits, loads, timeout_cycles,
+) -> dict:  # fmt: skip
+    """The ``tb.json`` of :mod:`spikelut.sim.tb_lm` for ``core``."""
+    return {
+        "period_ns": PERIOD_NS,
+        "seed": seed,
+        "gap_prob": gap_prob,
+        "stall_prob": stall_prob,
+        "max_gap": 3,
+        "max_stall": 3,
+        "loads": loads,
+        "write_ports": [n for n in core.signature.members if n.startswith(("w_", "cfg_"))],
+        "tokens": list(prompt),
+        "token_bits": (vocab - 1).bit_length(),
+        "generate": generate,
+        "check_logits": check_logits,
+        "timeout_cycles": timeout_cycles,
+    }
+
+
 def write_lm_case(
     case_dir,
     core,
@@ -128,37 +166,26 @@ def write_lm_case(
     fed = prompt + generated[:generate]
     logits, choices = rnn_choices(model, np.frombuffer(fed, np.uint8), selection)
     assert bytes(choices[len(prompt) - 1 :].tolist()) == generated  # the two golden views agree
-    lanes = core.unembedder.lanes
-    beats = -(-model.vocab // lanes)
-    padded = np.zeros((len(fed), beats * lanes), np.int64)
-    padded[:, : model.vocab] = logits
     chunk_desc = _port_payload(core, "o_logits")
-    chunks = [
-        {"values": padded[t, b * lanes : (b + 1) * lanes].tolist(), "last": int(b == beats - 1)}
-        for t in range(min(check_logits, len(fed)))
-        for b in range(beats)
-    ]
+    chunks = logit_chunks(logits, core.unembedder.lanes, check_logits)
     loads = {
         name: _payloads(_port_payload(core, name), items)
         for name, items in lm_loads(core, all_memories=load_all).items()
     }
     steps = len(fed)
     per_token = core.table_cycles_per_token * 4 + 8 * model.vocab + 200
-    cfg = {
-        "period_ns": PERIOD_NS,
-        "seed": seed,
-        "gap_prob": gap_prob,
-        "stall_prob": stall_prob,
-        "max_gap": 3,
-        "max_stall": 3,
-        "loads": loads,
-        "write_ports": [n for n in core.signature.members if n.startswith(("w_", "cfg_"))],
-        "tokens": list(prompt),
-        "token_bits": (model.vocab - 1).bit_length(),
-        "generate": generate,
-        "check_logits": check_logits,
-        "timeout_cycles": steps * per_token + 20 * sum(len(v) for v in loads.values()) + 10_000,
-    }
+    cfg = tb_config(
+        core,
+        model.vocab,
+        prompt,
+        generate,
+        seed=seed,
+        gap_prob=gap_prob,
+        stall_prob=stall_prob,
+        check_logits=check_logits,
+        loads=loads,
+        timeout_cycles=steps * per_token + 20 * sum(len(v) for v in loads.values()) + 10_000,
+    )
     write_text_atomic(case / "tb.json", json.dumps(cfg))
     expected = {"choices": choices.tolist(), "logit_chunks": _payloads(chunk_desc, chunks)}
     write_text_atomic(case / "expected.json", json.dumps(expected))

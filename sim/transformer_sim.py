@@ -28,10 +28,11 @@ from spikelut.compiler.ir.integer_sequence import IntegerTransformer
 from spikelut.compiler.ir.selection import Selection
 from spikelut.sim.cocotb_lib import pack_value
 from spikelut.sim.lm_sim import (
-    PERIOD_NS,
     LMSimReport,
     lm_sim_report,
+    logit_chunks,
     run_lm_testbench,
+    tb_config,
 )
 
 __all__ = ["simulate_transformer", "write_transformer_case"]
@@ -63,31 +64,20 @@ def write_transformer_case(
     fed = prompt + generated[:generate]
     logits, choices = transformer_choices(model, np.frombuffer(fed, np.uint8), selection)
     assert bytes(choices[len(prompt) - 1 :].tolist()) == generated  # the two golden views agree
-    lanes = core.unembedder.lanes
-    beats = -(-model.vocab // lanes)
-    padded = np.zeros((len(fed), beats * lanes), np.int64)
-    padded[:, : model.vocab] = logits
-    chunks = [
-        {"values": padded[t, b * lanes : (b + 1) * lanes].tolist(), "last": int(b == beats - 1)}
-        for t in range(min(check_logits, len(fed)))
-        for b in range(beats)
-    ]
+    chunks = logit_chunks(logits, core.unembedder.lanes, check_logits)
     per_token = 4 * max(core.table_cycles(q) for q in range(model.context)) + 8 * model.vocab
-    cfg = {
-        "period_ns": PERIOD_NS,
-        "seed": seed,
-        "gap_prob": gap_prob,
-        "stall_prob": stall_prob,
-        "max_gap": 3,
-        "max_stall": 3,
-        "loads": {},
-        "write_ports": [n for n in core.signature.members if n.startswith(("w_", "cfg_"))],
-        "tokens": list(prompt),
-        "token_bits": (model.vocab - 1).bit_length(),
-        "generate": generate,
-        "check_logits": check_logits,
-        "timeout_cycles": len(fed) * (per_token + 200) + 10_000,
-    }
+    cfg = tb_config(
+        core,
+        model.vocab,
+        prompt,
+        generate,
+        seed=seed,
+        gap_prob=gap_prob,
+        stall_prob=stall_prob,
+        check_logits=check_logits,
+        loads={},
+        timeout_cycles=len(fed) * (per_token + 200) + 10_000,
+    )
     write_text_atomic(case / "tb.json", json.dumps(cfg))
     expected = {"choices": choices.tolist(), "logit_chunks": _hex(core, "o_logits", chunks)}
     write_text_atomic(case / "expected.json", json.dumps(expected))
