@@ -8,10 +8,12 @@ logic cell and whether the tables can be reloaded. Cores:
 - the memory cores (parallel, temporal, serial) of the default digits classifier
   (``train_on_dataset`` defaults, 8-bit tables) at the fastest placement ``spikelut compile``
   picks for the device;
-- frozen cores (``--frozen``) of small networks trained for this mode: ``NT:NC:BITS[:SHIFT]``
-  is ``NT`` tables of ``N_C`` index bits into the 10 classes, ``BITS``-bit table entries,
-  layer 0's ``in_shift`` (input narrowing, trained for: :func:`frozen_model`), 30 epochs,
-  seed 0.
+- frozen cores (``--frozen``) of small networks trained for this mode:
+  ``NT:NC:BITS[:SHIFT[:KEEP]]`` is ``NT`` tables of ``N_C`` index bits into the 10 classes,
+  ``BITS``-bit table entries, layer 0's ``in_shift`` (input narrowing, trained for:
+  :func:`frozen_model`), 30 epochs, seed 0; ``KEEP`` > 0 prunes each class to that many
+  tables (:func:`~spikelut.compiler.passes.prune.prune_classifier`, fine-tuned on the
+  training split) before quantising.
 
 Bare cores, measured: Yosys ``synth_<family>`` of the core alone, then nextpnr. On the ECP5
 nextpnr runs ``--out-of-context`` (the core's ports need no pins): logic cells are
@@ -33,8 +35,12 @@ quoted, so its rate is shown at an upper bound of 100 MHz.
         [--kinds parallel,temporal,serial,frozen] [--freq 40] [--out DIR] [--json]
         [--lock FILE]
 
-``--curve NT:NC:BITS[:SHIFT],...`` trains those frozen networks instead and prints accuracy
-against the logic estimate, marking the Pareto front (no synthesis).
+``--curve NT:NC:BITS[:SHIFT[:KEEP]],...`` trains those frozen networks instead and prints
+accuracy against the logic estimate, marking the Pareto front (no synthesis); with
+``--synth`` against the logic cells of the bare core on the UP5K (Yosys ``synth_ice40``,
+``nextpnr-ice40 --pack-only``). Every point also shows its comparators (``N_T * N_C``), the
+bank's table bits (its row registers, each a LUT4 of the index bits for ``N_C <= 4``) and
+adder bits (its adder registers), counted in the elaborated design.
 
 Builds run one at a time; progress goes to stderr; results are cached in ``--out`` (a core
 already measured there is not rebuilt).
@@ -47,11 +53,12 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
 
 from spikelut.compiler.backend.compile import CompileError, plan_core
@@ -65,9 +72,12 @@ from spikelut.compiler.build.toolchain import run_tool
 from spikelut.compiler.frontend.datasets import load_dataset
 from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.prune import prune_classifier
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.sweep.peers import PEERS as QUOTED_PEERS
 from spikelut.compiler.train.classifier import train_classifier, train_on_dataset
+from spikelut.hdl.frozen import FrozenBank
+from spikelut.hdl.layer_params import frozen_fan_in
 from spikelut.hdl.storage import Storage
 
 # quoted from issue 16 (see the module docstring); cycles per inference 1 = one per clock
@@ -83,6 +93,7 @@ PEERS = [
 ]  # fmt: skip
 MAC_BOUND_MHZ = 100.0
 FROZEN_EPOCHS = 30
+PRUNE_EPOCHS = 30
 MEMORY_KINDS = (CoreKind.PARALLEL, CoreKind.TEMPORAL, CoreKind.SERIAL)
 
 
@@ -90,33 +101,35 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def parse_frozen(text: str) -> list[tuple[int, int, int, int]]:
-    """``NT:NC:BITS[:SHIFT]`` items, comma-separated."""
+def parse_frozen(text: str) -> list[tuple[int, int, int, int, int]]:
+    """``NT:NC:BITS[:SHIFT[:KEEP]]`` items, comma-separated."""
     out = []
     for item in filter(None, text.split(",")):
         parts = [int(v) for v in item.split(":")]
-        if len(parts) == 3:
-            parts.append(0)
-        if len(parts) != 4:
-            raise SystemExit(f"--frozen: {item!r} is not NT:NC:BITS[:SHIFT]")
-        out.append(tuple(parts))
+        if not 3 <= len(parts) <= 5:
+            raise SystemExit(f"--frozen: {item!r} is not NT:NC:BITS[:SHIFT[:KEEP]]")
+        out.append(tuple(parts + [0] * (5 - len(parts))))
     return out
 
 
-def frozen_model(data, n_tables: int, n_c: int, bits: int, shift: int):
+def frozen_name(nt: int, nc: int, bits: int, shift: int, keep: int) -> str:
+    return f"{nt}x{nc} {bits}b s{shift}" + (f" k{keep}" if keep else "")
+
+
+def frozen_model(data, n_tables: int, n_c: int, bits: int, shift: int, keep: int = 0):
     """A one-layer classifier trained for the frozen core, quantised to ``bits``-bit
     entries, its comparators narrowed by ``shift`` and trained so: the float network learns
     on ``floor(X / 2**shift)``, which is what the hardware compares (``x >> in_shift`` of the
-    raw pixels), then takes the raw pixels' encoding with ``in_shift = shift``."""
-    if shift == 0:
-        model = train_on_dataset(data, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=0)
-    else:
-        x = np.floor(data.X_train / (1 << shift))
-        model = train_classifier(
-            x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=0,
-            n_classes=data.n_classes,
-        )  # fmt: skip
-        model = dataclasses.replace(model, encoding=choose_encoding(data.X_train))
+    raw pixels), then takes the raw pixels' encoding with ``in_shift = shift``. ``keep`` > 0:
+    each class pruned to that many tables, fine-tuned on the same training inputs."""
+    x = np.floor(data.X_train / (1 << shift))
+    model = train_classifier(
+        x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=0,
+        n_classes=data.n_classes,
+    )  # fmt: skip
+    if keep:
+        model = prune_classifier(model, x, data.y_train, keep=keep, epochs=PRUNE_EPOCHS)
+    model = dataclasses.replace(model, encoding=choose_encoding(data.X_train))
     return quantize_classifier(model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift})
 
 
@@ -326,36 +339,78 @@ def _cached(out: Path, key: str, fn):
     return result
 
 
-def curve(data, grid: list[tuple[int, int, int, int]]) -> list[dict]:
-    """Accuracy against the logic estimate (:func:`estimate_logic`, calibrated on one
-    synthesised frozen core; no synthesis here) of frozen networks ``grid`` (NT, NC, BITS,
-    SHIFT), each marked when no smaller one is as accurate (the Pareto front)."""
+def pack_cells(core, work: Path) -> int:
+    """``ICESTORM_LC`` of ``core`` alone on the UP5K: Yosys ``synth_ice40``, then
+    ``nextpnr-ice40 --pack-only``."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "core.v").write_text(verilog.convert(core, name="spikelut_core"))
+    _yosys(work, "ice40", "spikelut_core")
+    args = ["--up5k", "--package", "sg48", "--json", "core.json", "--pack-only"]
+    run_tool("nextpnr-ice40", args, cwd=work, log=work / "pack.log")
+    res = parse_utilisation((work / "pack.log").read_text(), "ice40")
+    return res.get("logic_cells", {}).get("used", 0)
+
+
+def bank_bits(params) -> dict:
+    """The frozen bank's table output bits (its row registers, each a constant function of
+    the index bits), adder bits (its adder registers) and the most tables a class sums, from
+    the elaborated design."""
+    text = rtlil.convert(FrozenBank(params))
+    widths = {"row": 0, "add": 0}
+    for width, kind in re.findall(r"wire width (\d+) (?:signed )?\\(row|add)\d+_\d+", text):
+        widths[kind] += int(width)
+    return {
+        "table_bits": widths["row"],
+        "adder_bits": widths["add"],
+        "fan_in": frozen_fan_in(params.tables),
+    }
+
+
+def _synth_point(args, out: Path, model, params) -> dict:
+    """Logic cells of the bare frozen core (cached)."""
+    key = _key(model, "ice40-up5k", CoreKind.FROZEN, 0)
+
+    def core():
+        say("  yosys + nextpnr-ice40 --pack-only")
+        return {"logic_cells": pack_cells(build_core(CoreKind.FROZEN, params), out / key)}
+
+    return _cached(out, f"{key}-pack", lambda: _locked(args.lock, core))
+
+
+def curve(data, grid: list[tuple], args=None) -> list[dict]:
+    """Accuracy against logic of frozen networks ``grid`` (NT, NC, BITS, SHIFT, KEEP): the
+    estimate (:func:`estimate_logic`, calibrated on one unpruned core), and with ``args.synth``
+    the synthesised cells (:func:`_synth_point`). Each point is marked when no point with as
+    few cells (synthesised when measured) is more accurate (the Pareto front)."""
     out = []
-    for nt, nc, bits, shift in grid:
-        model = frozen_model(data, nt, nc, bits, shift)
+    synth = bool(args and args.synth)
+    for nt, nc, bits, shift, keep in grid:
+        say(f"training {frozen_name(nt, nc, bits, shift, keep)}")
+        model = frozen_model(data, nt, nc, bits, shift, keep)
         params, _ = network_params(model, LayerPlan(Storage.LOGIC), kind=CoreKind.FROZEN)
         est = estimate_logic(params, "ice40", CoreKind.FROZEN)
-        out.append(
-            {
-                "config": f"{nt}x{nc} {bits}b s{shift}",
-                "accuracy": accuracy(model, data),
-                "estimated_logic_cells": est["logic_cells"],
-            }
-        )
+        r = {
+            "config": frozen_name(nt, nc, bits, shift, keep),
+            "accuracy": accuracy(model, data),
+            "tables": params[0].n_tables,
+            "comparators": params[0].n_tables * params[0].n_c,
+            "estimated_logic_cells": est["logic_cells"],
+            **bank_bits(params[0]),
+        }
+        if synth:
+            r["logic_cells"] = _synth_point(args, Path(args.out), model, params)["logic_cells"]
+        out.append(r)
+    cells = "logic_cells" if synth else "estimated_logic_cells"
     for r in out:
-        r["pareto"] = not any(
-            o["estimated_logic_cells"] <= r["estimated_logic_cells"]
-            and o["accuracy"] > r["accuracy"]
-            for o in out
-        )
-    return sorted(out, key=lambda r: r["estimated_logic_cells"])
+        r["pareto"] = not any(o[cells] <= r[cells] and o["accuracy"] > r["accuracy"] for o in out)
+    return sorted(out, key=lambda r: r[cells])
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", default="ice40-up5k,ecp5-85")
     ap.add_argument(
-        "--frozen", default="48:4:2:2,96:4:3:2,96:4:4", metavar="NT:NC:BITS[:SHIFT],..."
+        "--frozen", default="48:4:2:2,96:4:3:2,96:4:4", metavar="NT:NC:BITS[:SHIFT[:KEEP]],..."
     )
     ap.add_argument("--kinds", default="frozen,serial,parallel,temporal")
     ap.add_argument("--freq", type=float, default=40.0, help="clock requested of nextpnr (MHz)")
@@ -363,9 +418,14 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--curve",
-        metavar="NT:NC:BITS[:SHIFT],...",
+        metavar="NT:NC:BITS[:SHIFT[:KEEP]],...",
         help="instead of the table: train these frozen networks and print accuracy against "
         "the logic estimate (no synthesis)",
+    )
+    ap.add_argument(
+        "--synth",
+        action="store_true",
+        help="with --curve: synthesise every point for the UP5K (pack-only logic cells)",
     )
     ap.add_argument(
         "--lock", metavar="FILE", help="hold an exclusive flock on FILE during each build"
@@ -379,9 +439,15 @@ def _print_curve(points: list[dict], as_json: bool) -> None:
         return
     for r in points:
         mark = "  pareto" if r["pareto"] else ""
+        measured = ""
+        if "logic_cells" in r:
+            measured = f"{r['logic_cells']:>6,d} LCs  "
         print(
-            f"{r['config']:>14}  {100 * r['accuracy']:6.2f} %  "
-            f"{r['estimated_logic_cells']:>7,d} LCs (estimated){mark}"
+            f"{r['config']:>18}  {100 * r['accuracy']:6.2f} %  {measured}"
+            f"{r['estimated_logic_cells']:>6,d} est.  N_T {r['tables']:>3d}  comparators "
+            f"{r['comparators']:>3d}  sums of "
+            f"<= {r['fan_in']:>3d} tables  table bits {r['table_bits']:>5,d}  adder bits "
+            f"{r['adder_bits']:>5,d}{mark}"
         )
 
 
@@ -390,10 +456,10 @@ def _models(args, data) -> list[tuple]:
     kinds = [CoreKind.parse(k) for k in args.kinds.split(",")]
     models = []
     if CoreKind.FROZEN in kinds:
-        for nt, nc, bits, shift in parse_frozen(args.frozen):
-            say(f"training frozen {nt} tables N_C={nc}, {bits}-bit entries, in_shift {shift}")
-            model = frozen_model(data, nt, nc, bits, shift)
-            models.append((f"frozen {nt}x{nc} {bits}b s{shift}", model, CoreKind.FROZEN))
+        for point in parse_frozen(args.frozen):
+            say(f"training frozen {frozen_name(*point)}")
+            models.append((f"frozen {frozen_name(*point)}", frozen_model(data, *point),
+                           CoreKind.FROZEN))  # fmt: skip
     memory = [k for k in kinds if k in MEMORY_KINDS]
     if memory:
         say("training the default digits classifier (memory cores)")
@@ -439,7 +505,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset("digits")
     if args.curve:
-        _print_curve(curve(data, parse_frozen(args.curve)), args.json)
+        _print_curve(curve(data, parse_frozen(args.curve), args), args.json)
         return 0
     devices = args.devices.split(",")
     rows = []

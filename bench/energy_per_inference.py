@@ -10,6 +10,16 @@ issue 17), its parts, and the ratio to ElasticAI.Creator's measured 0.172 uJ. Th
 is printed with the figures: an estimate, not a measurement.
 
     python bench/energy_per_inference.py BUILD_DIR [BUILD_DIR ...] [--json]
+        [--lut MODEL=BUILD_DIR ...] [--mac BUILD_DIR] [--vectors N]
+
+``--lut MODEL=BUILD_DIR`` (an integer classifier and its build) and ``--mac BUILD_DIR`` (a
+``--baseline mac`` build of the MLP ``bench/compare_mac.py`` trains, trained again here
+the same way) add the estimate from measured switching: the build's core runs the digits
+test set (``--vectors`` of it, default all) in Verilator with toggle counting
+(:mod:`spikelut.sim.activity`), every output checked against its golden model, and its
+toggles per signal bit per inference replace the activity bounds
+(:data:`~spikelut.compiler.sweep.energy.METHOD_ACTIVITY`). Run it under
+``flock /tmp/spikelut-heavy.lock``: each core is a Verilator build.
 """
 
 from __future__ import annotations
@@ -19,12 +29,55 @@ import json
 import sys
 from pathlib import Path
 
+from spikelut.boards.design import core_of_build
 from spikelut.boards.platforms import board
-from spikelut.compiler.sweep.energy import ELASTICAI_UJ_PER_INFERENCE, METHOD, energy_per_inference
+from spikelut.compiler.backend.mac import quantize_for
+from spikelut.compiler.backend.targets import HOST_LINK_CELLS
+from spikelut.compiler.frontend.ann import from_sklearn
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.ir.modelfile import load_model
+from spikelut.compiler.sweep.energy import (
+    ELASTICAI_UJ_PER_INFERENCE,
+    METHOD,
+    METHOD_ACTIVITY,
+    energy_per_inference,
+)
+from spikelut.sim.mac_sim import check_mac_core
+from spikelut.sim.network_sim import simulate
 
 
-def figures(build_dir: Path) -> dict:
-    """The energy figures of the build in ``build_dir`` (its ``board.json``)."""
+def lut_toggles(model_path: Path, build_dir: Path, vectors: int | None) -> float:
+    """Toggles per signal bit per inference of the LUT core of ``build_dir`` running the
+    model's test set; every output checked against the golden model."""
+    model = load_model(model_path)
+    spec, core = core_of_build(model, json.loads((build_dir / "board.json").read_text()))
+    data = load_dataset(model.meta.get("dataset", "digits"))
+    x = model.encoding.encode_int(data.X_test)[:vectors]
+    rep = simulate(model, x, plans=core.plans, target=spec.target, kind=core.kind, activity=True)
+    if rep.mismatches:
+        raise SystemExit(
+            f"{build_dir}: the core differs from the golden model: {rep.first_mismatch}"
+        )
+    return rep.toggles["per_bit_per_inference"]
+
+
+def mac_toggles(build_dir: Path, vectors: int | None) -> float:
+    """Toggles per signal bit per inference of the MAC core of ``build_dir`` (the MLP of
+    bench/compare_mac.py, trained again) running the digits test set, checked against
+    its integer reference."""
+    from compare_mac import train_mlp  # the same MLP, deterministic
+
+    info = json.loads((build_dir / "board.json").read_text())
+    data = load_dataset("digits")
+    net, _ = quantize_for(from_sklearn(train_mlp(data)), "digits")
+    x = net.encoding.encode_int(data.X_test)[:vectors]
+    res = check_mac_core(net, x, macs=info["macs"], activity=True)
+    return res["toggles"]["per_bit_per_inference"]
+
+
+def figures(build_dir: Path, toggles_per_bit: float | None = None) -> dict:
+    """The energy figures of the build in ``build_dir`` (its ``board.json``); with
+    ``toggles_per_bit`` (its core's, measured) also the estimate from that activity."""
     info = json.loads((build_dir / "board.json").read_text())
     spec = board(info["board"])
     res = info["resources"]
@@ -45,6 +98,18 @@ def figures(build_dir: Path) -> dict:
             clock_mhz=info["target_mhz"],
         )
     )
+    activity = None
+    if built and toggles_per_bit is not None:
+        activity = energy_per_inference(
+            spec.family,
+            spec.device,
+            logic_cells=used("logic_cells"),
+            memories=used("block_rams") + used("sprams"),
+            cycles=info["cycles_per_inference"],
+            clock_mhz=info["target_mhz"],
+            toggles_per_bit=toggles_per_bit,
+            core_cells=max(0, used("logic_cells") - HOST_LINK_CELLS[spec.family]),
+        )
     return {
         "build": str(build_dir),
         "core": "mac" if info.get("baseline") == "mac" else f"lut ({info.get('indexer')})",
@@ -58,23 +123,48 @@ def figures(build_dir: Path) -> dict:
         "timing_met": info["timing_met"],
         "built": built,
         "energy": energy,
+        "energy_from_activity": activity,
     }
+
+
+def _line(e: dict) -> str:
+    return (
+        f"{e['uj']:.4g} uJ/inference (bounds {e['uj_low']:.3g}..{e['uj_high']:.3g}; dynamic "
+        f"{e['dynamic_uj']:.3g}, static {e['static_uj']:.3g}, memory {e['memory_uj']:.3g}); "
+        f"ElasticAI.Creator {ELASTICAI_UJ_PER_INFERENCE} uJ (measured): "
+        f"{e['uj'] / ELASTICAI_UJ_PER_INFERENCE:.3g}x"
+    )
 
 
 def main(argv=None) -> int:
     """Print the estimates (or ``--json``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("builds", nargs="+", type=Path, metavar="BUILD_DIR")
+    ap.add_argument("builds", nargs="*", type=Path, metavar="BUILD_DIR")
+    ap.add_argument("--lut", action="append", default=[], metavar="MODEL=BUILD_DIR")
+    ap.add_argument("--mac", action="append", default=[], type=Path, metavar="BUILD_DIR")
+    ap.add_argument("--vectors", type=int, default=None, help="test vectors simulated (all)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = [figures(b) for b in args.builds]
+    jobs = [(b, None) for b in args.builds]
+    for item in args.lut:
+        model, sep, build = item.partition("=")
+        if not sep:
+            ap.error(f"--lut {item!r}: give MODEL=BUILD_DIR")
+        jobs.append((Path(build), lut_toggles(Path(model), Path(build), args.vectors)))
+    jobs += [(b, mac_toggles(b, args.vectors)) for b in args.mac]
+    if not jobs:
+        ap.error("give build directories, --lut MODEL=BUILD_DIR or --mac BUILD_DIR")
+    rows = [figures(b, t) for b, t in jobs]
     if args.json:
-        print(json.dumps({"method": METHOD, "elasticai_uj": ELASTICAI_UJ_PER_INFERENCE,
-                          "builds": rows}, indent=1))  # fmt: skip
+        print(json.dumps({"method": METHOD, "method_activity": METHOD_ACTIVITY,
+                          "elasticai_uj": ELASTICAI_UJ_PER_INFERENCE, "builds": rows},
+                         indent=1))  # fmt: skip
         return 0
     print(f"method: {METHOD}")
+    if any(t is not None for _, t in jobs):
+        print(f"method from activity: {METHOD_ACTIVITY}")
     for r in rows:
-        e = r["energy"]
+        e, a = r["energy"], r["energy_from_activity"]
         head = (
             f"{r['core']:18} {r['board']}: {r['logic_cells']} LC, {r['block_rams']} BRAM, "
             f"{r['sprams']} SPRAM, {r['dsps']} DSP, {r['cycles_per_inference']} cycles at "
@@ -86,12 +176,10 @@ def main(argv=None) -> int:
         if e is None:
             print(f"{head}: no calibration for this device")
             continue
-        print(
-            f"{head}: {e['uj']:.4g} uJ/inference (bounds {e['uj_low']:.3g}..{e['uj_high']:.3g}; "
-            f"dynamic {e['dynamic_uj']:.3g}, static {e['static_uj']:.3g}, memory "
-            f"{e['memory_uj']:.3g}); ElasticAI.Creator {ELASTICAI_UJ_PER_INFERENCE} uJ "
-            f"(measured): {e['uj'] / ELASTICAI_UJ_PER_INFERENCE:.3g}x"
-        )
+        print(f"{head}:\n  from cells alone: {_line(e)}")
+        if a is not None:
+            print(f"  from activity ({a['toggles_per_bit']:.3g} toggles a bit an inference): "
+                  f"{_line(a)}")  # fmt: skip
     return 0
 
 

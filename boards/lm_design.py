@@ -18,7 +18,7 @@ from spikelut.boards.tables import MemoryShape, lm_table_layers, table_space
 from spikelut.boards.top import BoardCore
 from spikelut.compiler.backend.compile_lm import plan_lm
 from spikelut.compiler.backend.sequence import RNNFit, RNNPlan, rnn_core, rnn_params
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.compiler.ir.selection import Selection
 
 __all__ = [
@@ -36,14 +36,16 @@ __all__ = [
 DEFAULT_TEMPERATURE = 0.4  # the reference's sampling temperature
 
 
-def lm_selection(model: IntegerRNN, temperature: float, seed: int) -> Selection:
-    """The next-byte rule of ``model`` at ``temperature`` (0: greedy) with random seed
-    ``seed``: the exponential table for its logits, which stand for
-    ``l * 2**-unembedder_quant.out_scale_log2``. ValueError for a negative temperature or a
-    bad seed."""
+def lm_selection(
+    model: IntegerRNN | IntegerTransformer, temperature: float, seed: int
+) -> Selection:
+    """The next-byte rule of ``model`` (RNN or transformer) at ``temperature`` (0: greedy)
+    with random seed ``seed``: the exponential table for its logits, which stand for
+    ``l * 2**model.logit_scale_log2``; the one rule of simulation, board and golden model.
+    ValueError for a negative temperature or a bad seed."""
     if not temperature >= 0:
         raise ValueError(f"the temperature must be >= 0, not {temperature!r}")
-    return Selection.sampled(temperature, -model.unembedder_quant.out_scale_log2, seed)
+    return Selection.sampled(temperature, model.logit_scale_log2, seed)
 
 
 def lm_tables(model: IntegerRNN) -> dict:

@@ -20,6 +20,7 @@ from spikelut.boards.design import BuildTables, model_hash
 from spikelut.boards.host import BoardClient
 from spikelut.boards.lm_design import lm_tables
 from spikelut.boards.runtime import BoardMismatch, ensure_tables
+from spikelut.compiler import progress as progress_display
 from spikelut.compiler.ir.golden import generate_rnn
 from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.compiler.ir.selection import Selection
@@ -93,13 +94,16 @@ def generate_on_board(
     pieces = [prompt[i : i + ident.max_prompt] for i in range(0, len(prompt), ident.max_prompt)]
     start = time.monotonic()
     got = bytearray()
-    for k, piece in enumerate(pieces[:-1]):  # a long prompt: its answers are not wanted
-        link.generate(piece, 1, start=k == 0, **kw)
-    got += link.generate(pieces[-1], min(chunk, n), start=len(pieces) == 1, **kw)
-    requests = len(pieces)
-    while len(got) < n:
-        got += link.generate(b"", min(chunk, n - len(got)), start=False, **kw)
-        requests += 1
+    with progress_display.task("tokens from the board", n, "tokens") as shown:
+        for k, piece in enumerate(pieces[:-1]):  # a long prompt: its answers are not wanted
+            link.generate(piece, 1, start=k == 0, **kw)
+        got += link.generate(pieces[-1], min(chunk, n), start=len(pieces) == 1, **kw)
+        shown.update(completed=len(got))
+        requests = len(pieces)
+        while len(got) < n:
+            got += link.generate(b"", min(chunk, n - len(got)), start=False, **kw)
+            requests += 1
+            shown.update(completed=len(got))
     seconds = time.monotonic() - start
     after = link.read_counters()
     fed = after.inferences - before.inferences

@@ -19,6 +19,7 @@ import numpy as np
 from spikelut.boards.design import BuildTables, model_hash, model_tables
 from spikelut.boards.host import BoardClient
 from spikelut.boards.tables import TableSpace
+from spikelut.compiler import progress as progress_display
 from spikelut.compiler.ir.golden import run_classifier
 from spikelut.hdl.hostlink.wire import ErrorCode, ProtocolError
 
@@ -40,11 +41,14 @@ def upload_tables(
     (code TABLES_MISMATCH) when the board's record of the load differs from what was sent."""
     link.begin_tables()
     frames = 1
-    for lt in space.layers:
-        chunks = space.chunks(lt.layer, tables[lt.layer])
-        for lane in range(lt.lanes):
-            words = [int(w) for w in chunks[lane]]
-            frames += link.load_tables(lt.layer, words, offset=lt.lane_offset(lane))
+    lanes = sum(lt.lanes for lt in space.layers)
+    with progress_display.task("loading the tables", total=lanes, unit="lanes") as shown:
+        for lt in space.layers:
+            chunks = space.chunks(lt.layer, tables[lt.layer])
+            for lane in range(lt.lanes):
+                words = [int(w) for w in chunks[lane]]
+                frames += link.load_tables(lt.layer, words, offset=lt.lane_offset(lane))
+                shown.advance()
     link.commit_tables(model_hash)
     return frames
 
@@ -133,7 +137,12 @@ def run_on_board(
     before = link.read_counters()
     progress(f"run: {len(x)} inputs in batches of {ident.max_batch}")
     start = time.monotonic()
-    got = np.asarray(link.infer_batch(x.tolist()), np.int64)
+    vectors, answers = x.tolist(), []
+    with progress_display.task("inferences on the board", len(x), "inferences") as shown:
+        for first in range(0, len(vectors), ident.max_batch):  # a request per batch
+            answers += link.infer_batch(vectors[first : first + ident.max_batch])
+            shown.update(completed=len(answers))
+    got = np.asarray(answers, np.int64)
     seconds = time.monotonic() - start
     after = link.read_counters()
     inferences = after.inferences - before.inferences

@@ -1,9 +1,10 @@
 """``spikelut build MODEL --board BOARD``: a quantised classifier or RNN to a board bitstream.
 
 Places the tables in the board's memories (the fastest placement within an eighth of the
-block RAMs unless ``--max-brams`` says otherwise, SPRAM on an UltraPlus), picks the serial
-core (:mod:`spikelut.hdl.serial_core`: a few comparisons per clock, the same table rate) or
-the parallel one by the backend's one rule (the fewest estimated logic cells), wraps the network in the
+block RAMs unless ``--max-brams`` says otherwise, SPRAM on an UltraPlus), takes the core
+kind ``--core`` names or, for ``auto``, picks the serial core
+(:mod:`spikelut.hdl.serial_core`: a few comparisons per clock, the same table rate) or the
+parallel one by the backend's one rule (the fewest estimated logic cells), wraps the network in the
 board top (UART host link, boot-time table loader for SPRAM, LEDs, a PLL when ``--freq``
 differs from the oscillator), runs Yosys/nextpnr/packing, and reports resources and timing.
 Writes into DIR: the bitstream, ``build-report.json`` (tool figures), ``board.json`` (what

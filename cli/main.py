@@ -30,6 +30,7 @@ from spikelut.cli import (
 )
 from spikelut.cli import compile as compile_command
 from spikelut.cli import eval as eval_command
+from spikelut.cli.progress_view import terminal_progress
 from spikelut.compiler.build.toolchain import ToolFailed
 from spikelut.compiler.errors import UserError
 from spikelut.sim.cocotb_runner import CocotbFailure
@@ -84,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warnings_only(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING
+def _own_records(record: logging.LogRecord) -> bool:
+    return record.name == "spikelut" or record.name.startswith("spikelut.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,19 +99,33 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(e.prog.split()[:2])
         print(f"{command}: error: {e}; see {e.prog} --help", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        # cocotb's runners log every tool command line at INFO; keep them for -v. A filter,
-        # not a level: the runner resets its logger's level to INFO.
-        for name in ("Verilator", "Icarus"):
-            log = logging.getLogger(name)
-            if _warnings_only not in log.filters:
-                log.addFilter(_warnings_only)
-    return _dispatch(args)
+    handler = _log_handler(args.verbose)
+    try:
+        if handler is not None and sys.stderr.isatty() and not getattr(args, "json", False):
+            with terminal_progress(handler):
+                return _dispatch(args)
+        return _dispatch(args)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            logging.captureWarnings(False)
+
+
+def _log_handler(verbose: bool) -> logging.Handler | None:
+    """Log lines to stderr, as bare messages; without ``-v`` only spikelut's own (no tool
+    command lines, cocotb or Ray chatter, or Python warnings from the libraries). None when
+    logging is set up already (a test harness)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if not verbose:
+        handler.addFilter(_own_records)
+        logging.captureWarnings(True)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return handler
 
 
 def _dispatch(args: argparse.Namespace) -> int:

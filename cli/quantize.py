@@ -19,6 +19,7 @@ from spikelut.cli.common import (
     check_outputs,
     load_model_file,
     non_negative_float,
+    non_negative_int,
     positive_int,
 )
 from spikelut.compiler.errors import UserError
@@ -35,6 +36,7 @@ from spikelut.compiler.passes.evaluate import (
     int_predict,
     int_val_loss,
 )
+from spikelut.compiler.passes.prune import DEFAULT_PRUNE_EPOCHS, prune_classifier
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.passes.quantize_sequence import quantize_rnn, quantize_transformer
 from spikelut.compiler.passes.scales import DEFAULT_TABLE_BITS, QuantizeError
@@ -107,6 +109,20 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="choose scales from the table ranges alone, without calibration data",
     )
+    p.add_argument(
+        "--prune-to",
+        type=positive_int,
+        metavar="K",
+        help="classifiers: each class sums at most K tables of the last layer (pruned per "
+        "output, kept entries fine-tuned on the training split; for the frozen core)",
+    )
+    p.add_argument(
+        "--prune-epochs",
+        type=non_negative_int,
+        default=DEFAULT_PRUNE_EPOCHS,
+        metavar="N",
+        help=f"fine-tuning epochs of --prune-to (default {DEFAULT_PRUNE_EPOCHS})",
+    )
     output.add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -144,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([args.model, args.data], {"-o": args.output})
     model = load_model_file(args.model)
     if not isinstance(model, ClassifierMLP):
+        if args.prune_to is not None:
+            raise UserError("--prune-to is for classifiers (the frozen core), not language models")
         return _run_sequence(args, model)
     if model.is_integer:
         raise UserError(f"{args.model} is already an integer model; give its float original")
@@ -154,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
             f"{model.encoding.dim}; pass the model's data with --data"
         )
     try:
+        if args.prune_to is not None:
+            model = prune_classifier(
+                model, ds.X_train, ds.y_train, keep=args.prune_to, epochs=args.prune_epochs
+            )
         qmodel = quantize_classifier(
             model,
             table_bits=args.bits,
@@ -193,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         **qmodel.meta["quantization"]["evaluation"],
         "accuracy_loss_pp": 100.0 * (float_acc - int_acc),
         "shifts": qmodel.meta["quantization"]["shifts"],
+        "pruning": qmodel.meta.get("pruning"),
     }
     for layer in result["layers"]:
         del layer["col_lo"], layer["col_hi"]
@@ -228,6 +251,13 @@ def _human(r: dict) -> str:
         f"input: {r['input']['bits']}-bit integers, {r['input']['frac_bits']} fraction bits; "
         f"table memory {r['table_memory_bits']} bits",
     ]
+    if r.get("pruning"):
+        pr = r["pruning"]
+        lines.append(
+            f"pruned: each class sums at most {pr['keep_per_class']} tables; "
+            f"{pr['tables_after']} of {pr['tables_before']} tables kept "
+            f"({pr['epochs']} fine-tuning epochs)"
+        )
     if r["shifts"].get("searched"):
         chosen = ", ".join(f"layer {k}: {v['shift']}" for k, v in r["shifts"]["searched"].items())
         lines.append(f"searched input shifts: {chosen}")

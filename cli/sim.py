@@ -40,7 +40,7 @@ from spikelut.compiler.backend.plan import plans_to_json
 from spikelut.compiler.backend.targets import TARGETS, Target
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.sim.netlist import FAMILIES
 from spikelut.sim.network_sim import SimulatorUnavailable, simulate
 
@@ -177,12 +177,13 @@ def _core(args, model: ClassifierMLP) -> tuple[CorePlan, Target, str]:
 def run(args: argparse.Namespace) -> int:
     """Simulate; 0 when every output matches, 1 on any mismatch."""
     model = load_model_file(args.model)
-    if isinstance(model, IntegerRNN):
+    if isinstance(model, (IntegerRNN, IntegerTransformer)):
         check_outputs([args.model, args.data], {})
         return run_language_model(args, model)
     if not isinstance(model, ClassifierMLP) or not model.is_integer:
         raise UserError(
-            f"{args.model} is not an integer classifier or RNN; run spikelut quantize first"
+            f"{args.model} is not an integer classifier, RNN or transformer; run spikelut "
+            "quantize first"
         )
     if args.waves is not None and not args.waves.lower().endswith((".vcd", ".fst")):
         raise UserError(f"--waves {args.waves!r} must end in .vcd or .fst")

@@ -8,6 +8,8 @@ checked, and the logits of the first steps chunk by chunk. The core is, as for c
 the one ``spikelut build --board BOARD`` puts in the bitstream (default icebreaker, or
 ulx3s-85f with ``--netlist ecp5``: :func:`~spikelut.boards.lm_design.lm_board_fit`), the one
 of an existing build (``--build DIR``), or the one ``spikelut compile --target`` writes.
+A transformer's core is the one ``spikelut compile --target`` writes (default ecp5-85: its
+block RAMs placed by :func:`~spikelut.compiler.backend.compile_transformer.fit_transformer`).
 """
 
 from __future__ import annotations
@@ -18,23 +20,26 @@ from pathlib import Path
 
 import numpy as np
 
-from spikelut.boards.lm_design import lm_board_fit, lm_plan_of_build
+from spikelut.boards.lm_design import lm_board_fit, lm_plan_of_build, lm_selection
 from spikelut.boards.platforms import board
 from spikelut.cli import output
+from spikelut.compiler.backend.compile import CompileError
 from spikelut.compiler.backend.compile_lm import plan_lm
+from spikelut.compiler.backend.compile_transformer import TransformerPlan, fit_transformer
 from spikelut.compiler.backend.sequence import RNNPlan
 from spikelut.compiler.backend.targets import TARGETS, Target
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.text import load_text, text_fingerprint, training_split, windows
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
-from spikelut.compiler.ir.selection import Selection
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.sim.lm_sim import simulate_lm
+from spikelut.sim.transformer_sim import simulate_transformer
 
 DEFAULT_PROMPT_BYTES = 256
 DEFAULT_GENERATE = 1000
+TRANSFORMER_TARGET = "ecp5-85"  # the device a transformer's default core is placed for
 
 
-def _prompt(args: argparse.Namespace, model: IntegerRNN) -> tuple[bytes, str]:
+def _prompt(args: argparse.Namespace, model: IntegerRNN | IntegerTransformer) -> tuple[bytes, str]:
     """The prompt bytes and where they come from."""
     n = args.vectors or DEFAULT_PROMPT_BYTES
     if args.dataset == "random":
@@ -80,31 +85,61 @@ def _lm_core(args: argparse.Namespace, model: IntegerRNN) -> tuple[RNNPlan, Targ
     return lm_board_fit(model, spec, kind=args.indexer).plan, spec.target, f"build --board {name}"
 
 
-def run_language_model(args: argparse.Namespace, model: IntegerRNN) -> int:
-    """Simulate a language model's core; 0 when every answer matches, 1 otherwise."""
+def _transformer_core(
+    args: argparse.Namespace, model: IntegerTransformer
+) -> tuple[TransformerPlan, Target, str]:
+    """A transformer's placement (the one ``compile --target`` writes), its target and
+    where it comes from."""
+    given = [
+        flag
+        for flag, value in (("--build", args.build), ("--board", args.board),
+                            ("--netlist", args.netlist))
+        if value is not None
+    ]  # fmt: skip
+    if given or args.indexer not in ("auto", "parallel"):
+        raise UserError(
+            f"{', '.join(given) or '--indexer ' + args.indexer} do not apply to a transformer: "
+            "its core is the one spikelut compile --target writes (choose --target)"
+        )
+    target = TARGETS[args.target or TRANSFORMER_TARGET]
+    try:
+        plan, _ = fit_transformer(model, target)
+    except CompileError as e:
+        raise UserError(str(e)) from None
+    return plan, target, f"compile --target {target.name}"
+
+
+def run_language_model(args: argparse.Namespace, model: IntegerRNN | IntegerTransformer) -> int:
+    """Simulate a language model's core (RNN or transformer); 0 when every answer matches,
+    1 otherwise."""
     if args.waves is not None:
         raise UserError("--waves applies to classifiers; drop it for a language model")
     if args.simulator != "verilator":
         raise UserError("a language model's core is simulated with --simulator verilator")
-    plan, target, core_of = _lm_core(args, model)
+    is_rnn = isinstance(model, IntegerRNN)
+    plan, target, core_of = _lm_core(args, model) if is_rnn else _transformer_core(args, model)
     if args.netlist and args.netlist != target.family:
         raise UserError(f"--netlist {args.netlist} does not match {target.name} ({target.family})")
     prompt, source = _prompt(args, model)
-    scale = model.unembedder_quant.out_scale_log2
-    selection = Selection.sampled(args.temperature, scale, seed=args.sample_seed)
+    selection = lm_selection(model, args.temperature, args.sample_seed)
     quiet = getattr(args, "json", False)
     try:
-        report = simulate_lm(
-            model,
-            prompt,
-            args.generate,
-            plan=plan,
-            selection=selection,
-            target=target,
-            seed=args.seed,
-            netlist=bool(args.netlist),
-            progress=None if quiet else print,
-        )
+        if is_rnn:
+            report = simulate_lm(
+                model,
+                prompt,
+                args.generate,
+                plan=plan,
+                selection=selection,
+                target=target,
+                seed=args.seed,
+                netlist=bool(args.netlist),
+                progress=None if quiet else print,
+            )
+        else:
+            report = simulate_transformer(
+                model, prompt, args.generate, plan=plan, selection=selection, seed=args.seed
+            )
     except ValueError as e:
         raise UserError(str(e)) from None
     result = {

@@ -24,7 +24,7 @@ from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.text import load_text
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.train.lm import ARCHS, MODES, LMTrainConfig, new_model, train_lm
-from spikelut.compiler.train.presets import LM_PRESETS, lm_preset
+from spikelut.compiler.train.presets import LM_PRESETS, TRANSFORMER_PRESETS, lm_preset
 
 __all__ = ["add_lm_parser", "run_lm"]
 
@@ -75,25 +75,29 @@ def add_lm_parser(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--preset",
-        choices=tuple(LM_PRESETS),
+        choices=tuple(dict.fromkeys([*LM_PRESETS, *TRANSFORMER_PRESETS])),
         default=None,
-        help="start from a spiking RNN shape measured on a device ("
-        + "; ".join(f"{name}: {_describe_preset(name)}" for name in LM_PRESETS)
-        + "); implies --arch rnn; an explicit shape option below overrides its value "
+        help="start from a shape measured on a device: a spiking RNN's ("
+        + "; ".join(f"{name}: {_describe_preset(name, 'rnn')}" for name in LM_PRESETS)
+        + "), or with --arch transformer a transformer's ("
+        + "; ".join(
+            f"{name}: {_describe_preset(name, 'transformer')}" for name in TRANSFORMER_PRESETS
+        )
+        + "); without --arch, an RNN's; an explicit shape option below overrides its value "
         "(quantise it with --bits at the preset's table width)",
     )
-    g.add_argument("--context", type=positive_int, default=32)
+    g.add_argument("--context", type=positive_int, default=None, help="default 32")
     g.add_argument(
         "--dim",
         type=positive_int,
         default=None,
         help="embedding (transformer 32) or hidden size (rnn 48)",
     )
-    g.add_argument("--layers", type=positive_int, default=6)
-    g.add_argument("--heads", type=positive_int, default=4)
+    g.add_argument("--layers", type=positive_int, default=None, help="transformer (default 6)")
+    g.add_argument("--heads", type=positive_int, default=None, help="transformer (default 4)")
     g.add_argument("--n-tables", type=positive_int, default=None, help="default 16")
     g.add_argument("--n-c", type=positive_int, default=None, help="default 6")
-    g.add_argument("--n-pe", type=positive_int, default=4)
+    g.add_argument("--n-pe", type=positive_int, default=None, help="transformer (default 4)")
     g.add_argument(
         "--unembed-tables",
         type=positive_int,
@@ -110,8 +114,13 @@ def add_lm_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_lm)
 
 
-def _describe_preset(name: str) -> str:
-    p = lm_preset(name)
+def _describe_preset(name: str, arch: str) -> str:
+    p = lm_preset(name, arch)
+    if arch == "transformer":
+        return (
+            f"context {p.context}, dim {p.dim}, {p.layers} layer(s) of {p.heads} heads, "
+            f"{p.n_tables} tables of N_C {p.n_c}, N_PE {p.n_pe}, {p.table_bits}-bit tables"
+        )
     return (
         f"dim {p.dim}, cell {p.n_tables} tables of N_C {p.n_c}, unembedder "
         f"{p.unembed_tables} of N_C {p.unembed_n_c}, {p.table_bits}-bit tables"
@@ -119,30 +128,30 @@ def _describe_preset(name: str) -> str:
 
 
 def _arch(args: argparse.Namespace) -> str:
-    """The architecture: ``--arch``, else rnn with a preset, else transformer."""
-    if args.preset and args.arch not in (None, "rnn"):
-        raise UserError(f"--preset {args.preset} is a spiking RNN; drop --arch {args.arch}")
-    return args.arch or ("rnn" if args.preset else "transformer")
+    """The architecture: ``--arch``, else rnn with a preset, else transformer; a preset
+    of another architecture is a UserError."""
+    arch = args.arch or ("rnn" if args.preset else "transformer")
+    if args.preset:
+        lm_preset(args.preset, arch)
+    return arch
 
 
 def _shape_args(args: argparse.Namespace) -> dict:
     """The new model's shape: the reference's defaults, or the preset's values, each
     overridden by an explicit option."""
     if args.arch == "transformer":
-        return {
-            "context": args.context,
-            "dim": args.dim or 32,
-            "n_layers": args.layers,
-            "n_heads": args.heads,
-            "n_tables": args.n_tables or 16,
-            "n_c": args.n_c or 6,
-            "n_pe": args.n_pe,
-        }
+        base = {"context": 32, "dim": 32, "n_layers": 6, "n_heads": 4, "n_tables": 16,
+                "n_c": 6, "n_pe": 4}  # fmt: skip
+        if args.preset:
+            base = lm_preset(args.preset, "transformer").shape()
+        option = {"n_layers": "layers", "n_heads": "heads"}
+        given = {k: getattr(args, option.get(k, k)) for k in base}
+        return base | {k: v for k, v in given.items() if v is not None}
     base = {"dim": 48, "n_tables": 16, "n_c": 6, "unembed_tables": None, "unembed_n_c": None}
     if args.preset:
         base = lm_preset(args.preset).shape()
     given = {k: getattr(args, k) for k in base if getattr(args, k) is not None}
-    return {"context": args.context, **base, **given}
+    return {"context": args.context or 32, **base, **given}
 
 
 def run_lm(args: argparse.Namespace) -> int:

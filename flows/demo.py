@@ -32,6 +32,7 @@ import numpy as np
 from spikelut.boards.build import build_board
 from spikelut.boards.design import board_core
 from spikelut.boards.platforms import board
+from spikelut.compiler import progress
 from spikelut.compiler.analysis.report import write_report
 from spikelut.compiler.backend.compile import compile_core
 from spikelut.compiler.backend.mac import compile_mac
@@ -157,7 +158,8 @@ def run_stages(stages: Sequence[Stage], ctx: DemoContext) -> DemoContext:
         log.info("%s: started%s", tag, f" ({stage.what})" if stage.what else "")
         t0 = time.perf_counter()
         try:
-            figures = stage.fn(ctx, folder) or {}
+            with progress.task(tag):  # a spinner and the time so far, above the stage's own
+                figures = stage.fn(ctx, folder) or {}
         except CheckFailed as e:
             log.error("%s: FAILED after %.1f s: %s", tag, time.perf_counter() - t0, e)
             raise StageFailed(stage.name, str(e)) from e

@@ -8,7 +8,9 @@ killed at the spec's timeout (:func:`spikelut.flows.sweep_point.run_point_isolat
 retried once if its worker dies (Ray's ``max_retries=1``; a point's own failures are
 results, never retried). The driver writes each result to ``DIR/points/ID.json``
 atomically as it arrives, so a killed sweep resumes where it stopped (``resume``); a
-worker lost twice is a ``"worker_lost"`` result. With ``verify_pareto`` the Pareto points are
+worker lost twice is a ``"worker_lost"`` result. A resumed sweep runs again the points whose
+result says more about the machine than the point (``RERUN_ON_RESUME``: a timeout on a
+loaded machine, a lost worker); every other result stands. With ``verify_pareto`` the Pareto points are
 then simulated in cocotb/Verilator against the golden model (:mod:`spikelut.sim.network_sim`).
 
 Ray 2.60's token authentication (on by default) covers ``HOST:PORT``; its Ray Client
@@ -21,6 +23,7 @@ YoWASP tool cache (``~/.cache/YoWASP``) and the Verilator build cache with every
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spikelut.boards.platforms import board
+from spikelut.compiler import progress as progress_display
 from spikelut.compiler.backend.plan import plans_from_json
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_text_atomic
@@ -37,7 +41,16 @@ from spikelut.compiler.sweep.spec import SweepSpec, point_id
 from spikelut.flows.sweep_point import quantize_point, run_point_isolated, train_point
 from spikelut.sim.network_sim import simulate
 
-__all__ = ["CLUSTER_HINT", "import_ray", "load_results", "run_sweep"]
+__all__ = [
+    "CLUSTER_HINT",
+    "RERUN_ON_RESUME",
+    "import_ray",
+    "load_results",
+    "points_to_run",
+    "run_sweep",
+]
+
+RERUN_ON_RESUME = frozenset({"timeout", "worker_lost"})
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +101,32 @@ def load_results(out: Path) -> dict[str, dict]:
     return found
 
 
+def points_to_run(ids: dict[str, dict], done: dict[str, dict]) -> list[tuple[str, dict]]:
+    """The (id, point) pairs of ``ids`` a run must do: those without a result in ``done``
+    and those whose result's status is in ``RERUN_ON_RESUME``, in the order of ``ids``."""
+    return [
+        (i, p) for i, p in ids.items() if i not in done or done[i].get("status") in RERUN_ON_RESUME
+    ]
+
+
+@contextlib.contextmanager
+def _ray_log(path: Path):
+    """Ray's own log records while it starts (its warnings about authentication, the
+    dashboard, ...) go to ``path``, not to the terminal: the terminal is spikelut's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger, handler = logging.getLogger("ray"), logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.close()
+
+
 def _init(ray, address: str | None, num_cpus: int | None) -> None:
     # the workers import spikelut as installed on their machine: no runtime_env is shipped
     if address is None:
@@ -130,11 +169,14 @@ def run_sweep(
     if done and not resume:
         raise UserError(f"{out} already holds sweep results; add --resume or choose another -o")
     ids = {point_id(spec.dataset, spec.epochs, p): p for p in spec.points}
-    todo = [(i, p) for i, p in ids.items() if i not in done]
+    todo = points_to_run(ids, done)
+    for i, _ in todo:
+        done.pop(i, None)
     progress(f"sweep: {len(ids)} points, {len(ids) - len(todo)} done already, {len(todo)} to run")
     write_text_atomic(out / "sweep.json", json.dumps(_sweep_info(spec), indent=1))
     if todo or spec.run["verify_pareto"]:
-        _init(ray, address, num_cpus)
+        with _ray_log(out / "ray.log"):
+            _init(ray, address, num_cpus)
         try:
             _run_tasks(ray, spec, out, todo, done, progress)
             if spec.run["verify_pareto"]:
@@ -162,25 +204,27 @@ def _run_tasks(ray, spec: SweepSpec, out: Path, todo, done: dict, progress) -> N
     room = max(1, int(ray.cluster_resources().get("CPU", 1) // run["cpus"]))
     queue, pending = list(todo), {}
     started = time.monotonic()
-    while queue or pending:
-        while queue and len(pending) < room:
-            pid, point = queue.pop(0)
-            request = {"dataset": spec.dataset, "epochs": spec.epochs, "point": point,
-                       "synthesis": run["synthesis"]}  # fmt: skip
-            ref = remote.remote(request, str(out / "work" / pid), run["timeout_s"])
-            pending[ref] = (pid, point)
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            pid, point = pending.pop(ref)
-            result = _collect(ray, ref, point)
-            result["id"] = pid
-            write_text_atomic(out / "points" / f"{pid}.json", json.dumps(result, indent=1))
-            done[pid] = result
-            progress(
-                f"sweep: {len(done)} results ({time.monotonic() - started:.0f} s): {pid} "
-                f"{result['status']} acc {_fmt(result.get('accuracy'))} "
-                f"LC {result.get('logic_cells')} {result.get('reason', '')[:80]}"
-            )
+    with progress_display.task("sweep points", len(todo), "points") as shown:
+        while queue or pending:
+            while queue and len(pending) < room:
+                pid, point = queue.pop(0)
+                request = {"dataset": spec.dataset, "epochs": spec.epochs, "point": point,
+                           "synthesis": run["synthesis"]}  # fmt: skip
+                ref = remote.remote(request, str(out / "work" / pid), run["timeout_s"])
+                pending[ref] = (pid, point)
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                pid, point = pending.pop(ref)
+                result = _collect(ray, ref, point)
+                result["id"] = pid
+                write_text_atomic(out / "points" / f"{pid}.json", json.dumps(result, indent=1))
+                done[pid] = result
+                shown.advance()
+                progress(
+                    f"sweep: {len(done)} results ({time.monotonic() - started:.0f} s): {pid} "
+                    f"{result['status']} acc {_fmt(result.get('accuracy'))} "
+                    f"LC {result.get('logic_cells')} {result.get('reason', '')[:80]}"
+                )
 
 
 def _collect(ray, ref, point: dict) -> dict:

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -248,7 +249,22 @@ def run_point_isolated(request: dict, work: Path, timeout_s: float) -> dict:
     return result
 
 
+def _die_with_parent(poll_s: float = 1.0) -> None:
+    """End this process group (the point and its Yosys/nextpnr) when the process that
+    started it is gone: a Ray worker killed by ``ray.shutdown``, a lost node or a driver's
+    Ctrl-C would otherwise leave the tools running, orphaned, in their own session."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+
+
 def _main(argv: list[str]) -> int:
+    _die_with_parent()
     request = json.loads(Path(argv[0]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     r = run_point(

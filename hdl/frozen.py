@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from amaranth.hdl import Const, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -27,6 +28,7 @@ from spikelut.hdl.layer import check_classifier_chain
 from spikelut.hdl.layer_params import (
     LayerParams,
     frozen_bank_stages,
+    frozen_fan_in,
     frozen_latency,
     network_cycles,
 )
@@ -54,11 +56,17 @@ def check_frozen(params: LayerParams, index: int = 0) -> None:
 
 class FrozenBank(wiring.Component):
     """``y[c] = sum_i T[i, j_i, c]`` of a LOGIC-storage layer, pipelined: the registered row
-    look-up, then one register per adder-tree level (:func:`frozen_bank_stages` in all).
+    look-up, then one register per adder-tree level (:func:`frozen_bank_stages` of
+    :func:`frozen_fan_in` in all).
 
-    Ports: ``i_stream`` ``index_layout(N_C, N_T)``, ``o_stream``
-    ``vector_layout(out_width, Y)``. One vector per clock while ``o_stream.ready`` is high;
-    every register is as wide as the exact range of the partial sum it holds.
+    Each output column has its own balanced tree over the tables whose column varies
+    (:attr:`column_inputs`); the constant columns' sum is folded into the first varying
+    table's row register (a constant function of its index bits like the rest), so a
+    constant column costs no adder; a column with fewer inputs than the widest passes its
+    sum through delay registers to keep every column in step. Ports: ``i_stream``
+    ``index_layout(N_C, N_T)``, ``o_stream`` ``vector_layout(out_width, Y)``. One vector per
+    clock while ``o_stream.ready`` is high; every register is as wide as the exact range of
+    the partial sum it holds.
     """
 
     def __init__(self, params: LayerParams):
@@ -74,7 +82,14 @@ class FrozenBank(wiring.Component):
     @property
     def stages(self) -> int:
         """Register stages from an index to its sums."""
-        return frozen_bank_stages(self._p.n_tables)
+        return frozen_bank_stages(frozen_fan_in(self._p.tables))
+
+    @property
+    def column_inputs(self) -> tuple[tuple[int, ...], ...]:
+        """Per output column, the tables its adder tree sums (those whose column varies)."""
+        t = self._p.tables
+        varies = t.min(axis=1) != t.max(axis=1)  # (N_T, Y)
+        return tuple(tuple(np.flatnonzero(varies[:, c]).tolist()) for c in range(t.shape[2]))
 
     def elaborate(self, platform):
         m = Module()
@@ -82,57 +97,57 @@ class FrozenBank(wiring.Component):
         i, o = self.i_stream, self.o_stream
         tables = p.tables
         n_t, rows, y = tables.shape
+        inputs = self.column_inputs
         advance = Signal()
         m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
 
-        # a node: per column (signal, lo, hi), the exact range of what it holds
-        nodes = []
+        # the constant columns' sum, per output column, added to its first varying table
+        lo, hi = tables.min(axis=1), tables.max(axis=1)  # (N_T, Y)
+        const = [int(lo[:, c].sum() - lo[inputs[c], c].sum()) for c in range(y)]
+        # per column, its tree's leaves (signal, lo, hi): the exact range of what each holds
+        leaves = [[] for _ in range(y)]
         for t in range(n_t):
-            lo, hi = tables[t].min(axis=0), tables[t].max(axis=0)
-            node = []
+            regs = []  # (column, register, constant added)
             for c in range(y):
-                shape = signed(signed_width(lo[c], hi[c]))
-                if lo[c] == hi[c]:  # a constant column needs no logic
-                    node.append((Const(int(lo[c]), shape), int(lo[c]), int(hi[c])))
-                else:
-                    reg = Signal(shape, name=f"row{t}_{c}", reset_less=True)
-                    node.append((reg, int(lo[c]), int(hi[c])))
-            regs = [(c, n[0]) for c, n in enumerate(node) if isinstance(n[0], Signal)]
-            with m.If(advance), m.Switch(i.payload[t]):
-                for j in range(rows):
-                    with m.Case(j):
-                        m.d.sync += [reg.eq(int(tables[t, j, c])) for c, reg in regs]
-            nodes.append(node)
+                if t not in inputs[c]:
+                    continue
+                k = const[c] if t == inputs[c][0] else 0
+                a, b = int(lo[t, c]) + k, int(hi[t, c]) + k
+                reg = Signal(signed(signed_width(a, b)), name=f"row{t}_{c}", reset_less=True)
+                regs.append((c, reg, k))
+                leaves[c].append((reg, a, b))
+            if regs:
+                with m.If(advance), m.Switch(i.payload[t]):
+                    for j in range(rows):
+                        with m.Case(j):
+                            m.d.sync += [r.eq(int(tables[t, j, c]) + k) for c, r, k in regs]
         valid = [Signal(name="valid0")]
         with m.If(advance):
             m.d.sync += valid[0].eq(i.valid)
 
-        level = 0
-        while len(nodes) > 1:
-            level += 1
-            nxt = []
-            for k in range(0, len(nodes), 2):
-                pair = nodes[k : k + 2]
-                node = []
-                for c in range(y):
-                    lo = sum(n[c][1] for n in pair)
-                    hi = sum(n[c][2] for n in pair)
+        for level in range(1, self.stages):
+            for c in range(y):
+                nodes, nxt = leaves[c], []
+                for k in range(0, len(nodes), 2):
+                    pair = nodes[k : k + 2]
+                    a, b = sum(n[1] for n in pair), sum(n[2] for n in pair)
+                    kind = "add" if len(pair) == 2 else "dly"
                     reg = Signal(
-                        signed(signed_width(lo, hi)),
-                        name=f"sum{level}_{k // 2}_{c}",
+                        signed(signed_width(a, b)),
+                        name=f"{kind}{level}_{k // 2}_{c}",
                         reset_less=True,
                     )
                     with m.If(advance):
-                        m.d.sync += reg.eq(sum(n[c][0] for n in pair))
-                    node.append((reg, lo, hi))
-                nxt.append(node)
-            nodes = nxt
+                        m.d.sync += reg.eq(sum(n[0] for n in pair))
+                    nxt.append((reg, a, b))
+                leaves[c] = nxt
             v = Signal(name=f"valid{level}")
             with m.If(advance):
                 m.d.sync += v.eq(valid[-1])
             valid.append(v)
         m.d.comb += o.valid.eq(valid[-1])
-        m.d.comb += [o.payload[c].eq(nodes[0][c][0]) for c in range(y)]
+        for c in range(y):
+            m.d.comb += o.payload[c].eq(leaves[c][0][0] if leaves[c] else Const(const[c]))
         return m
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "bank_geometry",
     "check_serial",
     "frozen_bank_stages",
+    "frozen_fan_in",
     "frozen_latency",
     "network_cycles",
     "serial_geometry",
@@ -321,11 +322,19 @@ def network_cycles(layers) -> int:
     return max(p.cycles_per_inference for p in layers)
 
 
-def frozen_bank_stages(n_tables: int) -> int:
-    """Register stages of a frozen (logic, pipelined) bank of ``n_tables`` tables: the
-    registered row look-up, then one per level of the balanced adder tree,
-    ``1 + ceil(log2(N_T))``."""
-    return 1 + (n_tables - 1).bit_length()
+def frozen_bank_stages(fan_in: int) -> int:
+    """Register stages of a frozen (logic, pipelined) bank whose widest output column sums
+    ``fan_in`` tables (:func:`frozen_fan_in`): the registered row look-up, then one per level
+    of the balanced adder tree, ``1 + ceil(log2(fan_in))`` (1 for a fan-in of 0 or 1)."""
+    return 1 + max(fan_in - 1, 0).bit_length()
+
+
+def frozen_fan_in(tables: np.ndarray) -> int:
+    """The most tables any output column of a frozen bank adds up: per column, the tables
+    whose entries in it are not all equal (a constant column is folded into another table's
+    row register, or is the column's whole sum, and has no adder); ``tables`` (N_T, rows, Y)."""
+    varies = tables.min(axis=1) != tables.max(axis=1)
+    return int(varies.sum(axis=0).max(initial=0))
 
 
 def frozen_latency(layers, *, argmax: bool = True) -> int:
@@ -335,5 +344,6 @@ def frozen_latency(layers, *, argmax: bool = True) -> int:
     its register stages, which are per layer the comparators' and
     :func:`frozen_bank_stages`, then the argmax's. The core takes a vector every clock
     whatever its latency."""
-    stages = sum(1 + frozen_bank_stages(p.n_tables) for p in layers) + (1 if argmax else 0)
+    stages = sum(1 + frozen_bank_stages(frozen_fan_in(p.tables)) for p in layers)
+    stages += 1 if argmax else 0
     return stages + 1

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from spikelut.compiler.progress import report_to_parent
+
 __all__ = [
     "AERDriver",
     "Scoreboard",
@@ -325,7 +327,9 @@ class Scoreboard:
     """Compares the ``n``-th output payload with ``expected[n]``.
 
     ``decode`` turns a payload integer into something readable for the report;
-    ``inputs[n]`` is shown with a mismatch. Counts every mismatch, keeps the first ones.
+    ``inputs[n]`` is shown with a mismatch. Counts every mismatch, keeps the first ones,
+    and reports the count checked to the process that started the simulation (its progress
+    display, :func:`spikelut.compiler.progress.report_to_parent`).
     """
 
     expected: Sequence[int]
@@ -339,6 +343,7 @@ class Scoreboard:
     def check(self, n: int, actual: int) -> bool:
         """Record output ``n``; True when it matches."""
         self.checked += 1
+        report_to_parent(self.checked, len(self.expected))
         if int(actual) == int(self.expected[n]):
             return True
         self.n_mismatches += 1

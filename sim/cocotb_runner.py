@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spikelut.compiler import progress
 from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
 
@@ -210,19 +211,30 @@ def _build(
     if optimize:
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [old_makeflags, "OPT_FAST=-O2"]))
     try:
-        runner.build(
-            sources=sources,
-            hdl_toplevel=toplevel,
-            build_dir=tmp,
-            parameters=parameters,
-            build_args=["-Wno-fatal", *build_args],
-            waves=waves,
-            log_file=log,
-        )
+        with (
+            progress.task(f"Verilator build of {toplevel}") as task,
+            progress.follow_logs(task, [(log, _verilator_phase)]),
+        ):
+            task.update(phase="verilating")
+            runner.build(
+                sources=sources,
+                hdl_toplevel=toplevel,
+                build_dir=tmp,
+                parameters=parameters,
+                build_args=["-Wno-fatal", *build_args],
+                waves=waves,
+                log_file=log,
+            )
     except (Exception, SystemExit) as e:
         tail = log.read_text()[-3000:] if log.exists() else ""
+        kept = bdir.with_name(f"{bdir.name}.failed.log")  # the build folder goes
+        if log.exists():
+            shutil.copyfile(log, kept)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CocotbFailure(f"Verilator build of {toplevel} failed: {e}\n{tail}") from None
+        where = f"; its full log is {kept}" if kept.exists() else ""
+        raise CocotbFailure(
+            f"Verilator build of {toplevel} failed ({_one_line(str(e))}){where}\n{tail}"
+        ) from None
     finally:
         if optimize:
             if old_makeflags is None:
@@ -233,6 +245,18 @@ def _build(
         os.rename(tmp, bdir)
     except OSError:  # another process finished the same build first: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _verilator_phase(line: str, task: progress.Task) -> None:
+    """The phase of a Verilator build from a line of its log: verilating, compiling the
+    C++ (counting the files make has started on), linking."""
+    if line.startswith("- Verilator: Built from"):
+        task.update(phase="compiling the C++")
+    elif line.startswith(("c++ ", "g++ ", "ccache ", "clang++ ")):
+        if " -c " in line:
+            task.advance(phase=f"compiling the C++ (file {task.completed + 1:.0f})")
+        else:
+            task.update(phase="linking")
 
 
 def run_cocotb(
@@ -323,21 +347,24 @@ def run_cocotb(
         sim_env.setdefault("PYTHONWARNINGS", "error::DeprecationWarning,error::FutureWarning")
     t1 = time.monotonic()
     crashed = None
+    watched = progress.follow_child(tdir / "progress.txt", f"simulating {toplevel}", unit="outputs")
     try:
-        runner.test(
-            test_module=test_module,
-            hdl_toplevel=toplevel,
-            hdl_toplevel_lang="verilog",
-            build_dir=bdir,
-            test_dir=tdir,
-            parameters=parameters,
-            extra_env=sim_env,
-            waves=waves is not None,
-            results_xml=str(xml),
-            testcase=testcase,
-            seed=seed,
-            log_file=tdir / "sim.log",
-        )
+        with watched as child_env:
+            sim_env.update(child_env)
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=toplevel,
+                hdl_toplevel_lang="verilog",
+                build_dir=bdir,
+                test_dir=tdir,
+                parameters=parameters,
+                extra_env=sim_env,
+                waves=waves is not None,
+                results_xml=str(xml),
+                testcase=testcase,
+                seed=seed,
+                log_file=tdir / "sim.log",
+            )
     except SystemExit as e:  # the runner exits on failures under pytest; we report instead
         crashed = e.code
     run_seconds = time.monotonic() - t1
@@ -383,4 +410,9 @@ def _failure_message(tests, tdir: Path, test_module: str, toplevel: str, crashed
     if (tdir / "sim.log").exists():
         log_tail = "\n" + "\n".join((tdir / "sim.log").read_text().splitlines()[-25:])
     what = "; ".join(lines) if lines else f"no test ran (simulator exit {crashed})"
-    return f"cocotb {test_module} on {toplevel}: {what}{log_tail}"
+    where = f" (full log: {tdir / 'sim.log'})" if (tdir / "sim.log").exists() else ""
+    return f"cocotb {test_module} on {toplevel}: {what}{where}{log_tail}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

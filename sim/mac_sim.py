@@ -19,6 +19,7 @@ from spikelut.compiler.backend.mac import mac_params
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.ir.mac import run_mac
 from spikelut.hdl.mac import MACCore
+from spikelut.sim.activity import TOGGLE_BUILD_ARGS, read_toggles
 from spikelut.sim.cocotb_runner import run_cocotb
 
 __all__ = ["check_mac_core"]
@@ -35,11 +36,13 @@ def check_mac_core(
     gap_prob: float = 0.3,
     stall_prob: float = 0.3,
     measure: int = 6,
+    activity: bool = False,
 ) -> dict:
     """Run the MAC core of ``net`` (a :class:`~spikelut.compiler.ir.mac.MACNetwork`) with
     ``macs`` units on Verilator over the integer inputs ``x_int`` (B, in_dim); returns
     ``results.json`` as a dict (``checked``, ``mismatches``, ``cycles_per_inference``,
-    ``latency_cycles``). Raises :class:`~spikelut.sim.cocotb_runner.CocotbFailure` when an
+    ``latency_cycles``; with ``activity`` also ``toggles``, the design's switching counted by
+    Verilator as :func:`spikelut.sim.network_sim.simulate` counts it). Raises :class:`~spikelut.sim.cocotb_runner.CocotbFailure` when an
     output differs from :func:`~spikelut.compiler.ir.mac.run_mac`."""
     x = np.atleast_2d(np.asarray(x_int, np.int64))
     params = mac_params(net, macs=macs)
@@ -82,8 +85,17 @@ def check_mac_core(
             build_dir=build_dir,
             env={"SPIKELUT_TB_DIR": str(case)},
             seed=seed,
+            test_dir=case / "run",
+            build_args=list(TOGGLE_BUILD_ARGS) if activity else None,
         )
-        return json.loads((case / "results.json").read_text())
+        results = json.loads((case / "results.json").read_text())
+        if activity:
+            counts = read_toggles(case / "run")
+            results["toggles"] = {
+                **counts.to_dict(),
+                "per_bit_per_inference": counts.per_bit(results["checked"]),
+            }
+        return results
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -35,6 +35,7 @@ from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.golden import lut_rows, run_classifier
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.storage import Storage, bank_image
+from spikelut.sim.activity import TOGGLE_BUILD_ARGS, read_toggles
 from spikelut.sim.cocotb_lib import pack_value
 from spikelut.sim.cocotb_runner import run_cocotb, to_verilog
 from spikelut.sim.netlist import CELL_MODEL_ARGS, synthesize
@@ -71,6 +72,8 @@ class SimReport:
     ``netlist`` (for a post-synthesis run) the family, Yosys's cell counts and the synthesis
     time. A debug run also compares every layer's indices
     and bank sums with the golden model's (``layer_checks`` vectors, ``layer_mismatches``).
+    ``toggles``: for a run with ``activity``, the design's switching
+    (:class:`~spikelut.sim.activity.ToggleCounts` as a dict, with ``per_bit_per_inference``).
     """
 
     simulator: str
@@ -98,6 +101,7 @@ class SimReport:
     layer_mismatches: int | None = None
     kind: str = "parallel"
     netlist: dict | None = None
+    toggles: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-able fields."""
@@ -256,10 +260,11 @@ def _run(
     optimize=False,
     debug=False,
     libraries=(),
+    activity=False,
 ):
     """Run the test on ``design`` (an elaborated core, or a synthesised netlist's Verilog
     with its cell models in ``libraries``) with ``simulator``; returns ``(build_seconds,
-    cached, waves)``.
+    cached, waves)``. ``activity``: built with toggle coverage (Verilator only).
 
     A Verilator build shows Python only the core's ports unless ``debug`` (whose probes read
     every layer's streams): several times faster on a large core."""
@@ -278,7 +283,10 @@ def _run(
             optimize=optimize,
             public="all" if debug else "ports",
             libraries=libraries,
-            build_args=list(CELL_MODEL_ARGS) if libraries else None,
+            build_args=[
+                *(CELL_MODEL_ARGS if libraries else ()),
+                *(TOGGLE_BUILD_ARGS if activity else ()),
+            ],
         )
         if not res.tests:
             log = case / "run" / "sim.log"
@@ -347,6 +355,7 @@ def simulate(
     golden: ClassifierMLP | None = None,
     optimize: bool = False,
     netlist: bool = False,
+    activity: bool = False,
     progress=None,
 ) -> SimReport:
     """Simulate the core of integer classifier ``model`` on inputs ``x`` (B, D) and compare
@@ -363,11 +372,16 @@ def simulate(
     indices and bank sums (slower: probes wake every cycle); ``optimize``: compile the
     Verilator model with -O2 (longer build, faster simulation); ``netlist``: simulate the
     core as Yosys synthesises it for ``target``'s family (:mod:`spikelut.sim.netlist`, vendor
-    cell models) instead of its RTL; ``progress``: called with a line per stage.
+    cell models) instead of its RTL; ``activity``: count every signal bit's toggles
+    (Verilator toggle coverage, :mod:`spikelut.sim.activity`) into the report's ``toggles``;
+    ``progress``: called with a line per stage.
     Raises :class:`SimulatorUnavailable` when the simulator is not installed and
     ``ValueError`` for a float model or bad options.
     """
-    x = _check_options(model, x, simulator=simulator, waves=waves, netlist=netlist, debug=debug)
+    x = _check_options(
+        model, x, simulator=simulator, waves=waves, netlist=netlist, debug=debug,
+        activity=activity,
+    )  # fmt: skip
     kind = CoreKind.parse(kind)
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
@@ -389,9 +403,15 @@ def simulate(
         say(f"sim: {simulator} on {len(x)} vectors ({'netlist' if netlist else 'RTL'})")
         run = dict(simulator=simulator, seed=seed, build_dir=build_dir, optimize=optimize)
         build_s, cached, wave_out = _run(
-            design, case, waves=waves, debug=debug, libraries=libraries, **run
+            design, case, waves=waves, debug=debug, libraries=libraries, activity=activity, **run
         )
         res = _results(case)
+        if activity:
+            counts = read_toggles(case / "run")
+            res["toggles"] = {
+                **counts.to_dict(),
+                "per_bit_per_inference": counts.per_bit(res["checked"]),
+            }
         if res["mismatches"] and netlist:
             res["divergence"] = (
                 "in the synthesised netlist (no per-layer probes there); run without "
@@ -424,7 +444,7 @@ def simulate(
     )
 
 
-def _check_options(model, x, *, simulator, waves, netlist, debug) -> np.ndarray:
+def _check_options(model, x, *, simulator, waves, netlist, debug, activity) -> np.ndarray:
     """The inputs as a (B, D) int64 array; ValueError (or SimulatorUnavailable) for what
     :func:`simulate` cannot do."""
     if not isinstance(model, ClassifierMLP) or not model.is_integer:
@@ -435,6 +455,8 @@ def _check_options(model, x, *, simulator, waves, netlist, debug) -> np.ndarray:
         raise ValueError("a synthesised netlist has no per-layer probes; drop debug")
     if simulator == "icarus" and waves is not None:
         raise ValueError("traces (--waves) are written with --simulator verilator only")
+    if simulator == "icarus" and activity:
+        raise ValueError("switching activity is counted with --simulator verilator only")
     if simulator == "icarus" and shutil.which("iverilog") is None:
         raise SimulatorUnavailable(
             "Icarus Verilog (iverilog) is not installed; install it (Debian: apt-get install "
@@ -443,6 +465,13 @@ def _check_options(model, x, *, simulator, waves, netlist, debug) -> np.ndarray:
     x = np.atleast_2d(np.asarray(x, np.int64))
     if x.shape[1] != model.encoding.width or len(x) == 0:
         raise ValueError(f"inputs must be (B>0, {model.encoding.width}) integers, not {x.shape}")
+    lim = 1 << (model.encoding.bits - 1)
+    if x.min() < -lim or x.max() >= lim:
+        # the core's input ports are this wide: a wider value would wrap there
+        raise ValueError(
+            f"inputs must be {model.encoding.bits}-bit signed integers ({-lim}..{lim - 1}), "
+            f"not {x.min()}..{x.max()}; encode raw features with the model's encoding first"
+        )
     return x
 
 
@@ -479,6 +508,7 @@ def _report(res, man, *, simulator, kind, accuracy, build, seconds, waves, synth
         waves=None if waves is None else str(waves),
         layer_checks=res.get("layer_checks"),
         layer_mismatches=res.get("layer_mismatches"),
+        toggles=res.get("toggles"),
         kind=kind.value,
         netlist=None
         if synth is None

@@ -26,6 +26,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from spikelut.compiler.fileio import write_text_atomic
+from spikelut.compiler.progress import report_to_parent
 from spikelut.sim.cocotb_lib import StreamDriver, StreamMonitor, StreamPort
 
 
@@ -125,6 +126,7 @@ async def lm_matches_golden(dut):
             payload, cycle = await answers.recv()
             got.append(payload)
             out_cycles.append(cycle)
+            report_to_parent(len(got), len(prompt) + cfg["generate"])
             if step + 1 == cfg["check_logits"]:
                 tap.active = False
 

@@ -10,9 +10,19 @@ import pytest
 
 from spikelut.cli.main import build_parser, main
 from spikelut.cli.train_lm import _arch, _shape_args
+from spikelut.compiler.backend.compile_transformer import fit_transformer
+from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.ir.modelfile import load_model
-from spikelut.compiler.train.presets import LM_PRESETS, LMPreset, lm_preset, lm_preset_for_target
+from spikelut.compiler.passes.quantize_sequence import quantize_transformer
+from spikelut.compiler.train.lm import new_model
+from spikelut.compiler.train.presets import (
+    LM_PRESETS,
+    TRANSFORMER_PRESETS,
+    LMPreset,
+    lm_preset,
+    lm_preset_for_target,
+)
 from spikelut.flows.demo_lm import LM_STAGES, LMDemoOptions, run_lm_demo
 
 
@@ -24,6 +34,20 @@ def test_presets_name_their_devices():
     assert lm_preset_for_target("ecp5-12") is None
     with pytest.raises(UserError, match="choose one of up5k"):
         lm_preset("huge")
+
+
+def test_the_transformer_preset_trains_its_shape_and_its_core_fits_its_device():
+    preset = TRANSFORMER_PRESETS["ecp5-85"]
+    args = _train_args("--arch", "transformer", "--preset", "ecp5-85", "--heads", "1")
+    assert _shape_args(args) == {**preset.shape(), "n_heads": 1}  # an option overrides
+    assert _shape_args(_train_args("--arch", "transformer", "--preset", "ecp5-85")) == (
+        preset.shape()
+    )
+    # untrained, at its table width: its core fits the device it names
+    model = quantize_transformer(new_model("transformer", 0, **preset.shape()),
+                                 table_bits=preset.table_bits)  # fmt: skip
+    _, blocks = fit_transformer(model, TARGETS[preset.target])
+    assert blocks <= TARGETS[preset.target].block_rams
 
 
 def _train_args(*extra: str):

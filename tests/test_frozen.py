@@ -56,8 +56,9 @@ def frozen_networks(draw):
         )
         lim = 1 << (table_width - 1)
         tables = rng.integers(-lim, lim, layer.tables.shape)
-        if draw(st.booleans()):  # constant columns, which the bank keeps out of logic
-            tables[:, :, 0] = tables[:, :1, 0]
+        if draw(st.booleans()):  # constant columns (pruned ones among them): no logic
+            const = rng.random((tables.shape[0], tables.shape[2])) < 0.6
+            tables = np.where(const[:, None, :], tables[:, :1, :], tables)
         layers.append(layer.with_tables(tables))
         shifts.append(draw(st.integers(0, w - 1)))
         w = layer_width(layers[-1].tables, w, False)

@@ -137,6 +137,9 @@ def test_simulate_rejects_bad_options_and_missing_icarus(monkeypatch):
         simulate(model, x, simulator="xsim")
     with pytest.raises(ValueError, match="inputs must be"):
         simulate(model, x[:, :3])
+    top = 1 << (model.encoding.bits - 1)
+    with pytest.raises(ValueError, match=f"signed integers \\({-top}\\.\\.{top - 1}\\)"):
+        simulate(model, x + top)  # would wrap in the core's input ports
     import shutil
 
     monkeypatch.setattr(shutil, "which", lambda name: None)

@@ -3,19 +3,28 @@ message without Ray, and the report page (the Ray runs are in test_sweep_ray.py)
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from spikelut.cli.main import main
 from spikelut.compiler.errors import UserError
-from spikelut.compiler.sweep.energy import UP5K_ENERGY, energy_per_inference
+from spikelut.compiler.sweep.energy import (
+    METHOD_ACTIVITY,
+    UP5K_ENERGY,
+    energy_per_inference,
+    fj_per_toggle,
+)
 from spikelut.compiler.sweep.pareto import feasible, pareto_front
 from spikelut.compiler.sweep.report import SECTIONS, render_html, summarize
 from spikelut.compiler.sweep.spec import DEFAULTS, parse_spec, point_id
-from spikelut.flows.sweep import CLUSTER_HINT
+from spikelut.flows.sweep import CLUSTER_HINT, RERUN_ON_RESUME, points_to_run
 from spikelut.flows.sweep_point import run_point_isolated
 
 
@@ -87,6 +96,16 @@ def _result(pid, acc, lc, rate, status="ok", board="icebreaker", kind="parallel"
             "inferences_per_second": rate, "reason": "", "stage": None}  # fmt: skip
 
 
+def test_resume_reruns_missing_points_and_machine_failures_only():
+    ids = {f"p{i}": {"n": i} for i in range(6)}
+    statuses = ["ok", "does_not_fit", "timeout", "worker_lost", "tool_crash"]
+    done = {f"p{i}": {"status": s} for i, s in enumerate(statuses)}
+    todo = points_to_run(ids, done)
+    assert [i for i, _ in todo] == ["p2", "p3", "p5"]
+    assert {statuses[2], statuses[3]} == RERUN_ON_RESUME
+    assert points_to_run(ids, {}) == list(ids.items())
+
+
 def test_pareto_front_keeps_only_the_undominated():
     rs = [_result("a", 0.9, 100, 5), _result("b", 0.95, 200, 4), _result("c", 0.85, 150, 9),
           _result("d", 0.95, 250, 1), _result("e", 0.90, 100, 5)]  # fmt: skip
@@ -147,3 +166,52 @@ def test_a_point_past_its_timeout_is_killed_and_is_a_timeout_result(tmp_path):
     assert r["status"] == "timeout" and "timeout of 0.3 s" in r["reason"]
     assert r["point"] == DEFAULTS and r["accuracy"] is None
     assert not (tmp_path / "p" / "result.json").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_a_point_whose_starter_dies_ends_its_own_process_group(tmp_path):
+    """A killed Ray worker must not leave its point (and its tools) running: the point's
+    process, in a session of its own, ends itself when its parent is gone."""
+    req = tmp_path / "request.json"
+    point = {**DEFAULTS, "n_tables": 64}
+    req.write_text(json.dumps({"dataset": "digits", "epochs": 500, "point": point,
+                               "synthesis": "none"}))  # fmt: skip
+    starter = (
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([sys.executable, '-m', 'spikelut.flows.sweep_point', {str(req)!r},"
+        f" {str(tmp_path / 'result.json')!r}], start_new_session=True)\n"
+        "print(p.pid, flush=True)\np.wait()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(3)  # the point is training (500 epochs: minutes)
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(child)
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_energy_with_measured_activity_charges_the_core_by_its_toggles():
+    base = dict(logic_cells=3000, memories=2, cycles=10, clock_mhz=12.0)
+    e = energy_per_inference("ice40", "iCE40UP5K", **base, toggles_per_bit=4.0, core_cells=1000)
+    low, mid, high = fj_per_toggle()
+    assert (low, high) == pytest.approx((14 / (2 / 28), 198 / 0.25))
+    link = 2000 * 14 * 10 * 1e-9  # the host link's cells at the low calibration, uJ
+    assert e["dynamic_uj"] == pytest.approx(1000 * 4.0 * mid * 1e-9 + link)
+    assert e["uj_low"] < e["uj"] < e["uj_high"] and e["method"] == METHOD_ACTIVITY
+    # twice the toggles, twice the core's dynamic energy
+    e2 = energy_per_inference("ice40", "iCE40UP5K", **base, toggles_per_bit=8.0, core_cells=1000)
+    assert e2["dynamic_uj"] - link == pytest.approx(2 * (e["dynamic_uj"] - link))
+    with pytest.raises(ValueError, match="core_cells"):
+        energy_per_inference("ice40", "iCE40UP5K", **base, toggles_per_bit=1.0)

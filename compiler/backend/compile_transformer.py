@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from amaranth.back import rtlil, verilog
@@ -68,6 +68,13 @@ class TransformerPlan:
     unemb_lanes: int | None = None
     embedding_storage: Storage = Storage.BRAM
     embedding_lanes: int | None = None
+
+    def to_json(self) -> dict:
+        """The plan as JSON: every field, storages by name."""
+        return {
+            f.name: v.name.lower() if isinstance(v := getattr(self, f.name), Storage) else v
+            for f in fields(self)
+        }
 
 
 def transformer_params(model: IntegerTransformer, plan: TransformerPlan | None = None):

@@ -48,9 +48,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from spikelut.compiler.backend.cores import CoreKind
 from spikelut.hdl.indexer import IndexerKind
-from spikelut.hdl.layer_params import LayerParams, serial_geometry
+from spikelut.hdl.layer_params import (
+    LayerParams,
+    frozen_bank_stages,
+    frozen_fan_in,
+    serial_geometry,
+)
 from spikelut.hdl.params import signed_width
 from spikelut.hdl.serial_core import serial_operand_memory
 from spikelut.hdl.storage import Storage
@@ -157,20 +164,23 @@ def _frozen_layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
     )
     lut += rows * table_bit_luts(p.n_c)
     ff += rows
-    nodes = list(zip(lo, hi, strict=True))
-    while len(nodes) > 1:
-        nxt = []
-        for k in range(0, len(nodes), 2):
-            pair = nodes[k : k + 2]
-            a = sum(n[0] for n in pair)
-            b = sum(n[1] for n in pair)
-            if len(pair) == 2:
-                bits = sum(signed_width(x, y) for x, y in zip(a, b, strict=True))
-                lut, ff = lut + bits, ff + bits
-            else:
-                ff += sum(signed_width(x, y) for x, y in zip(a, b, strict=True))
-            nxt.append((a, b))
-        nodes = nxt
+    # per column, a tree over the varying tables (constant columns folded in, no adder),
+    # delay registers keeping the shallower trees in step
+    levels = frozen_bank_stages(frozen_fan_in(p.tables)) - 1
+    for c in range(lo.shape[1]):
+        const = int(lo[~varies[:, c], c].sum())
+        nodes = [(int(lo[t, c]), int(hi[t, c])) for t in np.flatnonzero(varies[:, c])]
+        if nodes:
+            nodes[0] = (nodes[0][0] + const, nodes[0][1] + const)
+        for _ in range(levels):
+            nxt = []
+            for k in range(0, len(nodes), 2):
+                pair = nodes[k : k + 2]
+                a, b = sum(n[0] for n in pair), sum(n[1] for n in pair)
+                bits = signed_width(a, b)
+                lut, ff = (lut + bits, ff + bits) if len(pair) == 2 else (lut, ff + bits)
+                nxt.append((a, b))
+            nodes = nxt
     return lut, ff
 
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spikelut.compiler import progress
 from spikelut.compiler.backend.targets import Target
 from spikelut.compiler.build import toolchain
 from spikelut.compiler.fileio import write_text_atomic
@@ -213,13 +214,48 @@ def _run_tools(
         nextpnr += f" --freq {target_mhz:g}"
     plan = platform.prepare(top, name=name, nextpnr_opts=nextpnr, **synth)
     plan.extract(str(out))
-    proc = subprocess.run(
-        ["sh", f"{plan.script}.sh"], cwd=out, env=env, capture_output=True, text=True
-    )
+    logs = (out / f"{name}.rpt", out / f"{name}.tim")  # Yosys's and nextpnr's
+    for stale in logs:
+        stale.unlink(missing_ok=True)
+    with (
+        progress.task(f"bitstream build for {target.device}") as task,
+        progress.follow_logs(task, [(logs[0], _yosys_phase), (logs[1], _nextpnr_phase)]),
+    ):
+        task.update(phase="synthesis (Yosys)")
+        proc = subprocess.run(
+            ["sh", f"{plan.script}.sh"], cwd=out, env=env, capture_output=True, text=True
+        )
     write_text_atomic(out / "build.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         return f"the build script exited with status {proc.returncode}"
     return None
+
+
+def _yosys_phase(line: str, task: progress.Task) -> None:
+    """Synthesis, and the Yosys pass running, from a line of Yosys's log."""
+    match = re.search(r"Executing ([A-Z][A-Z0-9_]*) pass", line)
+    if match:
+        task.update(phase=f"synthesis (Yosys {match.group(1).lower()})")
+
+
+# nextpnr's log lines that start each of its steps, and the step
+_NEXTPNR_STEPS = (
+    ("Info: Packing", "packing cells (nextpnr)"),
+    ("Info: Creating initial analytic placement", "placing (nextpnr)"),
+    ("Info: Running main analytical placer", "placing (nextpnr)"),
+    ("Info: Running simulated annealing placer", "refining the placement (nextpnr)"),
+    ("Info: Routing", "routing (nextpnr)"),
+    ("Info: Program finished normally", "writing the bitstream"),
+)
+
+
+def _nextpnr_phase(line: str, task: progress.Task) -> None:
+    """Place-and-route's step (pack, place, route) from a line of nextpnr's log."""
+    for start, phase in _NEXTPNR_STEPS:
+        if line.startswith(start):
+            if phase != task.phase:
+                task.update(phase=phase)
+            return
 
 
 def _explain_failure(report: BuildReport, log: str, failed: str | None) -> None:

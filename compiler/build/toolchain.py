@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from spikelut.compiler import progress
 from spikelut.compiler.errors import UserError
 
 
@@ -259,27 +260,33 @@ def run_tool(
 ) -> subprocess.CompletedProcess:
     """Run tool ``name`` with ``args``; raises :class:`ToolFailed` on a non-zero exit.
 
-    Output is captured (and written to ``log`` when given) so reports can be parsed.
+    Output is captured (and written to ``log`` when given) so reports can be parsed; it
+    never reaches our stdout or stderr. A progress task shows the tool running.
     """
-    proc = subprocess.run(
-        [find(name), *args], cwd=cwd, capture_output=True, text=True, env=tool_env()
-    )
+    with progress.task(f"running {name}"):
+        proc = subprocess.run(
+            [find(name), *args], cwd=cwd, capture_output=True, text=True, env=tool_env()
+        )
     if log is not None:
         Path(log).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise ToolFailed(name, proc.returncode, tail)
+        raise ToolFailed(name, proc.returncode, tail, log=log)
     return proc
 
 
 class ToolFailed(RuntimeError):
-    """A tool ran and failed; carries its name, exit status and the end of its output."""
+    """A tool ran and failed; carries its name, exit status, the end of its output and the
+    file holding all of it (None when not kept). The message's first line says all that
+    but the output, which follows."""
 
-    def __init__(self, name: str, returncode: int, tail: str):
-        super().__init__(f"{name} failed with exit status {returncode}:\n{tail}")
+    def __init__(self, name: str, returncode: int, tail: str, log: str | os.PathLike | None = None):
+        where = f"; its full output is in {log}" if log is not None else ""
+        super().__init__(f"{name} failed with exit status {returncode}{where}\n{tail}")
         self.name = name
         self.returncode = returncode
         self.tail = tail
+        self.log = log
 
 
 # the tools a bitstream build of each family runs: synthesis, place and route, packing

@@ -78,6 +78,12 @@ class IntegerRNN(EmbeddedSequence):
         return True
 
     @property
+    def logit_scale_log2(self) -> int:
+        """Integer logits ``l`` stand for the float logits ``l * 2**logit_scale_log2``
+        (what a temperature applies to)."""
+        return -self.unembedder_quant.out_scale_log2
+
+    @property
     def embedding_memory_bits(self) -> int:
         """Bits the embedding occupies: ``V * D * embedding_bits``."""
         return self.embedding.size * self.embedding_bits
@@ -227,6 +233,12 @@ class IntegerTransformer:
     def is_integer(self) -> bool:
         """Always True."""
         return True
+
+    @property
+    def logit_scale_log2(self) -> int:
+        """Integer logits ``l`` stand for the float logits ``l * 2**logit_scale_log2``
+        (what a temperature applies to)."""
+        return -self.unemb_scale_log2
 
     @property
     def embedding_memory_bits(self) -> int:

@@ -3,8 +3,8 @@ held-out split of the user's training data (never on a test split).
 
 - :func:`convert_auto`: convert once per candidate setting (constant inputs or not, table
   dropout), quantise each, keep the one whose integer network agrees most with the ANN on
-  the held-out split, and report that agreement (the figure a user can trust before any
-  test data).
+  the held-out split, report that agreement (the figure a user can trust before any test
+  data), and convert the chosen setting again on all the data.
 - :func:`fit_classifier`: native training of candidate shapes sized to the data (tables,
   N_C, constant inputs, table dropout) with early stopping on the held-out split; the best
   candidate is trained again on all the training data for its best number of epochs.
@@ -78,12 +78,16 @@ def convert_auto(
     table_bits: int = INT_TABLE_BITS,
     class_names: list[str] | None = None,
     progress: Callable[[dict], None] | None = None,
+    refit: bool = True,
 ) -> ClassifierMLP:
     """The conversion recipe: hold out ``val_fraction`` of the user's data (never a test
     split), convert the rest once per candidate (``settings`` with the candidate's fields
     replaced; fine-tuning stops early on the held-out agreement), quantise each to
     ``table_bits``-bit tables, and keep the candidate whose *integer* network agrees most
     with the ANN on the held-out split (ties: fewer table bits, then the earlier candidate).
+    With ``refit`` (the default) that candidate is then converted again on all of ``X``,
+    fine-tuned for the number of epochs its held-out agreement peaked at, as native
+    training does (:func:`fit_classifier`).
 
     ``meta["conversion"]["selection"]`` records every candidate's held-out agreement;
     ``meta["conversion"]["heldout_agreement"]`` is the chosen one's, the figure to trust.
@@ -109,6 +113,14 @@ def convert_auto(
         if progress is not None:
             progress({"stage": "candidate", **cand, "heldout_int_agreement": agree})
     agree, _, _, model, cand = max(results, key=lambda r: r[:3])
+    validation = model.meta["conversion"]["validation"]
+    if refit:
+        # the choice made, the held-out samples are spent: convert once more on all of the
+        # user's data, fine-tuning for the epochs the held-out agreement peaked at
+        epochs = max(1, validation["best_epoch"] or base.finetune_epochs)
+        augment_all = min(base.augment, max(0, MAX_TRANSFER // max(len(X), 1) - 1))
+        s = replace(base, augment=augment_all, finetune_epochs=epochs, **cand)
+        model = convert_ann(ann, X, y, settings=s, class_names=class_names, progress=progress)
     info = model.meta["conversion"]
     info["selection"] = {
         "val_fraction": val_fraction,
@@ -120,10 +132,12 @@ def convert_auto(
     }
     info["heldout_agreement"] = {
         "int": agree,
-        "float": info["validation"]["float_agreement"],
+        "float": validation["float_agreement"],
         "n": len(held),
         "table_bits": table_bits,
+        "of": "the chosen candidate before its refit on all the data" if refit else "the model",
     }
+    info["refit"] = refit
     return model
 
 

@@ -1,15 +1,30 @@
-"""Energy per inference on the iCE40 UP5K: an estimate from logic cells, clock and cycles.
+"""Energy per inference on the iCE40 UP5K: an estimate from logic cells, clock and cycles,
+and, where a simulation measured it, the core's switching activity.
 
-Method (stated in every result and in the report, :data:`METHOD`): no switching activity is
-measured; the dynamic energy is bounded by two published per-cell calibrations of the UP5K,
-a low-activity one and a high-activity one, and the estimate is their geometric mean. The
-static (blank-core) current is added for the time an inference takes at the design's clock,
-and memory reads at an assumed energy per access (no data sheet figure is quoted for it, so
-its bounds are wide). Every constant lives here, with its source.
+Two methods, each stated in its result and in the report (:data:`METHOD`,
+:data:`METHOD_ACTIVITY`); every constant lives here, with its source.
+
+Without activity, the dynamic energy is bounded by two published per-cell calibrations of
+the UP5K, a low-activity one and a high-activity one, and the estimate is their geometric
+mean:
 
     E = LC * k * cycles * 1e-15 J            (k in nW per logic cell per MHz)
       + I_blank * V_core * cycles / f         (the blank design's core power)
       + memories * cycles * e_read            (every table memory read every cycle: an upper count)
+
+With activity (``toggles_per_bit``: the core's signal toggles per bit per inference,
+counted by Verilator over a test set, :mod:`spikelut.sim.activity`), the same calibrations
+become an energy per toggle: the low one is a bank of binary counters, whose bits toggle
+2/28 times a cycle on average (:data:`COUNTER_TOGGLE_RATE`), so 14 nW/LC/MHz is
+``14 / (2/28) = 196`` fJ a toggle; the high one is a multiplier of two counters, whose
+activity was not measured: at an assumed 0.25-0.5 toggles a bit a cycle
+(:data:`MULTIPLIER_TOGGLE_RATE`) it gives 396-792 fJ a toggle, glitches included. The
+central energy a toggle is the geometric mean of 196 and 792 fJ, the bounds those two. The
+core's cells (the build's less the host link's, :data:`HOST_LINK_CELLS`) switch at the
+measured rate, the host link's at the low calibration:
+
+    E = core_LC * toggles_per_bit * e_toggle + link_LC * k_low * cycles * 1e-15 J
+      + static + memory (as above)
 
 Only the UP5K is calibrated; for other devices :func:`energy_per_inference` returns None.
 """
@@ -19,10 +34,14 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "COUNTER_TOGGLE_RATE",
     "ELASTICAI_UJ_PER_INFERENCE",
     "METHOD",
+    "METHOD_ACTIVITY",
+    "MULTIPLIER_TOGGLE_RATE",
     "UP5K_ENERGY",
     "energy_per_inference",
+    "fj_per_toggle",
 ]
 
 # tinyvision-ai-inc/ice40_power: measurements of an iCE40 UP5K (quoted in issue 17)
@@ -39,6 +58,12 @@ UP5K_ENERGY = {
     "pj_per_memory_read_high": 80.0,
     "memory_source": "assumed: 20 pJ per block RAM or SPRAM read, bounds 5..80 pJ; no measurement",
 }
+# the calibrations' switching: the low one is 28-bit binary counters (bit i toggles every
+# 2**i cycles: 2 toggles a cycle over 28 bits); the high one (two 8-bit counters multiplied)
+# was not measured: an assumed range
+COUNTER_TOGGLE_RATE = 2 / 28
+MULTIPLIER_TOGGLE_RATE = (0.25, 0.5)
+
 # ElasticAI.Creator: a small MLP on the UP5K, measured (the best published figure, issue 17)
 ELASTICAI_UJ_PER_INFERENCE = 0.172
 
@@ -57,6 +82,35 @@ METHOD = (
 )
 
 
+def fj_per_toggle() -> tuple[float, float, float]:
+    """``(low, central, high)`` energy of one signal toggle in a logic cell, fJ, from the
+    UP5K calibrations and their switching rates (module docstring)."""
+    c = UP5K_ENERGY
+    low = c["nw_per_lc_mhz_low"] / COUNTER_TOGGLE_RATE
+    high = c["nw_per_lc_mhz_high"] / min(MULTIPLIER_TOGGLE_RATE)
+    return low, math.sqrt(low * high), high
+
+
+_E_LOW, _, _E_HIGH = fj_per_toggle()
+METHOD_ACTIVITY = (
+    "estimate from simulated switching, not a measurement: the core's signal toggles per bit "
+    "per inference counted by Verilator over the test set (RTL signal bits stand for logic "
+    "cells; memory contents left out) times the core's logic cells (the build's less the "
+    "host link's) times an energy per toggle from the UP5K calibration of "
+    f"tinyvision-ai-inc/ice40_power: {_E_LOW:.0f} fJ (28-bit counters, "
+    f"{UP5K_ENERGY['nw_per_lc_mhz_low']:g} nW/LC/MHz at 2/28 toggles a bit a cycle) to "
+    f"{_E_HIGH:.0f} fJ (a multiplier, {UP5K_ENERGY['nw_per_lc_mhz_high']:g} nW/LC/MHz at an "
+    f"assumed {min(MULTIPLIER_TOGGLE_RATE):g} toggles a bit a cycle), central their geometric "
+    "mean; the host link's cells at the low calibration. Plus the blank core's "
+    f"{UP5K_ENERGY['blank_core_ua']:g} uA at {UP5K_ENERGY['core_volts']:g} V for the time of "
+    "an inference at the design's clock, plus an assumed "
+    f"{UP5K_ENERGY['pj_per_memory_read']:g} pJ ({UP5K_ENERGY['pj_per_memory_read_low']:g}.."
+    f"{UP5K_ENERGY['pj_per_memory_read_high']:g}) per table-memory read, every memory read "
+    "every cycle. Core supply only; DSP blocks are not counted (a MAC core's figure is low "
+    "by their share)."
+)
+
+
 def energy_per_inference(
     family: str,
     device: str,
@@ -65,20 +119,32 @@ def energy_per_inference(
     memories: int,
     cycles: int,
     clock_mhz: float,
+    toggles_per_bit: float | None = None,
+    core_cells: int | None = None,
 ) -> dict | None:
     """Energy per inference in microjoules (``uj``, and the bounds ``uj_low``, ``uj_high``)
     of a design of ``logic_cells`` and ``memories`` (block RAMs + SPRAMs) taking ``cycles``
     clocks per inference at ``clock_mhz``, with the parts (``dynamic_uj``, ``static_uj``,
-    ``memory_uj``) and :data:`METHOD`; None for a device without calibration (only the
-    UP5K has one)."""
+    ``memory_uj``) and its method (``method``: :data:`METHOD`, or with
+    ``toggles_per_bit``, the core's measured toggles per signal bit per inference, and
+    ``core_cells``, its share of ``logic_cells``, :data:`METHOD_ACTIVITY`); None for a
+    device without calibration (only the UP5K has one)."""
     if family != "ice40" or "up5k" not in device.lower() or cycles <= 0 or not clock_mhz > 0:
         return None
     c = UP5K_ENERGY
     k_low, k_high = c["nw_per_lc_mhz_low"], c["nw_per_lc_mhz_high"]
-    k_mid = math.sqrt(k_low * k_high)
-
-    def dynamic(k: float) -> float:
-        return logic_cells * k * cycles * 1e-15 * 1e6  # uJ
+    fj = 1e-9  # uJ per fJ
+    if toggles_per_bit is not None:
+        if core_cells is None or not 0 <= core_cells <= logic_cells or toggles_per_bit < 0:
+            raise ValueError("activity needs toggles_per_bit >= 0 and 0 <= core_cells <= cells")
+        link = (logic_cells - core_cells) * k_low * cycles * fj  # nW/MHz = fJ a cycle
+        low, mid, high = (core_cells * toggles_per_bit * e * fj + link for e in fj_per_toggle())
+        method = METHOD_ACTIVITY
+    else:
+        low, mid, high = (
+            logic_cells * k * cycles * fj for k in (k_low, math.sqrt(k_low * k_high), k_high)
+        )
+        method = METHOD
 
     static = c["blank_core_ua"] * 1e-6 * c["core_volts"] * cycles / (clock_mhz * 1e6) * 1e6
 
@@ -86,12 +152,13 @@ def energy_per_inference(
         return memories * cycles * pj * 1e-12 * 1e6
 
     return {
-        "uj": dynamic(k_mid) + static + memory(c["pj_per_memory_read"]),
-        "uj_low": dynamic(k_low) + static + memory(c["pj_per_memory_read_low"]),
-        "uj_high": dynamic(k_high) + static + memory(c["pj_per_memory_read_high"]),
-        "dynamic_uj": dynamic(k_mid),
+        "uj": mid + static + memory(c["pj_per_memory_read"]),
+        "uj_low": low + static + memory(c["pj_per_memory_read_low"]),
+        "uj_high": high + static + memory(c["pj_per_memory_read_high"]),
+        "dynamic_uj": mid,
         "static_uj": static,
         "memory_uj": memory(c["pj_per_memory_read"]),
         "clock_mhz": clock_mhz,
-        "method": METHOD,
+        "toggles_per_bit": toggles_per_bit,
+        "method": method,
     }

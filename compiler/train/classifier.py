@@ -21,6 +21,7 @@ from spikelut.compiler.frontend.datasets import Dataset
 from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.lut import LUTLayer
+from spikelut.compiler.progress import task as progress_task
 from spikelut.compiler.train.engine import (
     kept_tables,
     lut_backward,
@@ -147,13 +148,15 @@ def _initial_layers(dims, nts, ncs, encoding, rng) -> list[LUTLayer]:
     return layers
 
 
-def _epoch(layers, x, y, order, batch_size, rate, drop, rng) -> float:
+def _epoch(layers, x, y, order, batch_size, rate, drop, rng, on_batch=None) -> float:
     """One epoch of the LUT rule over ``order``; returns the summed cross-entropy. With
     ``drop``, each batch leaves out that fraction of every layer's tables (the rest scaled
-    up to the full count)."""
+    up to the full count). ``on_batch`` is called with the fraction of the epoch done."""
     total = 0.0
     n_layers = len(layers)
     for start in range(0, len(order), batch_size):
+        if on_batch is not None:
+            on_batch(start / len(order))
         idx = order[start : start + batch_size]
         h = x[idx]
         caches, subs = [], []
@@ -271,25 +274,28 @@ def train_classifier(
     history = []
     best = _Best(layers, x_val, y_val)
     n = len(y)
-    for epoch in range(epochs):
-        rate = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-        total = _epoch(layers, x_train, y, rng.permutation(n), batch_size, rate, drop, rng)
-        record = {
-            "epoch": epoch + 1,
-            "epochs": epochs,
-            "loss": total / n,
-            "train_accuracy": float(np.mean(np.argmax(logits_of(x_train), 1) == y)),
-            "test_accuracy": None
-            if x_test is None
-            else float(np.mean(np.argmax(logits_of(x_test), 1) == np.asarray(y_test))),
-            "val_accuracy": None,
-        }
-        record["val_accuracy"] = best.update(epoch + 1)
-        history.append(record)
-        if progress is not None:
-            progress(record)
-        if patience is not None and best.epoch and epoch + 1 - best.epoch >= patience:
-            break
+    with progress_task("training", total=epochs, unit="epochs") as task:
+        for epoch in range(epochs):
+            rate = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+            total = _epoch(layers, x_train, y, rng.permutation(n), batch_size, rate, drop, rng,
+                           lambda done, e=epoch: task.update(completed=e + done))  # fmt: skip
+            record = {
+                "epoch": epoch + 1,
+                "epochs": epochs,
+                "loss": total / n,
+                "train_accuracy": float(np.mean(np.argmax(logits_of(x_train), 1) == y)),
+                "test_accuracy": None
+                if x_test is None
+                else float(np.mean(np.argmax(logits_of(x_test), 1) == np.asarray(y_test))),
+                "val_accuracy": None,
+            }
+            record["val_accuracy"] = best.update(epoch + 1)
+            history.append(record)
+            task.update(completed=epoch + 1, loss=record["loss"])
+            if progress is not None:
+                progress(record)
+            if patience is not None and best.epoch and epoch + 1 - best.epoch >= patience:
+                break
     final = history[best.restore() - 1] if best.epoch else history[-1]
 
     info = dict(meta or {})
@@ -326,3 +332,54 @@ def train_classifier(
     return ClassifierMLP(
         encoding=encoding, layers=layers, n_classes=k, class_names=class_names, meta=info
     )
+
+
+def fine_tune_classifier(
+    model: ClassifierMLP,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    fixed: Sequence[np.ndarray | None],
+    epochs: int,
+    lr: float = DEFAULT_LR,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int = DEFAULT_SEED,
+) -> ClassifierMLP:
+    """Continue training a float classifier on raw features ``X`` and labels ``y`` with the
+    LUT rule (cosine learning rate from ``lr``), every entry of the columns ``fixed`` marks
+    held at its value: ``fixed`` has one bool (N_T, Y) mask per layer (None: all free), true
+    where table ``t``'s output column ``c`` must not move. Returns a new model (the input's
+    tables are not touched) whose ``meta["fine_tune"]`` records the run."""
+    if model.is_integer:
+        raise ValueError("fine-tuning trains float networks; give the float original")
+    if len(fixed) != len(model.layers) or epochs < 1:
+        raise ValueError(f"fixed needs one mask per layer and epochs >= 1, not {epochs!r}")
+    layers = [layer.with_tables(layer.tables.copy()) for layer in model.layers]
+    held = []
+    for layer, mask in zip(layers, fixed, strict=True):
+        if mask is not None:
+            mask = np.asarray(mask, bool)
+            if mask.shape != (layer.n_tables, layer.out_dim):
+                raise ValueError(f"a fixed mask must be (N_T, Y), not {mask.shape!r}")
+            held.append((layer.tables, mask[:, None, :], layer.tables.copy()))
+
+    def hold(_done: float | None = None) -> None:
+        for tables, mask, values in held:
+            np.copyto(tables, values, where=mask)
+
+    x = model.encoding.encode_float(X)
+    y = np.asarray(y, np.int64)
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        rate = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+        _epoch(layers, x, y, rng.permutation(len(y)), batch_size, rate, 0.0, rng, hold)
+        hold()
+    meta = dict(model.meta)
+    meta["fine_tune"] = {
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+        "fixed_columns": [0 if m is None else int(np.sum(m)) for m in fixed],
+    }  # fmt: skip
+    return ClassifierMLP(
+        encoding=model.encoding, layers=layers, n_classes=model.n_classes,
+        class_names=model.class_names, meta=meta,
+    )  # fmt: skip

@@ -42,6 +42,7 @@ from spikelut.compiler.frontend.text import make_split, rng_streams, text_finger
 from spikelut.compiler.ir.lut import IRError
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.ir.sequence import SpikingRNN, TransformerLM, describe
+from spikelut.compiler.progress import task as progress_task
 
 log = logging.getLogger(__name__)
 
@@ -293,22 +294,25 @@ def train_lm(
     if t == 0:
         run.validate(0)
     chunk_loss, chunk_steps, chunk_t0 = 0.0, 0, time.perf_counter()
-    while t < cfg.steps:
-        nxt = run.next_boundary(t)
-        chunk_loss += run.train_chunk(t, nxt)
-        chunk_steps += nxt - t
-        t = nxt
-        if t % cfg.log_every == 0 or t == cfg.steps:
-            dt = time.perf_counter() - chunk_t0
-            rate = chunk_steps / dt if dt else float("nan")
-            log.info(
-                "t=%d train loss %.4f, %.2f steps/s", t, chunk_loss / max(chunk_steps, 1), rate
-            )
-            chunk_loss, chunk_steps, chunk_t0 = 0.0, 0, time.perf_counter()
-        if t % cfg.val_every == 0 or t == cfg.steps:
-            run.validate(t)
-        if checkpoint and (t % ckpt_every == 0 or t == cfg.steps):
-            run.save_checkpoint(t)
+    with progress_task("training", total=cfg.steps, unit="steps") as shown:
+        shown.update(completed=t)
+        while t < cfg.steps:
+            nxt = run.next_boundary(t)
+            chunk_loss += run.train_chunk(t, nxt)
+            chunk_steps += nxt - t
+            t = nxt
+            shown.update(completed=t, loss=chunk_loss / max(chunk_steps, 1))
+            if t % cfg.log_every == 0 or t == cfg.steps:
+                dt = time.perf_counter() - chunk_t0
+                rate = chunk_steps / dt if dt else float("nan")
+                log.info(
+                    "t=%d train loss %.4f, %.2f steps/s", t, chunk_loss / max(chunk_steps, 1), rate
+                )
+                chunk_loss, chunk_steps, chunk_t0 = 0.0, 0, time.perf_counter()
+            if t % cfg.val_every == 0 or t == cfg.steps:
+                run.validate(t)
+            if checkpoint and (t % ckpt_every == 0 or t == cfg.steps):
+                run.save_checkpoint(t)
     run.result.last_step = t
     model.meta["training"] = run.state(t)
     return run.result

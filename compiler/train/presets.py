@@ -1,10 +1,12 @@
 """Named language-model configurations: one place for the shapes measured on each device.
 
-A preset is the spiking RNN's shape (what :func:`~spikelut.compiler.train.lm.new_model`
-takes) and the table width it is quantised to. ``spikelut train lm --preset NAME`` starts
-from a preset's shape (an explicit option overrides one of its values) and
-``spikelut demo --lm`` trains, quantises and builds it. Only this table holds these
-numbers; change a preset here after a measurement sweep.
+A preset is a language model's shape (what :func:`~spikelut.compiler.train.lm.new_model`
+takes) and the table width it is quantised to: the spiking RNN's in :data:`LM_PRESETS`, the
+LUT transformer's in :data:`TRANSFORMER_PRESETS`. ``spikelut train lm --preset NAME``
+starts from a preset's shape (``--arch transformer --preset NAME`` from a transformer's; an
+explicit option overrides one of its values) and ``spikelut demo --lm`` trains, quantises
+and builds an RNN preset. Only these tables hold these numbers; change a preset here after
+a measurement sweep.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from dataclasses import dataclass
 
 from spikelut.compiler.errors import UserError
 
-__all__ = ["LM_PRESETS", "LMPreset", "lm_preset", "lm_preset_for_target"]
+__all__ = [
+    "LM_PRESETS",
+    "TRANSFORMER_PRESETS",
+    "LMPreset",
+    "TransformerPreset",
+    "lm_preset",
+    "lm_preset_for_target",
+]
 
 
 @dataclass(frozen=True)
@@ -68,14 +77,71 @@ LM_PRESETS: dict[str, LMPreset] = {
 }
 
 
-def lm_preset(name: str) -> LMPreset:
-    """The preset called ``name``; UserError listing the names otherwise."""
-    try:
-        return LM_PRESETS[name]
-    except KeyError:
-        raise UserError(
-            f"no language-model preset {name!r}; choose one of {', '.join(LM_PRESETS)}"
-        ) from None
+@dataclass(frozen=True)
+class TransformerPreset:
+    """A LUT transformer's shape and table width: ``context`` positions, embedding ``dim``,
+    ``layers`` of ``heads`` heads, ``n_tables`` attention and FFN tables of ``n_c``
+    comparisons, ``n_pe`` positional bits, ``table_bits``-bit integer tables; ``target``:
+    the device whose block RAMs its core was measured to fit (``spikelut compile
+    --target``)."""
+
+    context: int
+    dim: int
+    layers: int
+    heads: int
+    n_tables: int
+    n_c: int
+    n_pe: int
+    table_bits: int
+    target: str
+    arch: str = "transformer"
+
+    def shape(self) -> dict:
+        """Keyword arguments of :func:`~spikelut.compiler.train.lm.new_model` (``arch`` apart)."""
+        return {
+            "context": self.context,
+            "dim": self.dim,
+            "n_layers": self.layers,
+            "n_heads": self.heads,
+            "n_tables": self.n_tables,
+            "n_c": self.n_c,
+            "n_pe": self.n_pe,
+        }
+
+
+TRANSFORMER_PRESETS: dict[str, TransformerPreset] = {
+    # the best validation loss of six shapes that fit the ECP5-85's block RAMs as
+    # ``spikelut compile --target ecp5-85`` places them (bench/transformer_sizes.py, 50,000
+    # steps each: 2.042 float, 2.132 integer nats; 205 of 208 block RAMs)
+    "ecp5-85": TransformerPreset(
+        context=32,
+        dim=32,
+        layers=1,
+        heads=2,
+        n_tables=16,
+        n_c=3,
+        n_pe=2,
+        table_bits=6,
+        target="ecp5-85",
+    ),
+}
+
+
+def lm_preset(name: str, arch: str = "rnn") -> LMPreset | TransformerPreset:
+    """The preset of architecture ``arch`` called ``name``; UserError listing that
+    architecture's names otherwise."""
+    presets, other = (
+        (TRANSFORMER_PRESETS, "spiking RNN")
+        if arch == "transformer"
+        else (LM_PRESETS, "transformer")
+    )
+    if name in presets:
+        return presets[name]
+    what = f"is a {other}'s" if name in {**LM_PRESETS, **TRANSFORMER_PRESETS} else "is unknown"
+    raise UserError(
+        f"language-model preset {name!r} {what}; for a {arch.replace('rnn', 'spiking RNN')} "
+        f"choose one of {', '.join(presets)}"
+    )
 
 
 def lm_preset_for_target(target: str) -> str | None:

@@ -1,0 +1,107 @@
+"""Pruning per output (compiler/passes/prune.py): each class sums at most K tables, pruned
+columns are exactly 0 and held there by fine-tuning, unused tables go; the frozen core of a
+pruned network equals the golden model and its pruned classes' adder trees are smaller."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from helpers_sim import ints, recv, run, send
+
+from spikelut.cli.main import main
+from spikelut.compiler.backend.compile import plan_core
+from spikelut.compiler.backend.cores import CoreKind, build_core
+from spikelut.compiler.backend.targets import TARGETS
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.ir.golden import run_classifier
+from spikelut.compiler.ir.modelfile import load_model, save_model
+from spikelut.compiler.passes.prune import prune_classifier
+from spikelut.compiler.passes.quantize_classifier import quantize_classifier
+from spikelut.compiler.passes.scales import QuantizeError
+from spikelut.compiler.train.classifier import train_classifier, train_on_dataset
+from spikelut.hdl.frozen import FrozenBank
+from spikelut.hdl.layer_params import frozen_fan_in, frozen_latency
+
+
+def _data(n=120, d=8, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 16, (n, d)).astype(np.float64)
+    y = np.argmax(x[:, :k] - x[:, k : 2 * k], axis=1)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def trained():
+    x, y = _data()
+    model = train_classifier(x, y, n_tables=12, n_c=3, epochs=3, seed=1, n_classes=4)
+    return model, x, y
+
+
+def test_each_class_keeps_at_most_k_tables_and_pruned_columns_stay_zero(trained):
+    model, x, y = trained
+    pruned = prune_classifier(model, x, y, keep=3, epochs=2, rounds=2)
+    tables = pruned.layers[-1].tables
+    varies = (tables != 0).any(axis=1)  # (N_T, Y): columns that are not all 0
+    assert varies.sum(axis=0).max() <= 3
+    assert varies.any(axis=1).all()  # a table no class keeps is gone, with its anchors
+    info = pruned.meta["pruning"]
+    assert info["tables_after"] == pruned.layers[-1].n_tables < 12
+    assert [len(k) for k in info["kept"]] == [3] * 4 and info["schedule"][-1] == 3
+    assert pruned.meta["fine_tune"]["fixed_columns"][-1] > 0
+    assert model.layers[-1].tables.shape[0] == 12  # the input model is untouched
+    for bad in (0, 13, 2.5, True):
+        with pytest.raises(QuantizeError, match="tables per class"):
+            prune_classifier(model, x, y, keep=bad)
+
+
+def test_pruned_frozen_core_matches_golden_and_its_trees_are_smaller(trained):
+    model, x, y = trained
+    full = quantize_classifier(model, table_bits=3, calib_raw=x)
+    qmodel = quantize_classifier(
+        prune_classifier(model, x, y, keep=3, epochs=2, rounds=1), table_bits=3, calib_raw=x
+    )
+    plan = plan_core(qmodel, TARGETS["ice40-up5k"], kind="frozen")
+    bank = FrozenBank(plan.params[-1])
+    # structural: column c's tree adds exactly its kept tables, k - 1 adders, no more
+    text = rtlil.convert(bank)
+    for c, inputs in enumerate(bank.column_inputs):
+        assert len(inputs) <= 3
+        adders = set(re.findall(rf"wire .* \\add\d+_\d+_{c}\b", text))
+        assert len(adders) == max(len(inputs) - 1, 0)
+    full_plan = plan_core(full, TARGETS["ice40-up5k"], kind="frozen")
+    assert frozen_fan_in(full_plan.params[-1].tables) > 3  # unpruned: classes sum more
+    assert frozen_fan_in(plan.params[-1].tables) <= 3
+    # bit-exact: every logit and label of the pruned core equal the golden model's
+    net = build_core(CoreKind.FROZEN, plan.params)
+    assert net.latency == frozen_latency(plan.params) < frozen_latency(full_plan.params)
+    x_int = qmodel.encoding.encode_int(np.vstack([x[:40], _data(40, seed=9)[0]]))
+    rng = np.random.default_rng(2)
+    got = []
+
+    async def tb_in(ctx):
+        await send(ctx, net.i_stream, x_int.tolist(), rng, 0.3)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, net.o_stream, len(x_int), rng, 0.7))
+
+    run(net, tb_in, tb_out)
+    trace = run_classifier(qmodel, x_int)
+    np.testing.assert_array_equal([ints(p.logits) for _, p in got], trace.outputs[-1])
+    np.testing.assert_array_equal([int(p.index) for _, p in got], trace.predictions)
+
+
+def test_quantize_prune_to_from_the_command_line(tmp_path, capsys):
+    src, out = tmp_path / "f.lutnet", tmp_path / "q.lutnet"
+    save_model(train_on_dataset(load_dataset("digits"), n_tables=12, n_c=3, epochs=1), src)
+    args = ["quantize", str(src), "-o", str(out), "--bits", "3", "--prune-to"]
+    assert main([*args, "4", "--prune-epochs", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pruning"]["keep_per_class"] == 4 and report["int_accuracy"] > 0.3
+    assert (load_model(out).layers[-1].tables != 0).any(axis=1).sum(axis=0).max() <= 4
+    assert main([*args, "13"]) == 2
+    err = capsys.readouterr().err
+    assert "give 1..12" in err and len(err.strip().splitlines()) == 1
