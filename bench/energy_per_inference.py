@@ -86,29 +86,21 @@ def figures(build_dir: Path, toggles_per_bit: float | None = None) -> dict:
         return res.get(name, {}).get("used", 0)
 
     built = bool(info.get("fits")) and bool(info.get("bitstream"))
-    energy = (
-        None
-        if not built
-        else energy_per_inference(
-            spec.family,
-            spec.device,
-            logic_cells=used("logic_cells"),
-            memories=used("block_rams") + used("sprams"),
-            cycles=info["cycles_per_inference"],
-            clock_mhz=info["target_mhz"],
-        )
+    design = dict(
+        logic_cells=used("logic_cells"),
+        memories=used("block_rams") + used("sprams"),
+        cycles=info["cycles_per_inference"],
+        clock_mhz=info["target_mhz"],
     )
+    energy = energy_per_inference(spec.family, spec.device, **design) if built else None
     activity = None
     if built and toggles_per_bit is not None:
         activity = energy_per_inference(
             spec.family,
             spec.device,
-            logic_cells=used("logic_cells"),
-            memories=used("block_rams") + used("sprams"),
-            cycles=info["cycles_per_inference"],
-            clock_mhz=info["target_mhz"],
+            **design,
             toggles_per_bit=toggles_per_bit,
-            core_cells=max(0, used("logic_cells") - HOST_LINK_CELLS[spec.family]),
+            core_cells=max(0, design["logic_cells"] - HOST_LINK_CELLS[spec.family]),
         )
     return {
         "build": str(build_dir),
