@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["TOGGLE_BUILD_ARGS", "ToggleCounts", "read_toggles"]
+__all__ = ["TOGGLE_BUILD_ARGS", "ToggleCounts", "read_toggles", "toggle_figures"]
 
 TOGGLE_BUILD_ARGS = ("--coverage-toggle",)
 COVERAGE_FILE = "coverage.dat"
@@ -61,3 +61,10 @@ def read_toggles(run_dir: str | Path) -> ToggleCounts:
             points += 1
     # two points a bit: its 0->1 and its 1->0 transitions
     return ToggleCounts(toggles=toggles, bits=points // 2, memory_bits=memory // 2)
+
+
+def toggle_figures(run_dir: str | Path, inferences: int) -> dict:
+    """The counts of :func:`read_toggles` as a dict, with ``per_bit_per_inference`` over
+    ``inferences`` (what a simulation report carries)."""
+    counts = read_toggles(run_dir)
+    return {**counts.to_dict(), "per_bit_per_inference": counts.per_bit(inferences)}

@@ -19,7 +19,7 @@ from spikelut.compiler.backend.mac import mac_params
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.ir.mac import run_mac
 from spikelut.hdl.mac import MACCore
-from spikelut.sim.activity import TOGGLE_BUILD_ARGS, read_toggles
+from spikelut.sim.activity import TOGGLE_BUILD_ARGS, toggle_figures
 from spikelut.sim.cocotb_runner import run_cocotb
 
 __all__ = ["check_mac_core"]
@@ -90,11 +90,7 @@ def check_mac_core(
         )
         results = json.loads((case / "results.json").read_text())
         if activity:
-            counts = read_toggles(case / "run")
-            results["toggles"] = {
-                **counts.to_dict(),
-                "per_bit_per_inference": counts.per_bit(results["checked"]),
-            }
+            results["toggles"] = toggle_figures(case / "run", results["checked"])
         return results
     finally:
         if tmp is not None:

@@ -35,7 +35,7 @@ from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.golden import lut_rows, run_classifier
 from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.storage import Storage, bank_image
-from spikelut.sim.activity import TOGGLE_BUILD_ARGS, read_toggles
+from spikelut.sim.activity import TOGGLE_BUILD_ARGS, toggle_figures
 from spikelut.sim.cocotb_lib import pack_value
 from spikelut.sim.cocotb_runner import run_cocotb, to_verilog
 from spikelut.sim.netlist import CELL_MODEL_ARGS, synthesize
@@ -407,11 +407,7 @@ def simulate(
         )
         res = _results(case)
         if activity:
-            counts = read_toggles(case / "run")
-            res["toggles"] = {
-                **counts.to_dict(),
-                "per_bit_per_inference": counts.per_bit(res["checked"]),
-            }
+            res["toggles"] = toggle_figures(case / "run", res["checked"])
         if res["mismatches"] and netlist:
             res["divergence"] = (
                 "in the synthesised netlist (no per-layer probes there); run without "
