@@ -22,7 +22,8 @@ port bits, so there logic cells are ``ICESTORM_LC`` of ``nextpnr-ice40 --pack-on
 bare core, and Fmax is routed with the core inside a small harness (:class:`_Harness`: a
 ``D + 1``-stage shift register from one pin feeding the input vector, every output bit
 XOR-ed to one pin), whose own cells are not counted. Fmax is nextpnr's for the clock requested (``--freq``); a row whose timing fails
-at that clock says so.
+at that clock says so. Each measured row names the endpoints of nextpnr's critical path
+(``critical_path`` in ``--json``).
 
 The peers' rows are quoted from the text of issue 16 (their source), never re-derived:
 TreeLUT on the same UP5K, digits split and YoWASP tools: 98.0 %, 2,764 logic cells, about
@@ -77,7 +78,7 @@ from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.sweep.peers import PEERS as QUOTED_PEERS
 from spikelut.compiler.train.classifier import train_classifier, train_on_dataset
 from spikelut.hdl.frozen import FrozenBank
-from spikelut.hdl.layer_params import frozen_fan_in
+from spikelut.hdl.layer_params import FROZEN_ARGMAX_LEVELS, frozen_fan_in
 from spikelut.hdl.storage import Storage
 
 # quoted from issue 16 (see the module docstring); cycles per inference 1 = one per clock
@@ -167,6 +168,24 @@ def _yosys(work: Path, family: str, top: str) -> None:
     run_tool("yosys", ["-q", "-p", script], cwd=work, log=work / "yosys.log")
 
 
+def critical_path(log: str) -> str | None:
+    """The endpoints of the last clock-to-clock critical path in a nextpnr log, as
+    ``source -> sink`` cell names with the mapping suffixes Yosys adds (``_SB_LUT4_O``,
+    ``$CARRY``, ...) cut off, e.g. ``core.argmax.val_l1_0_2 -> core.argmax.idx_l2_0_4``."""
+    reports = re.findall(
+        r"Critical path report for clock [^\n]*\n(.*?)\nInfo: [\d.]+ ns logic", log, re.S
+    )
+    if not reports:
+        return None
+    cells = re.findall(r"Source (\S+)", reports[-1])
+
+    def short(name: str) -> str:
+        cell = name.rsplit(".", 1)[0]  # without the pin
+        return re.split(r"_SB_|\$CARRY", cell)[0] or cell
+
+    return f"{short(cells[0])} -> {short(cells[-1])}" if cells else None
+
+
 def measure(make, target, work: Path, freq: float) -> dict:
     """Logic cells, memories, DSPs and Fmax of a bare core; ``make()`` builds a fresh one
     (see the module docstring)."""
@@ -223,6 +242,7 @@ def measure(make, target, work: Path, freq: float) -> dict:
         "fmax_mhz": clk,
         "timing_met": timing_passed(log),
         "requested_mhz": freq,
+        "critical_path": critical_path(log),
     }
 
 
@@ -469,13 +489,16 @@ def _models(args, data) -> list[tuple]:
 
 
 def _key(model, dev: str, kind: CoreKind, freq: float) -> str:
-    """The cache key of a core: device, kind, a digest of the model, the clock asked for."""
+    """The cache key of a core: device, kind, a digest of the model, the clock asked for;
+    a frozen core's also names its argmax's comparator levels per register (a row measured
+    with the one-cycle argmax is not taken for the pipelined one)."""
     header, arrays = model.to_arrays()
     header = {k: v for k, v in header.items() if k != "meta"}  # meta holds the training time
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
     for k in sorted(arrays):
         digest.update(np.ascontiguousarray(arrays[k]).tobytes())
-    return f"{dev}-{kind.value}-{digest.hexdigest()[:12]}-{freq:g}"
+    design = f"-argmax{FROZEN_ARGMAX_LEVELS}" if kind is CoreKind.FROZEN else ""
+    return f"{dev}-{kind.value}-{digest.hexdigest()[:12]}-{freq:g}{design}"
 
 
 def _row_of(args, out: Path, name: str, model, kind: CoreKind, dev: str, acc: float) -> dict:

@@ -57,8 +57,12 @@ RESERVED_BRAMS = {"ice40": 4, "ecp5": 2, "gowin": 2}
 
 
 def model_hash(model: ClassifierMLP) -> bytes:
-    """The first 16 bytes of a SHA-256 over the model's header and arrays (stable across saves)."""
+    """The first 16 bytes of a SHA-256 over the model's header and arrays (stable across saves):
+    what the model computes. Its ``meta`` (provenance: date, data set, training figures)
+    is left out, so retraining to the same tables gives the same hash, and the same
+    bitstream."""
     header, arrays = model.to_arrays()
+    header = {k: v for k, v in header.items() if k != "meta"}
     h = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
     for name in sorted(arrays):
         arr = np.ascontiguousarray(arrays[name])

@@ -49,6 +49,7 @@ __all__ = [
     "TABLE_OFFSET",
     "FlashImageError",
     "TableArea",
+    "area_length",
     "boot_layers",
     "build_image",
     "parse_table_area",
@@ -103,6 +104,11 @@ def payload_length(space: TableSpace) -> int:
         for lt in space.layers
         if lt.layer in boot_layers(space)
     )
+
+
+def area_length(space: TableSpace) -> int:
+    """Bytes of the table area of ``space``: header, payload and CRC."""
+    return HEADER_SIZE + payload_length(space) + CRC_BYTES
 
 
 def table_area(payload: bytes, model_hash: bytes, shape_hash: bytes) -> bytes:

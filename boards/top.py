@@ -50,6 +50,7 @@ from spikelut.boards.flash_image import (
     HEADER_SIZE,
     MAGIC,
     TABLE_OFFSET,
+    area_length,
     boot_layers,
     payload_length,
 )
@@ -136,7 +137,7 @@ def check_boot(space: TableSpace, *, offset: int, half_period: int) -> tuple[lis
     layers = [space.layer(k) for k in boot_layers(space)]
     if not layers:
         raise ValueError("the network has no SPRAM layer; there is nothing to load at boot")
-    end = (1 << 24) - HEADER_SIZE - payload_length(space) - CRC_BYTES
+    end = (1 << 24) - area_length(space)
     return (
         layers,
         check_int("flash offset", offset, 0, end),
@@ -441,6 +442,16 @@ class BoardCore(wiring.Component):
     def shape_hash(self) -> bytes:
         """The bitstream's shape fingerprint (IDENTIFY's and the table area's)."""
         return self._link.shape_hash
+
+    @property
+    def divisor(self) -> int:
+        """Clock cycles per UART bit."""
+        return self._divisor
+
+    @property
+    def flash_offset(self) -> int:
+        """Where the boot loader reads the table area in the configuration flash."""
+        return self._flash_offset
 
     @property
     def boot_load(self) -> bool:

@@ -5,7 +5,10 @@ A frozen layer is the parallel indexer (:class:`~spikelut.hdl.indexer.ParallelIn
 constant function of its ``N_C`` index bits (one LUT4 per output bit for ``N_C <= 4`` on an
 iCE40; every further index bit doubles the LUT4s of a bit and adds the multiplexers that
 join them), its selected row registered, then a balanced adder tree per output column with
-a register after every level. The network ends with the :class:`~spikelut.hdl.vector.Argmax`.
+a register after every level. The network ends with the :class:`~spikelut.hdl.vector.Argmax`,
+pipelined the same way: a register after every level of its comparator tree
+(:data:`~spikelut.hdl.layer_params.FROZEN_ARGMAX_LEVELS`), so no stage of the core is
+deeper than one adder or one compare-and-select.
 
 Every stage advances together when the output side can take a result (``ready`` of the
 input is ``~o_stream.valid | o_stream.ready``): with ``o_stream.ready`` high the core takes
@@ -26,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from spikelut.hdl.indexer import IndexerKind, ParallelIndexer
 from spikelut.hdl.layer import check_classifier_chain
 from spikelut.hdl.layer_params import (
+    FROZEN_ARGMAX_LEVELS,
     LayerParams,
     frozen_bank_stages,
     frozen_fan_in,
@@ -241,7 +245,9 @@ class FrozenNetwork(wiring.Component):
             prev = layer.o_stream
         if self._argmax:
             last = self._layers[-1]
-            m.submodules.argmax = head = Argmax(dim=last.out_dim, width=last.out_width)
+            m.submodules.argmax = head = Argmax(
+                dim=last.out_dim, width=last.out_width, levels_per_stage=FROZEN_ARGMAX_LEVELS
+            )
             wiring.connect(m, prev, head.i_stream)
             prev = head.o_stream
         wiring.connect(m, prev, wiring.flipped(self.o_stream))

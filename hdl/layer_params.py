@@ -25,8 +25,10 @@ from spikelut.hdl.layouts import chunk_layout, vector_layout
 from spikelut.hdl.params import check_anchors, check_int, check_tables, signed_width, sum_range
 from spikelut.hdl.spram import SPRAM_DEPTH
 from spikelut.hdl.storage import Storage, write_layout
+from spikelut.hdl.vector import argmax_stages
 
 __all__ = [
+    "FROZEN_ARGMAX_LEVELS",
     "MIN_COPY_DIM",
     "LayerParams",
     "attention_cycles",
@@ -337,13 +339,28 @@ def frozen_fan_in(tables: np.ndarray) -> int:
     return int(varies.sum(axis=0).max(initial=0))
 
 
+# The frozen core's argmax registers after every comparator level. One level (a signed
+# compare of the logits' width on the carry chain, then the index/value multiplexers) is
+# about as deep as one level of the bank's adder tree or the indexer's comparators, so the
+# argmax no longer sets the clock. Measured on the UP5K (64x4 3-bit digits core pruned to 32
+# tables a class, 10 classes of 7 bits; Yosys + nextpnr-ice40, seed 1): the one-cycle tree
+# 18.8 MHz in 4,105 logic cells; two levels a register 35.7 MHz, 4,172; one level 54.1 MHz,
+# 4,324 (+5 %: mostly the vector carried alongside, 3 x 70 flip-flops), where the critical
+# path is the indexer's comparators, not the argmax. Latency: ceil(log2 Y) cycles instead of
+# 1; the core still takes a vector every clock.
+FROZEN_ARGMAX_LEVELS = 1
+
+
 def frozen_latency(layers, *, argmax: bool = True) -> int:
     """Cycles from the cycle an input vector is offered to a frozen core
     (:mod:`spikelut.hdl.frozen`) to the cycle its result is taken, ``o_stream.ready`` held
     high (as :func:`spikelut.compiler.backend.latency.measure_latency` counts): one more than
     its register stages, which are per layer the comparators' and
-    :func:`frozen_bank_stages`, then the argmax's. The core takes a vector every clock
-    whatever its latency."""
+    :func:`frozen_bank_stages`, then the pipelined argmax's (a register after every
+    :data:`FROZEN_ARGMAX_LEVELS` comparator levels of its tree over the ``Y`` classes:
+    :func:`~spikelut.hdl.vector.argmax_stages`, ``max(1, ceil(log2 Y))`` at one level per
+    stage). The core takes a vector every clock whatever its latency."""
     stages = sum(1 + frozen_bank_stages(frozen_fan_in(p.tables)) for p in layers)
-    stages += 1 if argmax else 0
+    if argmax:
+        stages += argmax_stages(layers[-1].out_dim, FROZEN_ARGMAX_LEVELS)
     return stages + 1

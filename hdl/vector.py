@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikelut.hdl.layouts import label_layout, vector_layout
 from spikelut.hdl.params import check_int
 
-__all__ = ["Argmax", "ResidualAdd", "check_vector"]
+__all__ = ["Argmax", "ResidualAdd", "argmax_stages", "check_vector"]
 
 
 def check_vector(dim: int, **widths: int) -> tuple[int, ...]:
@@ -61,15 +61,38 @@ class ResidualAdd(wiring.Component):
         return m
 
 
+def argmax_stages(dim: int, levels_per_stage: int | None = None) -> int:
+    """Register stages of an :class:`Argmax` of ``dim`` values (its latency in cycles at
+    full rate): its comparator tree has ``ceil(log2(dim))`` levels; ``levels_per_stage``
+    ``None``: the whole tree in one cycle, 1 stage; ``k``: a register after every ``k``
+    levels and after the last, ``max(1, ceil(ceil(log2(dim)) / k))``."""
+    levels = (dim - 1).bit_length()
+    if levels_per_stage is None:
+        return 1
+    return max(1, -(-levels // levels_per_stage))
+
+
 class Argmax(wiring.Component):
     """The index of the largest value of each vector (ties: the lowest index), with the vector.
 
-    Parameters: ``dim``, ``width``. ``i_stream``: ``vector_layout(width, dim)``;
-    ``o_stream``: ``label_layout(dim, width)``. A comparator tree, one cycle of latency.
+    Parameters: ``dim``, ``width``, ``levels_per_stage``. ``i_stream``:
+    ``vector_layout(width, dim)``; ``o_stream``: ``label_layout(dim, width)``. A balanced
+    tree of ``ceil(log2(dim))`` levels of comparators, each level joining neighbouring
+    index ranges (the left one lower; ``right > left`` strictly, so a tie keeps the lower
+    index). ``levels_per_stage`` ``None`` (the default): the whole tree in one cycle, one
+    cycle of latency; ``k >= 1``: pipelined, a register after every ``k`` levels (each
+    range's winning index, local to the range, and its value, with the vector alongside),
+    :func:`argmax_stages` cycles of latency. Either way one vector per clock while
+    ``o_stream.ready`` is high; every register advances together when the output can take
+    a result (``i_stream.ready`` is ``~o_stream.valid | o_stream.ready``), as the frozen
+    core's stages do.
     """
 
-    def __init__(self, *, dim: int, width: int):
+    def __init__(self, *, dim: int, width: int, levels_per_stage: int | None = None):
         self._dim, self._width = check_vector(dim, width=width)
+        if levels_per_stage is not None:
+            levels_per_stage = check_int("levels_per_stage", levels_per_stage, 1)
+        self._levels_per_stage = levels_per_stage
         super().__init__(
             {
                 "i_stream": In(stream.Signature(vector_layout(self._width, self._dim))),
@@ -87,27 +110,79 @@ class Argmax(wiring.Component):
         """Signed width of a value."""
         return self._width
 
+    @property
+    def levels_per_stage(self) -> int | None:
+        """Comparator levels between registers (``None``: the whole tree in one cycle)."""
+        return self._levels_per_stage
+
+    @property
+    def stages(self) -> int:
+        """Register stages from a vector to its label (:func:`argmax_stages`)."""
+        return argmax_stages(self._dim, self._levels_per_stage)
+
     def elaborate(self, platform):
         m = Module()
         i, o = self.i_stream, self.o_stream
+        advance = Signal()
+        m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
 
-        def best(lo, hi):  # (index, value) of the maximum of i.payload[lo:hi]
-            if hi - lo == 1:
-                return lo, i.payload[lo]
-            mid = (lo + hi) // 2
-            li, lv = best(lo, mid)
-            ri, rv = best(mid, hi)
-            right = rv > lv  # strict: ties keep the lower (left) index
-            return Mux(right, ri, li), Mux(right, rv, lv)
-
-        index, _ = best(0, self._dim)
-        m.d.comb += i.ready.eq(~o.valid | o.ready)
-        with m.If(o.ready):
-            m.d.sync += o.valid.eq(0)
-        with m.If(i.valid & i.ready):
+        levels = (self._dim - 1).bit_length()
+        every = self._levels_per_stage or max(levels, 1)
+        # per index range [lo, hi): (lo, hi, the winner's index - lo, its value). Neighbours
+        # join, so every left range holds 2**(level - 1) values and the winner's index is
+        # its decision bits: Cat(Mux(right, ri, li), right). (Adding the offset instead,
+        # ``right ? ri + 2**(level - 1) : li``, gave bits ``right ? 1 : 0``, which Yosys
+        # mapped onto the iCE40 flip-flops' set/reset pins, the slow net that was then the
+        # critical path.)
+        nodes = [(k, k + 1, None, i.payload[k]) for k in range(self._dim)]
+        logits, valid = i.payload, i.valid
+        for level in range(1, levels + 1):
+            nxt = []
+            for k in range(0, len(nodes), 2):
+                if k + 1 == len(nodes):  # the odd range out passes to the next level
+                    nxt.append(nodes[k])
+                    continue
+                (lo, mid, li, lv), (_, hi, ri, rv) = nodes[k], nodes[k + 1]
+                assert mid - lo == 1 << (level - 1)
+                right = rv > lv  # strict: ties keep the lower (left) index
+                idx = (
+                    right if li is None else Cat(Mux(right, ri if ri is not None else 0, li), right)
+                )
+                nxt.append((lo, hi, idx, Mux(right, rv, lv)))
+            nodes = nxt
+            if level % every or level == levels:
+                continue
+            # a pipeline register after this level: every range's winner, and the vector
+            regs = []
+            for lo, hi, idx, val in nodes:
+                name = f"l{level}_{lo}_{hi}"
+                r_val = Signal(signed(self._width), name=f"val_{name}", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += r_val.eq(val)
+                if idx is not None:
+                    r_idx = Signal(len(idx), name=f"idx_{name}", reset_less=True)
+                    with m.If(advance):
+                        m.d.sync += r_idx.eq(idx)
+                    idx = r_idx
+                regs.append((lo, hi, idx, r_val))
+            nodes = regs
+            r_logits = Signal(
+                vector_layout(self._width, self._dim), name=f"logits_l{level}", reset_less=True
+            )
+            r_valid = Signal(name=f"valid_l{level}")
+            with m.If(advance):
+                m.d.sync += [r_logits.eq(logits), r_valid.eq(valid)]
+            logits, valid = r_logits, r_valid
+        # the output registers: the payload's without a reset (as the stages'), so that
+        # synthesis does not fold the reset into the index's last multiplexer (on the
+        # iCE40 that put the slow set/reset net on the critical path)
+        index = Signal(range(self._dim), name="index", reset_less=True)
+        out = Signal(vector_layout(self._width, self._dim), name="logits", reset_less=True)
+        with m.If(advance):
             m.d.sync += [
-                o.valid.eq(1),
-                o.payload.index.eq(index),
-                o.payload.logits.eq(i.payload),
+                o.valid.eq(valid),
+                index.eq(0 if nodes[0][2] is None else nodes[0][2]),
+                out.eq(logits),
             ]
+        m.d.comb += [o.payload.index.eq(index), o.payload.logits.eq(out)]
         return m

@@ -2,8 +2,9 @@
 
 :func:`simulated_board` builds :class:`~spikelut.boards.top.BoardCore` with Verilator
 (cached by :func:`~spikelut.sim.cocotb_runner.run_cocotb`), runs ``spikelut.sim.tb_board``
-in a background thread (boot from the SPI-flash model serving ``flash_image``, then the UART
-bridged to a local TCP port with real bit timing) and yields a :class:`SimBoard` whose
+in a background thread on its simulated board (:mod:`spikelut.sim.board_harness`: boot from
+the flash holding ``flash_area``, then the UART bridged to a local TCP port with real bit
+timing) and yields a :class:`SimBoard` whose
 ``port`` (``tcp:127.0.0.1:N``) :func:`spikelut.boards.host.open_transport` opens.
 :func:`run_board_sim` builds the design a board build would ship and runs inputs through it;
 :func:`run_lm_board_sim` does the same for a language model, generating text. The
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelut.boards.design import board_core, core_tables, make_core, model_hash, model_tables
-from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
+from spikelut.boards.flash_image import table_area, table_payload
 from spikelut.boards.host import BoardClient, open_transport
 from spikelut.boards.lm_design import (
     lm_board_fit,
@@ -41,12 +43,15 @@ from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.compiler.ir.selection import Selection
 from spikelut.hdl.hostlink.wire import FrameType
+from spikelut.hdl.uart import MIN_DIVISOR
+from spikelut.sim.board_harness import BoardHarness
 from spikelut.sim.cocotb_runner import run_cocotb
 
 __all__ = [
     "SIM_CLOCK_NS",
     "SIM_DIVISOR",
     "SimBoard",
+    "board_flash_area",
     "run_board_sim",
     "run_lm_board_sim",
     "sim_rate",
@@ -54,7 +59,7 @@ __all__ = [
 ]
 
 SIM_CLOCK_NS = 10  # 100 MHz
-SIM_DIVISOR = 16  # clock / 16: 6.25 Mbaud keeps the simulation short
+SIM_DIVISOR = MIN_DIVISOR  # 25 Mbaud, the fastest the UART gateware takes: a short simulation
 
 
 @dataclass
@@ -83,14 +88,18 @@ def sim_rate(timeline: dict, request_type: int, reply_type: int) -> tuple[int, f
 def simulated_board(
     core,
     *,
-    flash_image: bytes | None = None,
+    flash_area: bytes | None = None,
     clock_ns: int = SIM_CLOCK_NS,
-    divisor: int = SIM_DIVISOR,
     work_dir: str | Path | None = None,
     start_timeout: float = 900.0,
 ):
-    """Run ``core`` (a BoardCore built for ``clock_hz = 1e9 / clock_ns`` and ``divisor``)
-    in Verilator; yields a :class:`SimBoard`. Raises the simulation's failure on exit."""
+    """Run ``core`` (a BoardCore built for ``clock_hz = 1e9 / clock_ns``) on its simulated
+    board (:class:`~spikelut.sim.board_harness.BoardHarness`) in Verilator; yields a
+    :class:`SimBoard`. ``flash_area``: the table area the flash holds at the core's flash
+    offset (None: an erased flash). Raises the simulation's failure on exit.
+
+    Only the harness's ports are visible to the test and the model is compiled with -O2:
+    the board sessions are long, and nothing inside the core is probed."""
     own = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="spikelut-board-")) if own else Path(work_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -100,50 +109,73 @@ def simulated_board(
         stale.unlink(missing_ok=True)
     env = {
         "BRIDGE_PORT_FILE": str(port_file),
-        "UART_DIVISOR": str(divisor),
+        "UART_DIVISOR": str(core.divisor),
         "CLOCK_NS": str(clock_ns),
         "TIMELINE_FILE": str(timeline_file),
     }
-    if flash_image is not None:
-        write_bytes_atomic(root / "flash.bin", flash_image)
-        env["FLASH_IMAGE"] = str(root / "flash.bin")
+    if flash_area is not None:
+        write_bytes_atomic(root / "flash-area.bin", flash_area)
+        env["FLASH_AREA"] = str(root / "flash-area.bin")
     out: dict = {}
 
     def simulate():
         try:
             out["results"] = run_cocotb(
-                core,
-                toplevel="board_core",
+                BoardHarness(core),
+                toplevel="board_harness",
                 test_module="spikelut.sim.tb_board",
                 env=env,
                 test_dir=root / "sim",
+                optimize=True,
+                public="ports",
             )
         except BaseException as e:  # re-raised in the caller's thread
             out["error"] = e
 
     thread = threading.Thread(target=simulate, daemon=True)
     thread.start()
-    deadline = time.monotonic() + start_timeout
+    try:
+        _wait_for_port(port_file, thread, out, start_timeout)
+        board = SimBoard(
+            port=f"tcp:127.0.0.1:{int(port_file.read_text())}",
+            clock_hz=round(1e9 / clock_ns),
+            baud=1e9 / clock_ns / core.divisor,
+        )
+        try:
+            yield board
+        finally:
+            thread.join(600)
+            if timeline_file.exists():
+                board.timeline = json.loads(timeline_file.read_text())
+            board.results = out.get("results")
+        if "error" in out:
+            raise out["error"]
+    except BaseException:
+        own = False  # keep the logs a failure message points to
+        raise
+    finally:
+        if own and not thread.is_alive():
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_port(port_file: Path, thread: threading.Thread, out: dict, timeout: float) -> None:
+    """Wait until the simulation publishes its port; raise its failure if it ended first."""
+    deadline = time.monotonic() + timeout
     while not port_file.exists():
         if not thread.is_alive():
             raise out.get("error") or RuntimeError("the board simulation ended before serving")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the board simulation did not start in {start_timeout:g} s")
+            raise TimeoutError(f"the board simulation did not start in {timeout:g} s")
         time.sleep(0.05)
-    board = SimBoard(
-        port=f"tcp:127.0.0.1:{int(port_file.read_text())}",
-        clock_hz=round(1e9 / clock_ns),
-        baud=1e9 / clock_ns / divisor,
-    )
-    try:
-        yield board
-    finally:
-        thread.join(600)
-        if timeline_file.exists():
-            board.timeline = json.loads(timeline_file.read_text())
-        board.results = out.get("results")
-    if "error" in out:
-        raise out["error"]
+
+
+def board_flash_area(core, tables: dict, model_hash: bytes) -> bytes | None:
+    """The table area a flash written by ``spikelut flash`` holds for ``core`` (a
+    BoardCore) with ``tables`` (table-space layer -> table) of the model ``model_hash``;
+    None when the core does not boot its tables from flash."""
+    if not core.boot_load:
+        return None
+    return table_area(table_payload(core.space, tables), model_hash, core.shape_hash)
 
 
 def run_board_sim(
@@ -169,14 +201,9 @@ def run_board_sim(
     except ValueError as e:
         raise UserError(str(e)) from None
     build = core_tables(core_plan)
-    image = None
-    if tables == "flash" and core.boot_load:
-        payload = table_payload(core.space, model_tables(model))
-        area = table_area(payload, model_hash(model), core.shape_hash)
-        # the simulated flash holds only the table area: start it at the loader's offset
-        image = b"\xff" * TABLE_OFFSET + area
-    progress(f"run: simulating the {spec.name} board design in Verilator (first build is slow)")
-    with simulated_board(core, flash_image=image) as sim:
+    area = board_flash_area(core, model_tables(model), model_hash(model))
+    progress(f"run: simulating the {spec.name} board design in Verilator")
+    with simulated_board(core, flash_area=area if tables == "flash" else None) as sim:
         client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
         with client:
             loaded = 0
@@ -228,12 +255,9 @@ def run_lm_board_sim(
     except ValueError as e:
         raise UserError(str(e)) from None
     build = lm_core_tables(core.net)
-    image = None
-    if tables == "flash" and core.boot_load:
-        payload = table_payload(core.space, lm_tables(model))
-        image = b"\xff" * TABLE_OFFSET + table_area(payload, model_hash(model), core.shape_hash)
-    progress(f"run: simulating the {spec.name} board design in Verilator (first build is slow)")
-    with simulated_board(core, flash_image=image) as sim:
+    area = board_flash_area(core, lm_tables(model), model_hash(model))
+    progress(f"run: simulating the {spec.name} board design in Verilator")
+    with simulated_board(core, flash_area=area if tables == "flash" else None) as sim:
         client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
         with client:
             loaded = 0

@@ -30,12 +30,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from spikelut.boards.design import board_core, make_core, model_hash, model_tables
-from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
 from spikelut.boards.platforms import BoardSpec
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.hdl.uart import uart_divisor
-from spikelut.sim.board_sim import simulated_board
+from spikelut.sim.board_sim import board_flash_area, simulated_board
 from spikelut.sim.uart_bridge import IDLE_WAIT_ENV, SESSION_ENV
 
 __all__ = ["PtyBoard", "open_pty", "pty_board", "relay"]
@@ -192,17 +191,16 @@ def pty_board(
         core = make_core(model, core_plan, clock_hz=clock_hz, divisor=divisor)
     except ValueError as e:
         raise UserError(str(e)) from None
-    image = None
-    if tables == "flash" and core.boot_load:
-        payload = table_payload(core.space, model_tables(model))
-        image = b"\xff" * TABLE_OFFSET + table_area(payload, model_hash(model), core.shape_hash)
+    area = board_flash_area(core, model_tables(model), model_hash(model))
     # the simulator's clock is a whole number of nanoseconds; the UART models run from it
     clock_ns = max(1, round(1e9 / clock_hz))
     progress(f"sim-board: simulating the {spec.name} board design in Verilator")
     env = {SESSION_ENV: str(max_seconds), IDLE_WAIT_ENV: str(IDLE_WAIT_S)}
     with (
         _environment(env),
-        simulated_board(core, flash_image=image, clock_ns=clock_ns, divisor=divisor) as sim,
+        simulated_board(
+            core, flash_area=area if tables == "flash" else None, clock_ns=clock_ns
+        ) as sim,
     ):
         host, _, port = sim.port.removeprefix("tcp:").rpartition(":")
         sock = socket.create_connection((host, int(port)), timeout=30)
@@ -215,7 +213,11 @@ def pty_board(
             divisor=divisor,
             baud=clock_hz / divisor,
             clock_ns=clock_ns,
-            tables="flash" if image is not None else "none" if core.boot_load else "bitstream",
+            tables="flash"
+            if area is not None and tables == "flash"
+            else "none"
+            if core.boot_load
+            else "bitstream",
         )
         try:
             yield board, lambda **kw: relay(master, sock, board, **kw)

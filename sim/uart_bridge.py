@@ -22,7 +22,7 @@ import select
 import socket
 import time
 
-from cocotb.triggers import Timer
+from cocotb.triggers import First, Timer
 
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.sim.uart_model import UartSink, UartSource
@@ -30,6 +30,7 @@ from spikelut.sim.uart_model import UartSink, UartSource
 SESSION_ENV = "SPIKELUT_BRIDGE_SESSION_S"
 IDLE_WAIT_ENV = "SPIKELUT_BRIDGE_IDLE_WAIT_S"
 IDLE_POLLS = 256
+MAX_BACKOFF = 64  # a quiet bridge checks the host at most every MAX_BACKOFF * poll_bits bits
 
 
 def _accept(server: socket.socket, timeout_s: float) -> socket.socket:
@@ -67,7 +68,9 @@ async def serve_tcp(
     """Serve one host connection; returns byte counts ``{"to_design", "from_design"}``.
 
     While the host is quiet the simulation advances ``poll_bits`` bit times per check of the
-    socket. Raises TimeoutError when nobody connects in ``accept_timeout_s`` or the session
+    socket, doubling (up to :data:`MAX_BACKOFF` times) while neither side has anything to
+    say; bytes from the design wake the bridge at once (``sink.arrived``, a cocotb
+    ``Event`` the sink sets when bytes come in), so replies reach the host without delay. Raises TimeoutError when nobody connects in ``accept_timeout_s`` or the session
     lasts longer than ``session_timeout_s`` of wall time. ``session_timeout_s`` and
     ``idle_wait_s`` default to the environment's (see the module docstring).
     """
@@ -108,7 +111,13 @@ async def serve_tcp(
                 if idle_wait_s and idle >= IDLE_POLLS:
                     # wall time passes, simulated time does not, while nobody sends
                     select.select([conn], [], [], idle_wait_s)
-                await Timer(source.bit_ns * poll_bits, unit="ns", round_mode="round")
+                wait_bits = poll_bits * min(1 << min(idle, 30), MAX_BACKOFF)
+                sink.arrived.clear()
+                if not sink.pending():
+                    await First(
+                        sink.arrived.wait(),
+                        Timer(source.bit_ns * wait_bits, unit="ns", round_mode="round"),
+                    )
         finally:
             conn.close()
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import cocotb
 from cocotb.queue import Queue
-from cocotb.triggers import FallingEdge, Timer, with_timeout
+from cocotb.triggers import Event, FallingEdge, Timer, with_timeout
 
 
 def bit_time_ns(
@@ -48,7 +48,8 @@ class UartSink:
     """Decodes 8N1 frames from ``pin`` (a design output) into a queue of bytes.
 
     Samples each bit in its middle; a frame with a low stop bit is counted in
-    ``framing_errors`` and dropped. Call :meth:`start` once.
+    ``framing_errors`` and dropped. ``arrived`` is set when a byte comes in. Call
+    :meth:`start` once.
     """
 
     def __init__(self, pin, **timing):
@@ -56,6 +57,7 @@ class UartSink:
         self.bit_ns = bit_time_ns(**timing)
         self.queue: Queue[int] = Queue()
         self.framing_errors = 0
+        self.arrived = Event()
         self._task = None
 
     def start(self) -> UartSink:
@@ -82,6 +84,7 @@ class UartSink:
                     await Timer(self.bit_ns / 2, unit="ns", round_mode="round")
                 continue
             self.queue.put_nowait(byte)
+            self.arrived.set()
 
     async def read(self, n: int, *, timeout_ns: float | None = None) -> bytes:
         """The next ``n`` bytes; raises ``cocotb.triggers.SimTimeoutError`` after ``timeout_ns``."""
@@ -92,6 +95,10 @@ class UartSink:
         if timeout_ns is None:
             return await take()
         return await with_timeout(take(), timeout_ns, "ns")
+
+    def pending(self) -> bool:
+        """True when bytes are waiting to be read."""
+        return not self.queue.empty()
 
     def read_nowait(self) -> bytes:
         """Every byte received and not yet read."""

@@ -162,9 +162,9 @@ def test_a_784_input_classifier_gets_a_payload_that_holds_its_vector():
     Fragment.get(core, None)
 
 
-def _session(core, image, body):
+def _session(core, area, body):
     with (
-        simulated_board(core, flash_image=image, clock_ns=CLOCK_NS, divisor=DIVISOR) as sim,
+        simulated_board(core, flash_area=area, clock_ns=CLOCK_NS) as sim,
         BoardClient(open_transport(sim.port), timeout=60.0, retries=0) as link,
     ):
         out = body(link)
@@ -180,10 +180,9 @@ def _sim_core(model, kind=CoreKind.PARALLEL):
 
 
 def _area(core, model, shape=None):
-    """The flash image of ``model``'s tables for ``core``'s bitstream."""
+    """The flash's table area of ``model``'s tables for ``core``'s bitstream."""
     payload = table_payload(core.space, model_tables(model))
-    area = table_area(payload, model_hash(model), shape or core.shape_hash)
-    return b"\xff" * TABLE_OFFSET + area
+    return table_area(payload, model_hash(model), shape or core.shape_hash)
 
 
 def _build(model, kind=CoreKind.PARALLEL):
@@ -223,14 +222,14 @@ def _zeroed_layer0(model):
 
 
 def _damaged(flash, core, model):
-    """Flash images the boot loader must reject."""
+    """Flash table areas the boot loader must reject."""
     image = bytearray(_area(core, model))
     if flash == "blank":
         return None
     if flash == "corrupt":
-        image[TABLE_OFFSET + 40] ^= 0x01  # one payload bit
+        image[40] ^= 0x01  # one payload bit
     elif flash == "zeroed-hash":
-        image[TABLE_OFFSET + 16 : TABLE_OFFSET + 32] = bytes(16)  # the CRC covers the hash
+        image[16:32] = bytes(16)  # the CRC covers the hash
     elif flash == "other-shape":  # a consistent area for another bitstream of this size
         return _area(core, model, shape=b"\x01" * 8)
     return bytes(image)

@@ -8,14 +8,13 @@ import pytest
 from helpers_models import retrained, tiny_model
 
 from spikelut.boards.design import board_core, make_core, model_hash, model_tables
-from spikelut.boards.flash_image import TABLE_OFFSET, table_area, table_payload
 from spikelut.boards.platforms import board
 from spikelut.cli.main import main
 from spikelut.compiler.backend.plan import plans_to_json
 from spikelut.compiler.ir.golden import run_classifier
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.hdl.storage import Storage
-from spikelut.sim.board_sim import SIM_CLOCK_NS, SIM_DIVISOR, simulated_board
+from spikelut.sim.board_sim import SIM_CLOCK_NS, SIM_DIVISOR, board_flash_area, simulated_board
 
 
 @pytest.fixture
@@ -53,10 +52,7 @@ def test_run_loads_a_retrained_models_tables_into_the_bitstream(tmp_path, capsys
     model, other = tiny_model(), retrained(tiny_model())
     plan = board_core(model, board("icebreaker"))
     core = make_core(model, plan, clock_hz=10**9 // SIM_CLOCK_NS, divisor=SIM_DIVISOR)
-    image = None
-    if core.boot_load:
-        payload = table_payload(core.space, model_tables(model))
-        image = b"\xff" * TABLE_OFFSET + table_area(payload, model_hash(model), core.shape_hash)
+    area = board_flash_area(core, model_tables(model), model_hash(model))
     build = tmp_path / "build"
     build.mkdir()
     info = {"plans": plans_to_json(plan.plans), "indexer": plan.kind.value}
@@ -66,7 +62,7 @@ def test_run_loads_a_retrained_models_tables_into_the_bitstream(tmp_path, capsys
     np.save(tmp_path / "x.npy", raw)
     argv = ["run", str(tmp_path / "other.lutnet"), "--input", str(tmp_path / "x.npy")]
     argv += ["--load-tables", str(build), "--timeout", "60", "--json"]
-    with simulated_board(core, flash_image=image) as sim:
+    with simulated_board(core, flash_area=area) as sim:
         code = main([*argv, "--port", sim.port])
     r = json.loads(capsys.readouterr().out)
     assert code == 0

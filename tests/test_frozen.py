@@ -14,8 +14,9 @@ from spikelut.compiler.backend.cores import CoreKind, build_core, choose_core
 from spikelut.compiler.backend.latency import measure_latency
 from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.hdl.frozen import FrozenNetwork
-from spikelut.hdl.layer_params import frozen_bank_stages, frozen_latency
+from spikelut.hdl.layer_params import FROZEN_ARGMAX_LEVELS, frozen_bank_stages, frozen_latency
 from spikelut.hdl.storage import Storage
+from spikelut.hdl.vector import argmax_stages
 
 LOGIC = {"storage": Storage.LOGIC}
 
@@ -80,6 +81,7 @@ def test_random_frozen_networks_match_golden(case):
     outs, predictions = golden(layers, shifts, x)
     np.testing.assert_array_equal(logits, outs[-1])
     np.testing.assert_array_equal(labels, predictions)
+    assert measure_latency(net) == net.latency == frozen_latency(params)
 
 
 def _network(rng, n_tables=(7, 5)):
@@ -97,10 +99,12 @@ def test_frozen_core_takes_a_vector_every_clock_and_its_latency_is_the_formula()
     params = checked(layer_params(layers, [1, 0], 5, 4, [LOGIC] * 2))
     net = FrozenNetwork(layers=params)
     assert net.cycles_per_inference == 1
-    # registers: comparators + (1 + ceil(log2 7)), comparators + (1 + ceil(log2 5)), argmax;
-    # counted to the cycle the result is taken
+    # registers: comparators + (1 + ceil(log2 7)), comparators + (1 + ceil(log2 5)), the
+    # argmax over 4 classes (a register after each of its 2 levels); counted to the cycle
+    # the result is taken
     assert [frozen_bank_stages(n) for n in (1, 2, 5, 7, 8)] == [1, 2, 4, 4, 4]
-    assert net.latency == frozen_latency(params) == (1 + 4) + (1 + 4) + 1 + 1
+    assert [argmax_stages(y, FROZEN_ARGMAX_LEVELS) for y in (1, 2, 3, 4, 10)] == [1, 1, 2, 2, 4]
+    assert net.latency == frozen_latency(params) == (1 + 4) + (1 + 4) + 2 + 1
     assert measure_latency(net) == net.latency
     x = rng.integers(-16, 16, (20, 12))
     labels, logits, cycles = simulate(net, x, rng, gap_p=0.0, ready_p=1.0)

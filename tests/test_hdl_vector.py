@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers_sim import ints, recv, run, send
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spikelut.compiler.ir.golden import argmax_lowest
 from spikelut.hdl.layouts import vector_layout
 from spikelut.hdl.streams import Broadcast
-from spikelut.hdl.vector import Argmax, ResidualAdd, check_vector
+from spikelut.hdl.vector import Argmax, ResidualAdd, argmax_stages, check_vector
 
 
 def test_residual_add():
@@ -50,6 +52,69 @@ def test_argmax_ties_to_lowest(dim):
     run(dut, tb_in, tb_out)
     assert [int(p.index) for _, p in got] == argmax_lowest(x).tolist()
     np.testing.assert_array_equal([ints(p.logits) for _, p in got], x)
+
+
+@st.composite
+def argmax_cases(draw):
+    """An Argmax (dim, width, levels per stage), vectors rich in ties, stall rates."""
+    dim = draw(st.integers(1, 12))
+    width = draw(st.integers(1, 6))
+    levels = draw(st.sampled_from([None, 1, 2, 3]))
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    # values from a narrow band (ties everywhere) or the full range, and the extremes
+    band = draw(st.sampled_from([(lo, hi), (max(lo, -1), min(hi, 1)), (hi, hi)]))
+    value = st.integers(*band) | st.sampled_from([lo, hi])
+    rows = draw(st.lists(st.lists(value, min_size=dim, max_size=dim), min_size=1, max_size=12))
+    gap_p = draw(st.sampled_from([0.0, 0.4]))
+    ready_p = draw(st.sampled_from([1.0, 0.3, 0.7]))
+    return dim, width, levels, np.array(rows), gap_p, ready_p, draw(st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argmax_cases())
+def test_pipelined_argmax_matches_golden_under_stalls(case):
+    """Any registers per level: the lowest index of the maximum (the golden model's), the
+    vector unchanged, in order, under random input gaps and output stalls."""
+    dim, width, levels, x, gap_p, ready_p, seed = case
+    rng = np.random.default_rng(seed)
+    dut = Argmax(dim=dim, width=width, levels_per_stage=levels)
+    got = []
+
+    async def tb_in(ctx):
+        await send(ctx, dut.i_stream, x.tolist(), rng, gap_p)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, len(x), rng, ready_p))
+
+    run(dut, tb_in, tb_out)
+    assert [int(p.index) for _, p in got] == argmax_lowest(x).tolist()
+    np.testing.assert_array_equal([ints(p.logits) for _, p in got], x)
+
+
+@pytest.mark.parametrize(
+    ("dim", "levels", "stages"),
+    [(1, 1, 1), (2, 1, 1), (3, 1, 2), (10, None, 1), (10, 1, 4), (10, 2, 2), (10, 3, 2)],
+)
+def test_pipelined_argmax_latency_and_rate(dim, levels, stages):
+    """A result :func:`argmax_stages` cycles after its vector is taken, one per clock."""
+    assert argmax_stages(dim, levels) == stages
+    dut = Argmax(dim=dim, width=5, levels_per_stage=levels)
+    assert dut.stages == stages
+    x = np.random.default_rng(dim).integers(-16, 16, (8, dim))
+    got = []
+
+    async def tb_in(ctx):
+        await send(ctx, dut.i_stream, x.tolist())
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, len(x)))
+
+    run(dut, tb_in, tb_out)
+    # the first vector is taken at the first edge; its result at the edge ``stages`` later
+    assert [c for c, _ in got] == list(range(1 + stages, 1 + stages + len(x)))
+    assert [int(p.index) for _, p in got] == argmax_lowest(x).tolist()
+    with pytest.raises(ValueError, match="levels_per_stage must be >= 1, not 0"):
+        Argmax(dim=dim, width=5, levels_per_stage=0)
 
 
 def test_broadcast_delivers_every_transfer_to_both():
