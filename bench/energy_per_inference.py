@@ -4,13 +4,13 @@ Reads the ``board.json`` of each build directory given (``spikelut build`` of a 
 classifier, ``spikelut build --baseline mac`` of the multiply-accumulate core, or the
 ``lut``/``mac`` builds ``bench/compare_mac.py --out DIR`` leaves under ``DIR/BOARD/``) and
 prints, per build, the energy per inference with its bounds
-(:func:`spikelut.compiler.sweep.energy.energy_per_inference`: placed logic cells, table
+(:func:`spikelut.compiler.analysis.energy.energy_per_inference`: placed logic cells, table
 memories and cycles per inference at the build's clock, the UP5K calibration quoted in
 issue 17), its parts, and the ratio to ElasticAI.Creator's measured 0.172 uJ. The method
 is printed with the figures: an estimate, not a measurement.
 
-    python bench/energy_per_inference.py BUILD_DIR [BUILD_DIR ...] [--json]
-        [--lut MODEL=BUILD_DIR ...] [--mac BUILD_DIR] [--vectors N]
+    python bench/energy_per_inference.py BUILD_DIR [BUILD_DIR ...]
+        [--lut MODEL=BUILD_DIR ...] [--mac BUILD_DIR] [--vectors N] [--json FILE]
 
 ``--lut MODEL=BUILD_DIR`` (an integer classifier and its build) and ``--mac BUILD_DIR`` (a
 ``--baseline mac`` build of the MLP ``bench/compare_mac.py`` trains, trained again here
@@ -18,7 +18,7 @@ the same way) add the estimate from measured switching: the build's core runs th
 test set (``--vectors`` of it, default all) in Verilator with toggle counting
 (:mod:`spikelut.sim.activity`), every output checked against its golden model, and its
 toggles per signal bit per inference replace the activity bounds
-(:data:`~spikelut.compiler.sweep.energy.METHOD_ACTIVITY`). Run it under
+(:data:`~spikelut.compiler.analysis.energy.METHOD_ACTIVITY`). Run it under
 ``flock /tmp/spikelut-heavy.lock``: each core is a Verilator build.
 """
 
@@ -30,18 +30,17 @@ import sys
 from pathlib import Path
 
 from spikelut.boards.design import core_of_build
-from spikelut.boards.platforms import board
-from spikelut.compiler.backend.mac import quantize_for
-from spikelut.compiler.backend.targets import HOST_LINK_CELLS
-from spikelut.compiler.frontend.ann import from_sklearn
-from spikelut.compiler.frontend.datasets import load_dataset
-from spikelut.compiler.ir.modelfile import load_model
-from spikelut.compiler.sweep.energy import (
+from spikelut.compiler.analysis.energy import (
     ELASTICAI_UJ_PER_INFERENCE,
     METHOD,
     METHOD_ACTIVITY,
-    energy_per_inference,
+    build_energy,
 )
+from spikelut.compiler.backend.mac import quantize_for
+from spikelut.compiler.fileio import write_text_atomic
+from spikelut.compiler.frontend.ann import from_sklearn
+from spikelut.compiler.frontend.datasets import load_dataset
+from spikelut.compiler.ir.modelfile import load_model
 from spikelut.sim.mac_sim import check_mac_core
 from spikelut.sim.network_sim import simulate
 
@@ -76,47 +75,11 @@ def mac_toggles(build_dir: Path, vectors: int | None) -> float:
 
 
 def figures(build_dir: Path, toggles_per_bit: float | None = None) -> dict:
-    """The energy figures of the build in ``build_dir`` (its ``board.json``); with
-    ``toggles_per_bit`` (its core's, measured) also the estimate from that activity."""
+    """The energy figures of the build in ``build_dir`` (its ``board.json``,
+    :func:`~spikelut.compiler.analysis.energy.build_energy`); with ``toggles_per_bit`` (its
+    core's, measured) also the estimate from that activity."""
     info = json.loads((build_dir / "board.json").read_text())
-    spec = board(info["board"])
-    res = info["resources"]
-
-    def used(name: str) -> int:
-        return res.get(name, {}).get("used", 0)
-
-    built = bool(info.get("fits")) and bool(info.get("bitstream"))
-    design = dict(
-        logic_cells=used("logic_cells"),
-        memories=used("block_rams") + used("sprams"),
-        cycles=info["cycles_per_inference"],
-        clock_mhz=info["target_mhz"],
-    )
-    energy = energy_per_inference(spec.family, spec.device, **design) if built else None
-    activity = None
-    if built and toggles_per_bit is not None:
-        activity = energy_per_inference(
-            spec.family,
-            spec.device,
-            **design,
-            toggles_per_bit=toggles_per_bit,
-            core_cells=max(0, design["logic_cells"] - HOST_LINK_CELLS[spec.family]),
-        )
-    return {
-        "build": str(build_dir),
-        "core": "mac" if info.get("baseline") == "mac" else f"lut ({info.get('indexer')})",
-        "board": info["board"],
-        "logic_cells": used("logic_cells"),
-        "block_rams": used("block_rams"),
-        "sprams": used("sprams"),
-        "dsps": used("dsps"),
-        "cycles_per_inference": info["cycles_per_inference"],
-        "clock_mhz": info["target_mhz"],
-        "timing_met": info["timing_met"],
-        "built": built,
-        "energy": energy,
-        "energy_from_activity": activity,
-    }
+    return {"build": str(build_dir), **build_energy(info, toggles_per_bit)}
 
 
 def _line(e: dict) -> str:
@@ -129,13 +92,19 @@ def _line(e: dict) -> str:
 
 
 def main(argv=None) -> int:
-    """Print the estimates (or ``--json``)."""
+    """Print the estimates (and with ``--json FILE`` write them)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("builds", nargs="*", type=Path, metavar="BUILD_DIR")
     ap.add_argument("--lut", action="append", default=[], metavar="MODEL=BUILD_DIR")
     ap.add_argument("--mac", action="append", default=[], type=Path, metavar="BUILD_DIR")
     ap.add_argument("--vectors", type=int, default=None, help="test vectors simulated (all)")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write the figures as JSON (name it energy.json in a build or demo "
+        "directory and spikelut report shows them beside the build's own estimate)",
+    )
     args = ap.parse_args(argv)
     jobs = [(b, None) for b in args.builds]
     for item in args.lut:
@@ -148,10 +117,9 @@ def main(argv=None) -> int:
         ap.error("give build directories, --lut MODEL=BUILD_DIR or --mac BUILD_DIR")
     rows = [figures(b, t) for b, t in jobs]
     if args.json:
-        print(json.dumps({"method": METHOD, "method_activity": METHOD_ACTIVITY,
-                          "elasticai_uj": ELASTICAI_UJ_PER_INFERENCE, "builds": rows},
-                         indent=1))  # fmt: skip
-        return 0
+        doc = {"method": METHOD, "method_activity": METHOD_ACTIVITY,
+               "elasticai_uj": ELASTICAI_UJ_PER_INFERENCE, "builds": rows}  # fmt: skip
+        write_text_atomic(args.json, json.dumps(doc, indent=1) + "\n")
     print(f"method: {METHOD}")
     if any(t is not None for _, t in jobs):
         print(f"method from activity: {METHOD_ACTIVITY}")

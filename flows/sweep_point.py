@@ -34,6 +34,7 @@ import numpy as np
 from spikelut.boards.build import build_board
 from spikelut.boards.design import board_core
 from spikelut.boards.platforms import board
+from spikelut.compiler.analysis.energy import energy_per_inference
 from spikelut.compiler.backend.compile import CompileError, compile_core, plan_core
 from spikelut.compiler.backend.plan import LayerPlan
 from spikelut.compiler.build.toolchain import ToolFailed
@@ -45,7 +46,6 @@ from spikelut.compiler.passes.evaluate import int_predict
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.passes.scales import QuantizeError
 from spikelut.compiler.passes.widths import WidthError
-from spikelut.compiler.sweep.energy import energy_per_inference
 from spikelut.compiler.train.classifier import train_on_dataset
 from spikelut.hdl.storage import Storage
 

@@ -23,7 +23,7 @@ reproduce ``lut_indices``); only a neuron's first spike in a vector counts.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,13 +31,35 @@ from spikelut.hdl.layouts import event_layout, index_layout, vector_layout
 from spikelut.hdl.params import check_anchors, check_int
 
 __all__ = [
+    "LOGIC_COMPARE_MAX_WIDTH",
     "IndexerKind",
     "ParallelIndexer",
     "TemporalIndexer",
     "check_indexer",
+    "greater",
     "make_indexer",
     "spike_events",
 ]
+
+
+# Narrower comparisons than this are written as logic, not as ``>``: Yosys maps ``>`` to a
+# carry chain, whose entry and exit cost an iCE40 two routed hops and a LUT more than the
+# two levels of LUT4 a comparison of two 4-bit values needs.
+LOGIC_COMPARE_MAX_WIDTH = 4
+
+
+def greater(a: Value, b: Value) -> Value:
+    """``a > b`` for two signed values of one width: as ``>`` when wider than
+    :data:`LOGIC_COMPARE_MAX_WIDTH`, else as sum-of-products logic, LSB to MSB (the MSBs
+    swapped, which orders two's complement)."""
+    width = len(a)
+    if width != len(b) or width > LOGIC_COMPARE_MAX_WIDTH:
+        return a > b
+    gt = Const(0, 1)
+    for n in range(width):
+        hi, lo = (b[n], a[n]) if n == width - 1 else (a[n], b[n])
+        gt = (hi & ~lo) | (~(hi ^ lo) & gt)
+    return gt
 
 
 class IndexerKind(enum.Enum, shape=1):
@@ -149,8 +171,16 @@ class ParallelIndexer(_IndexerBase):
     def elaborate(self, platform):
         m = Module()
         i, o = self.i_stream, self.o_stream
-        x = [i.payload[n] >> self.in_shift for n in range(self.in_dim)]
-        bits = Cat(x[a] > x[b] for _, _, a, b in self._pairs())
+        # shift_right narrows the value (">>" keeps its width): the comparator sees only the
+        # bits that matter, and narrow ones become logic (greater). Unshifted inputs keep
+        # the form (">> 0") every other core was verified with: the ECP5 netlist of a small
+        # test core disagreed with the golden model when its comparators read the inputs
+        # directly (not root-caused; the RTL and the iCE40 netlist agree).
+        x = [
+            i.payload[n].shift_right(self.in_shift) if self.in_shift else i.payload[n] >> 0
+            for n in range(self.in_dim)
+        ]
+        bits = Cat(greater(x[a], x[b]) for _, _, a, b in self._pairs())
         m.d.comb += i.ready.eq(~o.valid | o.ready)
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)

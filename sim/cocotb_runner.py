@@ -142,7 +142,7 @@ def build_key(
     libraries: Sequence[Path] = (),
 ) -> str:
     """Hash naming a Verilator build: design, top, options, library files (their contents),
-    and the tool versions."""
+    the tool versions and the cocotb installation it links to."""
     import cocotb
 
     blob = json.dumps(
@@ -161,6 +161,9 @@ def build_key(
             **({"public": public} if public != "all" else {}),
             "verilator": toolchain.tool_version("verilator"),
             "cocotb": cocotb.__version__,
+            # the binary loads cocotb's VPI library from this installation by its path: a
+            # build made under another (or a since deleted) virtual environment cannot run
+            "cocotb_path": str(Path(cocotb.__file__).resolve().parent),
         },
         sort_keys=True,
     )

@@ -65,6 +65,22 @@ async def recv(ctx, stream, count, rng=None, ready_p=1.0, timeout=100_000):
     return out
 
 
+def stream_through(dut, payloads, rng, *, gap_p=0.0, ready_p=1.0) -> list:
+    """Simulate ``dut``: send ``payloads`` into ``dut.i_stream`` (idle cycles with probability
+    ``gap_p``) and receive as many transfers from ``dut.o_stream`` (ready with probability
+    ``ready_p``); returns :func:`recv`'s ``[(cycle, payload)]``."""
+    got = []
+
+    async def tb_in(ctx):
+        await send(ctx, dut.i_stream, payloads, rng, gap_p)
+
+    async def tb_out(ctx):
+        got.extend(await recv(ctx, dut.o_stream, len(payloads), rng, ready_p))
+
+    run(dut, tb_in, tb_out)
+    return got
+
+
 def run(dut, *testbenches, vcd=None):
     """Simulate ``dut`` with a 1 MHz clock until every testbench returns."""
     sim = Simulator(dut)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from helpers_sim import checked, golden, ints, layer_params, layer_width, recv, run, send
+from helpers_sim import (
+    checked,
+    golden,
+    ints,
+    layer_params,
+    layer_width,
+    stream_through,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,15 +30,7 @@ LOGIC = {"storage": Storage.LOGIC}
 
 def simulate(net, x, rng, *, gap_p, ready_p):
     """Labels, logits and output-transfer cycles of ``net`` for inputs ``x``."""
-    got = []
-
-    async def tb_in(ctx):
-        await send(ctx, net.i_stream, x.tolist(), rng, gap_p)
-
-    async def tb_out(ctx):
-        got.extend(await recv(ctx, net.o_stream, len(x), rng, ready_p))
-
-    run(net, tb_in, tb_out)
+    got = stream_through(net, x.tolist(), rng, gap_p=gap_p, ready_p=ready_p)
     labels = np.array([int(p.index) for _, p in got])
     logits = np.array([ints(p.logits) for _, p in got])
     return labels, logits, [c for c, _ in got]

@@ -6,15 +6,19 @@ import inspect
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
 from helpers_sim import ints, recv, run, send
 
 from spikelut.compiler.ir.golden import lut_indices
 from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.hdl.indexer import (
+    LOGIC_COMPARE_MAX_WIDTH,
     IndexerKind,
     ParallelIndexer,
     TemporalIndexer,
     check_indexer,
+    greater,
     make_indexer,
     spike_events,
 )
@@ -144,3 +148,27 @@ def test_indexer_properties_are_read_only():
     got = simulate(dut, x.tolist(), len(x), np.random.default_rng(1))
     layer = LUTLayer(a, b, np.zeros((1, 2, 1), np.int64), in_dim=2)
     np.testing.assert_array_equal(got, lut_indices(layer, x, 0))
+
+
+@pytest.mark.parametrize("width", range(1, LOGIC_COMPARE_MAX_WIDTH + 2))
+def test_greater_is_signed_strict_comparison_for_every_pair(width):
+    # every pair of `width`-bit signed values: the logic form (narrow) and `>` (wider) alike
+    a, b = Signal(signed(width)), Signal(signed(width))
+    m = Module()
+    out = Signal()
+    m.d.comb += out.eq(greater(a, b))
+    values = range(-(1 << (width - 1)), 1 << (width - 1))
+    wrong = []
+
+    async def bench(ctx):
+        for u in values:
+            for v in values:
+                ctx.set(a, u)
+                ctx.set(b, v)
+                if ctx.get(out) != int(u > v):
+                    wrong.append((u, v))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert wrong == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_sim import ints, recv, run, send
+from helpers_sim import ints, recv, run, send, stream_through
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,15 +78,7 @@ def test_pipelined_argmax_matches_golden_under_stalls(case):
     dim, width, levels, x, gap_p, ready_p, seed = case
     rng = np.random.default_rng(seed)
     dut = Argmax(dim=dim, width=width, levels_per_stage=levels)
-    got = []
-
-    async def tb_in(ctx):
-        await send(ctx, dut.i_stream, x.tolist(), rng, gap_p)
-
-    async def tb_out(ctx):
-        got.extend(await recv(ctx, dut.o_stream, len(x), rng, ready_p))
-
-    run(dut, tb_in, tb_out)
+    got = stream_through(dut, x.tolist(), rng, gap_p=gap_p, ready_p=ready_p)
     assert [int(p.index) for _, p in got] == argmax_lowest(x).tolist()
     np.testing.assert_array_equal([ints(p.logits) for _, p in got], x)
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from spikelut.cli.main import main
+from spikelut.compiler.analysis.energy import build_energy
 from spikelut.compiler.analysis.figures import spike_times
 from spikelut.compiler.analysis.inputs import find_inputs
 from spikelut.compiler.analysis.render import SECTIONS
@@ -81,6 +82,22 @@ def full_dir(models, tmp_path_factory) -> Path:
         "log": "build/spikelut.tim",
     }
     (root / "build" / "build-report.json").write_text(json.dumps(build))
+    board_json = {
+        "board": "icebreaker",
+        "device": "iCE40UP5K",
+        "indexer": "parallel",
+        "resources": build["resources"],
+        "cycles_per_inference": man["cycles_per_inference"],
+        "target_mhz": 12.0,
+        "timing_met": True,
+        "fits": True,
+        "bitstream": "build/spikelut.bin",
+    }
+    (root / "build" / "board.json").write_text(json.dumps(board_json))
+    # bench/energy_per_inference.py --json: the LUT build beside a MAC build, from activity
+    mac_json = {**board_json, "baseline": "mac", "cycles_per_inference": 339}
+    rows = [build_energy(board_json, 12.7), build_energy(mac_json, 20.8)]
+    (root / "build" / "energy.json").write_text(json.dumps({"builds": rows}))
     return root
 
 
@@ -135,6 +152,13 @@ def test_a_full_directory_fills_every_section(full_dir, tmp_path):
     assert sum(map(sum, c["confusion"])) == c["n"] == 450
     assert np.trace(np.array(c["confusion"])) == round(c["accuracy"] * c["n"])
     assert "2,345" in page and "31.5 MHz" in page
+    # energy: the build's own estimate from its cells, and energy.json's two cores
+    e = r["energy"]["build"]["energy"]
+    assert e["uj_low"] < e["uj"] < e["uj_high"]
+    assert f"{e['uj']:.3g} uJ per inference" in page
+    lut, mac = r["energy"]["compared"]
+    assert mac["core"] == "mac" and lut["energy_from_activity"]["toggles_per_bit"] == 12.7
+    assert f"{mac['energy_from_activity']['uj']:.3g} (" in page
     # self-contained: no external resource of any kind
     assert not re.search(r'(src|href)\s*=\s*"(?!data:)', page)
     assert "<script" not in page and "<link" not in page

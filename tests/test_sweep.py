@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from spikelut.cli.main import main
-from spikelut.compiler.errors import UserError
-from spikelut.compiler.sweep.energy import (
+from spikelut.compiler.analysis.energy import (
     METHOD_ACTIVITY,
     UP5K_ENERGY,
     energy_per_inference,
     fj_per_toggle,
 )
+from spikelut.compiler.errors import UserError
 from spikelut.compiler.sweep.pareto import feasible, pareto_front
 from spikelut.compiler.sweep.report import SECTIONS, render_html, summarize
 from spikelut.compiler.sweep.spec import DEFAULTS, parse_spec, point_id

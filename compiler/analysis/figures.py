@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from spikelut.compiler.analysis.inputs import ReportInputs
+from spikelut.compiler.analysis.energy import (
+    ELASTICAI_UJ_PER_INFERENCE,
+    METHOD,
+    METHOD_ACTIVITY,
+    build_energy,
+)
+from spikelut.compiler.analysis.inputs import ReportError, ReportInputs
 from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.frontend.datasets import SKLEARN_DATASETS, load_dataset
 from spikelut.compiler.ir.classifier import ClassifierMLP
@@ -27,6 +33,7 @@ __all__ = [
     "classification_figures",
     "collect",
     "device_memories",
+    "energy_figures",
     "layer_figures",
     "resolve_dataset",
     "spike_times",
@@ -53,6 +60,7 @@ def collect(inputs: ReportInputs, *, data: str | None = None) -> dict:
         "build": inputs.build,
         "board": inputs.board,
         "summary": inputs.summary,
+        "energy": energy_figures(inputs),
         "files": [str(p) for p in inputs.files],
     }
     if inputs.manifest is not None:
@@ -175,3 +183,24 @@ def device_memories(manifest: dict) -> tuple[int, int, int] | None:
     if target is None:
         return None
     return target.block_rams, target.sprams, target.logic_cells
+
+
+def energy_figures(inputs: ReportInputs) -> dict | None:
+    """Energy per inference: the board build's estimate from its cells
+    (:func:`~spikelut.compiler.analysis.energy.build_energy` of its ``board.json``, under
+    ``"build"``) and the builds of an ``energy.json`` (``bench/energy_per_inference.py
+    --json``: e.g. the LUT core and the MAC core from simulated switching, under
+    ``"compared"``), with both methods; None without either."""
+    if inputs.board is None and inputs.energy is None:
+        return None
+    compared = (inputs.energy or {}).get("builds")
+    if compared is not None and not isinstance(compared, list):
+        raise ReportError(f"{inputs.energy_path}: 'builds' is not a list; write it again with "
+                          "python bench/energy_per_inference.py ... --json FILE")  # fmt: skip
+    return {
+        "build": None if inputs.board is None else build_energy(inputs.board),
+        "compared": compared,
+        "method": METHOD,
+        "method_activity": METHOD_ACTIVITY,
+        "elasticai_uj": ELASTICAI_UJ_PER_INFERENCE,
+    }

@@ -1,8 +1,9 @@
 """The inputs of ``spikelut report``: what a model file or a directory offers.
 
 :func:`find_inputs` gathers the model files (``.lutnet``), a compile ``manifest.json``, the
-``build-report.json`` and ``board.json`` of a board build and a demo's ``summary.json`` into a
-:class:`ReportInputs`; anything unusable is a :class:`ReportError` naming the fix.
+``build-report.json`` and ``board.json`` of a board build, a demo's ``summary.json`` and the
+``energy.json`` of ``bench/energy_per_inference.py --json`` into a :class:`ReportInputs`;
+anything unusable is a :class:`ReportError` naming the fix.
 
 The model is a classifier or an integer spiking RNN language model (``IntegerRNN``). For a
 language model the same search also reads the simulations of :data:`LM_JSON_INPUTS`:
@@ -33,6 +34,7 @@ JSON_INPUTS = {
     "build": "build-report.json",
     "board": "board.json",
     "summary": "summary.json",
+    "energy": "energy.json",
 }
 # the same for a language model only (a classifier demo's sim.json and run.json are other
 # figures, which a classifier's report does not read)
@@ -65,6 +67,8 @@ class ReportInputs:
     board_path: Path | None = None
     summary: dict | None = None
     summary_path: Path | None = None
+    energy: dict | None = None
+    energy_path: Path | None = None
     sim: dict | None = None
     sim_path: Path | None = None
     run: dict | None = None

@@ -27,6 +27,7 @@ SECTIONS = [
     ("resources", "Resource use on the device"),
     ("operations", "Operations and memory per inference against the dense ANN"),
     ("throughput", "Throughput against the memory-bandwidth floor"),
+    ("energy", "Energy per inference (estimate)"),
     ("confusion", "Confusion matrix"),
     ("raster", "Spike order of the input"),
     ("files", "Sources"),
@@ -441,6 +442,70 @@ def _rates(b: dict | None, cycles: int) -> str:
     return _table(["", "clock", "inferences per second"], rows)
 
 
+# -- energy ---------------------------------------------------------------------------------
+
+_ENERGY_HOW = (
+    "python bench/energy_per_inference.py --lut MODEL=BUILD_DIR --mac MAC_BUILD_DIR "
+    "--json DIR/energy.json"
+)
+
+
+def _uj(e: dict | None) -> str:
+    """An estimate with its bounds, or '-'."""
+    if not e:
+        return "-"
+    return f"{e['uj']:.3g} ({e['uj_low']:.2g}..{e['uj_high']:.2g})"
+
+
+def _energy(r: dict) -> str:
+    en = r["energy"]
+    if en is None:
+        return _missing(
+            "No board build here: run spikelut build MODEL --board icebreaker -o DIR and report "
+            "on DIR for the estimate from its logic cells; for the LUT core against the MAC "
+            f"core from simulated switching, also {_ENERGY_HOW}."
+        )
+    out = ""
+    b = en["build"]
+    if b is not None:
+        if b["energy"] is None:
+            why = "it does not fit" if not b["built"] else f"{b['device']} has no calibration"
+            out += f"<p class=note>No estimate for this build: {html.escape(why)} (only the " \
+                   "iCE40 UP5K is calibrated).</p>"  # fmt: skip
+        else:
+            e = b["energy"]
+            out += (
+                f"<p>This build ({html.escape(b['core'])}, {b['logic_cells']:,} logic cells, "
+                f"{b['cycles_per_inference']:,} cycles per inference at {b['clock_mhz']:g} MHz):"
+                f" <b>{e['uj']:.3g} uJ per inference</b> (bounds {e['uj_low']:.2g} to "
+                f"{e['uj_high']:.2g}), {e['uj'] / en['elasticai_uj']:.2g}x ElasticAI.Creator's "
+                f"measured {en['elasticai_uj']:g} uJ (a small MLP on the UP5K).</p>"
+            )
+    rows = []
+    for c in en["compared"] or []:
+        ref = c.get("energy_from_activity") or c.get("energy")
+        rows.append([
+            c.get("core"), c.get("board"), c.get("logic_cells"), c.get("dsps"),
+            c.get("cycles_per_inference"), _uj(c.get("energy")),
+            _uj(c.get("energy_from_activity")),
+            None if not ref else f"{ref['uj'] / en['elasticai_uj']:.2g}x",
+        ])  # fmt: skip
+    if rows:
+        out += "<p>Cores side by side (<code>energy.json</code>), uJ per inference:</p>"
+        out += _table(
+            ["core", "board", "logic cells", "DSPs", "cycles", "from cells", "from activity",
+             "vs ElasticAI.Creator"],
+            rows,
+        )  # fmt: skip
+        out += f"<p class=note>From activity: {html.escape(en['method_activity'])}</p>"
+    else:
+        out += (
+            "<p class=note>For the LUT core against the multiply-accumulate core from simulated "
+            f"switching: <code>{html.escape(_ENERGY_HOW)}</code>.</p>"
+        )
+    return out + f"<p class=note>From cells: {html.escape(en['method'])}</p>"
+
+
 # -- classification -------------------------------------------------------------------------
 
 
@@ -485,6 +550,7 @@ _RENDER = {
     "resources": _resources,
     "operations": _operations,
     "throughput": _throughput,
+    "energy": _energy,
     "confusion": _confusion,
     "raster": _raster,
     "files": _files,

@@ -4,8 +4,8 @@ A simple bit-count model of what :class:`spikelut.hdl.layer.Network` elaborates 
 (``Q = N_T * N_C`` anchor pairs, ``w`` = input width minus ``in_shift``, ``a`` = accumulator
 width, ``G = ceil(N_T / P)``):
 
-- parallel indexer: one ``w``-bit comparator per pair, ``Q * w`` LUTs (a carry chain each),
-  ``Q`` index flip-flops;
+- parallel indexer: one ``w``-bit comparator per pair, ``Q * w`` LUTs (a carry chain each;
+  up to 4 bits logic instead, :func:`comparator_luts`), ``Q`` index flip-flops;
 - temporal indexer: a first-spike latch per pair, ``4.5 * Q`` LUTs, ``3 * Q + 2 * D`` flip-flops
   (latch, decision, index; per-neuron early/current bits);
 - memory bank: the index shift register (``G * P * N_C`` LUTs and flip-flops), a ``P``-input
@@ -18,14 +18,15 @@ width, ``G = ceil(N_T / P)``):
 
 The frozen core (:mod:`spikelut.hdl.frozen`, ``kind=CoreKind.FROZEN``,
 :func:`_frozen_layer_logic`): the comparators as above (``w + 1`` LUTs each with their carry
-chain),
+chain, or logic up to 4 bits),
 ``t(N_C)`` LUT4s per non-constant table output bit (``t = 1`` up to ``N_C = 4``, then
 ``2**(N_C-4)`` LUT4s and ``2**(N_C-4) - 1`` multiplexers: every index bit past 4 doubles the
 cost of a bit), and one LUT4 per bit of every adder of the pipelined tree (each as wide as
-the exact range of its sum). Its registers pack badly (a register fed by a carry chain or
-a constant table takes a cell of its own): logic cells are ``LUTs + 0.4 * flip-flops``,
-calibrated on the 48-table ``N_C = 4`` 2-bit digits core (``nextpnr-ice40 --pack-only``:
-4,930 cells; Yosys 3,803 LUT4s and 2,507 flip-flops, the model 3,917 and 2,751).
+the exact range of its sum). Some of its registers take a cell of their own (one fed by a
+carry chain, or by a constant table): logic cells are ``LUTs + 0.2 * flip-flops``
+(:data:`FROZEN_FF_CELLS`), set on four digits cores of ``bench/compare_peers.py --synth
+--curve 32:4:2:2,48:4:3:2:24,64:4:3:2:32,48:4:2:2`` (``nextpnr-ice40 --pack-only``:
+2,635 to 3,877 cells, the model within 3 %).
 
 The serial core (:mod:`spikelut.hdl.serial_core`, ``kind=CoreKind.SERIAL``) replaces the indexer by
 ``C`` comparators (:func:`~spikelut.hdl.layer_params.serial_geometry`): ``C * (w + 2)`` LUTs;
@@ -51,7 +52,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from spikelut.compiler.backend.cores import CoreKind
-from spikelut.hdl.indexer import IndexerKind
+from spikelut.hdl.indexer import LOGIC_COMPARE_MAX_WIDTH, IndexerKind
 from spikelut.hdl.layer_params import (
     LayerParams,
     frozen_bank_stages,
@@ -64,7 +65,9 @@ from spikelut.hdl.storage import Storage
 
 __all__ = [
     "CALIBRATION",
+    "FROZEN_FF_CELLS",
     "RNN_CALIBRATION",
+    "comparator_luts",
     "estimate_logic",
     "estimate_rnn_logic",
     "table_bit_luts",
@@ -108,8 +111,20 @@ CALIBRATION = {
 }
 
 
+# logic cells of the frozen core per modelled flip-flop beyond its LUT4s (module docstring)
+FROZEN_FF_CELLS = 0.2
+
+
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def comparator_luts(w: int, carry_luts: int) -> int:
+    """LUT4s of one ``w``-bit signed comparator: up to
+    :data:`~spikelut.hdl.indexer.LOGIC_COMPARE_MAX_WIDTH` bits it is logic, a tree of LUT4s
+    over its ``2 * w`` inputs (``ceil((2w - 1) / 3)``); wider, a carry chain of
+    ``carry_luts``."""
+    return _ceil(2 * w - 1, 3) if w <= LOGIC_COMPARE_MAX_WIDTH else carry_luts
 
 
 def _layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
@@ -123,7 +138,7 @@ def _layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
     if p.indexer == IndexerKind.TEMPORAL:
         lut, ff = int(4.5 * q), 3 * q + 2 * d + w
     else:
-        lut, ff = q * w, q + 1
+        lut, ff = q * comparator_luts(w, w), q + 1
     if p.storage == Storage.LOGIC:
         lut += n_t * y * p.table_width * _ceil(rows, 16) + n_t * y * acc
         ff += y * acc + 1
@@ -156,7 +171,7 @@ def _frozen_layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
     them."""
     q = p.n_tables * p.n_c
     w = p.in_width - p.in_shift
-    lut, ff = q * (w + 1), q + 1
+    lut, ff = q * comparator_luts(w, w + 1), q + 1
     lo, hi = p.tables.min(axis=1), p.tables.max(axis=1)  # (N_T, Y)
     varies = lo != hi
     rows = int(varies.sum()) and sum(
@@ -236,7 +251,7 @@ def estimate_logic(
         y, acc = params[-1].out_dim, params[-1].out_width
         lut += 2 * y * acc
         ff += y * acc + y.bit_length() + 1
-    cells = lut + int(0.4 * ff) if kind is CoreKind.FROZEN else max(lut, ff)
+    cells = lut + int(FROZEN_FF_CELLS * ff) if kind is CoreKind.FROZEN else max(lut, ff)
     return {"luts": lut, "flip_flops": ff, "logic_cells": cells}
 
 

@@ -14,10 +14,10 @@ import base64
 import html
 from collections import Counter
 
+from spikelut.compiler.analysis.energy import ELASTICAI_UJ_PER_INFERENCE, METHOD, UP5K_ENERGY
 from spikelut.compiler.analysis.render import page
 from spikelut.compiler.backend.targets import HOST_LINK_CELLS
 from spikelut.compiler.sweep import plots
-from spikelut.compiler.sweep.energy import ELASTICAI_UJ_PER_INFERENCE, METHOD, UP5K_ENERGY
 from spikelut.compiler.sweep.pareto import feasible, group_key, pareto_front
 from spikelut.compiler.sweep.peers import PEERS
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 
+from spikelut.compiler.backend.targets import HOST_LINK_CELLS, TARGETS
+
 __all__ = [
     "COUNTER_TOGGLE_RATE",
     "ELASTICAI_UJ_PER_INFERENCE",
@@ -40,6 +42,7 @@ __all__ = [
     "METHOD_ACTIVITY",
     "MULTIPLIER_TOGGLE_RATE",
     "UP5K_ENERGY",
+    "build_energy",
     "energy_per_inference",
     "fj_per_toggle",
 ]
@@ -161,4 +164,52 @@ def energy_per_inference(
         "clock_mhz": clock_mhz,
         "toggles_per_bit": toggles_per_bit,
         "method": method,
+    }
+
+
+def build_energy(info: dict, toggles_per_bit: float | None = None) -> dict:
+    """The energy figures of one board build from its ``board.json`` (``info``): the core
+    (``"mac"`` or ``"lut (INDEXER)"``), board, placed resources, cycles per inference, clock,
+    whether it was built, and ``energy`` (:func:`energy_per_inference` from its cells, None
+    when the build did not fit or the device has no calibration); with ``toggles_per_bit``
+    (its core's, measured in simulation) also ``energy_from_activity``, the core's cells
+    being the build's less the host link's (:data:`HOST_LINK_CELLS`)."""
+    res = info.get("resources", {})
+
+    def used(name: str) -> int:
+        return res.get(name, {}).get("used", 0)
+
+    family = next((t.family for t in TARGETS.values() if t.device == info.get("device")), "")
+    built = bool(info.get("fits")) and bool(info.get("bitstream"))
+    design = dict(
+        logic_cells=used("logic_cells"),
+        memories=used("block_rams") + used("sprams"),
+        cycles=int(info.get("cycles_per_inference") or 0),
+        clock_mhz=float(info.get("target_mhz") or 0),
+    )
+    device = str(info.get("device", ""))
+    energy = energy_per_inference(family, device, **design) if built else None
+    activity = None
+    if energy is not None and toggles_per_bit is not None:
+        activity = energy_per_inference(
+            family,
+            device,
+            **design,
+            toggles_per_bit=toggles_per_bit,
+            core_cells=max(0, design["logic_cells"] - HOST_LINK_CELLS[family]),
+        )
+    return {
+        "core": "mac" if info.get("baseline") == "mac" else f"lut ({info.get('indexer')})",
+        "board": info.get("board"),
+        "device": device,
+        "logic_cells": used("logic_cells"),
+        "block_rams": used("block_rams"),
+        "sprams": used("sprams"),
+        "dsps": used("dsps"),
+        "cycles_per_inference": design["cycles"],
+        "clock_mhz": design["clock_mhz"],
+        "timing_met": info.get("timing_met"),
+        "built": built,
+        "energy": energy,
+        "energy_from_activity": activity,
     }
