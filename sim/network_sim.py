@@ -37,7 +37,7 @@ from spikelut.hdl.indexer import IndexerKind
 from spikelut.hdl.storage import Storage, bank_image
 from spikelut.sim.activity import TOGGLE_BUILD_ARGS, toggle_figures
 from spikelut.sim.cocotb_lib import pack_value
-from spikelut.sim.cocotb_runner import run_cocotb, to_verilog
+from spikelut.sim.cocotb_runner import CocotbFailure, run_cocotb, to_verilog
 from spikelut.sim.netlist import CELL_MODEL_ARGS, synthesize
 
 __all__ = [
@@ -310,15 +310,24 @@ def _run_icarus(design, case: Path, *, env, seed, waves, libraries=()):
     write_text_atomic(src, to_verilog(design, TOPLEVEL))
     runner = get_runner("icarus")
     t0 = time.monotonic()
-    runner.build(
-        sources=[src, *libraries],
-        includes=sorted({str(Path(f).parent) for f in libraries}),
-        hdl_toplevel=TOPLEVEL,
-        build_dir=bdir,
-        timescale=("1ns", "1ps"),
-        waves=waves is not None,
-        log_file=case / "icarus_build.log",
-    )
+    log = case / "icarus_build.log"
+    try:
+        runner.build(
+            sources=[src, *libraries],
+            includes=sorted({str(Path(f).parent) for f in libraries}),
+            hdl_toplevel=TOPLEVEL,
+            build_dir=bdir,
+            timescale=("1ns", "1ps"),
+            waves=waves is not None,
+            log_file=log,
+        )
+    except (RuntimeError, SystemExit) as e:
+        kept = Path(tempfile.mkdtemp(prefix="spikelut-icarus-")) / log.name
+        if log.exists():
+            shutil.copyfile(log, kept)  # the case folder is removed on the way out
+        raise CocotbFailure(
+            f"Icarus build of {TOPLEVEL} failed ({' '.join(str(e).split())}); its log is {kept}"
+        ) from None
     build_seconds = time.monotonic() - t0
     with contextlib.suppress(SystemExit):  # failures are read from results.json
         runner.test(
@@ -379,8 +388,8 @@ def simulate(
     ``ValueError`` for a float model or bad options.
     """
     x = _check_options(
-        model, x, simulator=simulator, waves=waves, netlist=netlist, debug=debug,
-        activity=activity,
+        model, x, simulator=simulator, waves=waves, netlist=netlist, family=target.family,
+        debug=debug, activity=activity,
     )  # fmt: skip
     kind = CoreKind.parse(kind)
     say = progress or (lambda msg: None)
@@ -440,7 +449,7 @@ def simulate(
     )
 
 
-def _check_options(model, x, *, simulator, waves, netlist, debug, activity) -> np.ndarray:
+def _check_options(model, x, *, simulator, waves, netlist, family, debug, activity) -> np.ndarray:
     """The inputs as a (B, D) int64 array; ValueError (or SimulatorUnavailable) for what
     :func:`simulate` cannot do."""
     if not isinstance(model, ClassifierMLP) or not model.is_integer:
@@ -449,6 +458,9 @@ def _check_options(model, x, *, simulator, waves, netlist, debug, activity) -> n
         raise ValueError(f"unknown simulator {simulator!r}; use verilator or icarus")
     if netlist and debug:
         raise ValueError("a synthesised netlist has no per-layer probes; drop debug")
+    if netlist and family == "ecp5" and simulator == "icarus":
+        # Yosys's ECP5 cell models use SystemVerilog that iverilog does not parse
+        raise ValueError("an ECP5 netlist runs with --simulator verilator only")
     if simulator == "icarus" and waves is not None:
         raise ValueError("traces (--waves) are written with --simulator verilator only")
     if simulator == "icarus" and activity:

@@ -160,6 +160,10 @@ def test_sim_refuses_bad_input(small_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--vectors" in err and "cannot read" in err and ".vcd" in err
     assert "--dataset random" in err and "verilator only" in err
+    # Yosys's ECP5 cell models do not parse in Icarus: refused before any synthesis
+    icarus_ecp5 = ["--dataset", "random", "--netlist", "ecp5", "--simulator", "icarus"]
+    assert main(["sim", str(path), *icarus_ecp5]) == 2
+    assert "ECP5 netlist runs with --simulator verilator only" in capsys.readouterr().err
 
 
 @pytest.mark.slow
