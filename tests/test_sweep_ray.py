@@ -109,10 +109,18 @@ def test_local_ray_sweep_builds_records_failures_and_reports(tmp_path, capsys):
     assert "the quantisation refused" in dom or "quantisation refused" in dom
 
 
+# ports a Ray head takes by default beside the one it is given (dashboard agent, dashboard,
+# client server, GCS) and its worker range: a free port for --port must be none of them
+RAY_DEFAULT_PORTS = {52365, 8265, 10001, 6379, *range(10002, 20000)}
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS:
+            return port
 
 
 CLUSTER = """
