@@ -201,9 +201,13 @@ def run_board_sim(
     except ValueError as e:
         raise UserError(str(e)) from None
     build = core_tables(core_plan)
-    area = board_flash_area(core, model_tables(model), model_hash(model))
+    area = (
+        board_flash_area(core, model_tables(model), model_hash(model))
+        if tables == "flash"
+        else None
+    )
     progress(f"run: simulating the {spec.name} board design in Verilator")
-    with simulated_board(core, flash_area=area if tables == "flash" else None) as sim:
+    with simulated_board(core, flash_area=area) as sim:
         client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
         with client:
             loaded = 0
@@ -255,9 +259,11 @@ def run_lm_board_sim(
     except ValueError as e:
         raise UserError(str(e)) from None
     build = lm_core_tables(core.net)
-    area = board_flash_area(core, lm_tables(model), model_hash(model))
+    area = (
+        board_flash_area(core, lm_tables(model), model_hash(model)) if tables == "flash" else None
+    )
     progress(f"run: simulating the {spec.name} board design in Verilator")
-    with simulated_board(core, flash_area=area if tables == "flash" else None) as sim:
+    with simulated_board(core, flash_area=area) as sim:
         client = BoardClient(open_transport(sim.port), timeout=120.0, retries=0)
         with client:
             loaded = 0

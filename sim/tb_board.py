@@ -29,6 +29,7 @@ from spikelut.boards.protocol import FrameDecoder
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.sim.board_harness import FLASH_ERRORS, LOAD_WORD_BYTES
 from spikelut.sim.uart_bridge import serve_tcp
+from spikelut.sim.uart_model import bit_time_ns
 
 CLOCK_NS = int(os.environ.get("CLOCK_NS", "10"))
 
@@ -56,7 +57,7 @@ class FifoSource:
 
     def __init__(self, dut, divisor: int, rec: _Recorder):
         self.dut, self.rec = dut, rec
-        self.bit_ns = CLOCK_NS * divisor
+        self.bit_ns = bit_time_ns(clock_period_ns=CLOCK_NS, divisor=divisor)
         dut.host_tx__valid.value = 0
 
     async def send(self, data: bytes) -> None:

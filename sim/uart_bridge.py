@@ -70,7 +70,8 @@ async def serve_tcp(
     While the host is quiet the simulation advances ``poll_bits`` bit times per check of the
     socket, doubling (up to :data:`MAX_BACKOFF` times) while neither side has anything to
     say; bytes from the design wake the bridge at once (``sink.arrived``, a cocotb
-    ``Event`` the sink sets when bytes come in), so replies reach the host without delay. Raises TimeoutError when nobody connects in ``accept_timeout_s`` or the session
+    ``Event`` the sink sets when bytes come in), so replies reach the host without delay.
+    Raises TimeoutError when nobody connects in ``accept_timeout_s`` or the session
     lasts longer than ``session_timeout_s`` of wall time. ``session_timeout_s`` and
     ``idle_wait_s`` default to the environment's (see the module docstring).
     """
