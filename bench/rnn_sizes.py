@@ -301,7 +301,8 @@ def synth_core(path: str, kind: str = "auto") -> dict:
     from spikelut.boards.design import RESERVED_BRAMS
     from spikelut.boards.platforms import board
     from spikelut.cli.common import load_model_file
-    from spikelut.compiler.backend.compile_lm import plan_lm, token_cycles
+    from spikelut.compiler.backend.compile_lm import plan_lm
+    from spikelut.compiler.backend.latency import token_cycles
     from spikelut.compiler.backend.sequence import rnn_core
     from spikelut.compiler.build.synthesis import synth_command
     from spikelut.compiler.build.toolchain import find

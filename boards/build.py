@@ -8,8 +8,8 @@ the bitstream, ``build-report.json`` (tool figures), ``board.json`` (what ``spik
 and ``flash`` need: board, plans, core kind, clock, baud, model hash) and, when tables live
 in SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables at the documented offset).
 :func:`build_mac_board` builds the multiply-accumulate baseline in the same board top, and
-:func:`build_lm_board` an integer spiking RNN (GENERATE over the host link), placed for area
-(:func:`spikelut.boards.lm_design.lm_board_fit`).
+:func:`build_lm_board` an integer language model, a spiking RNN or a LUT transformer
+(GENERATE over the host link), placed as :func:`spikelut.boards.lm_design.lm_board_fit` says.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from spikelut.boards.flash_image import TABLE_OFFSET, build_image, table_area, t
 from spikelut.boards.lm_design import (
     DEFAULT_TEMPERATURE,
     lm_board_fit,
+    lm_core,
+    lm_plan_key,
     lm_selection,
     lm_tables,
     make_lm_core,
@@ -31,15 +33,14 @@ from spikelut.boards.mac_design import mac_hash, make_mac_core
 from spikelut.boards.platforms import BoardSpec
 from spikelut.boards.top import BoardTop, choose_pll
 from spikelut.compiler.backend.compile import CorePlan
-from spikelut.compiler.backend.compile_lm import token_cycles
+from spikelut.compiler.backend.latency import token_cycles
 from spikelut.compiler.backend.mac import default_macs, mac_figures
 from spikelut.compiler.backend.plan import plans_to_json
-from spikelut.compiler.backend.sequence import rnn_core
 from spikelut.compiler.build.synthesis import run_build
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_bytes_atomic, write_text_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.compiler.ir.mac import MACNetwork
 from spikelut.compiler.ir.selection import Selection
 from spikelut.hdl.hostlink.wire import OVERHEAD_BYTES, GenerateHeader
@@ -132,7 +133,7 @@ def uart_tokens_per_second(
 
 
 def build_lm_board(
-    model: IntegerRNN,
+    model: IntegerRNN | IntegerTransformer,
     spec: BoardSpec,
     out: Path,
     *,
@@ -143,25 +144,26 @@ def build_lm_board(
     temperature: float = DEFAULT_TEMPERATURE,
     progress: Callable[[str], None] = print,
 ) -> dict:
-    """Build the integer spiking RNN ``model`` for ``spec`` into ``out``: its core placed
-    for area (:func:`~spikelut.boards.lm_design.lm_board_fit`; ``kind`` parallel, serial or
+    """Build the integer language model ``model`` (a spiking RNN or a LUT transformer) for
+    ``spec`` into ``out``: its core placed by
+    :func:`~spikelut.boards.lm_design.lm_board_fit` (``kind``: an RNN's parallel, serial or
     auto) in the board top, the selector's exponential table at reset for ``temperature``
     (the host sets its own with SET_SAMPLER). Returns what ``board.json`` holds: the fields
-    of every build, ``model_kind`` ``"language_model"``, the ``rnn_plan``, the indexer, the
-    model hash, the vocabulary, the temperature, the planned memories and logic estimate,
-    the core's cycles per token (greedy, measured in Amaranth's simulator; sampled at most:
-    :func:`~spikelut.compiler.backend.compile_lm.token_cycles`) and tokens per
-    second at the clock and through the UART. UserError when it does not fit."""
+    of every build, ``model_kind`` ``"language_model"``, the plan (``rnn_plan`` or
+    ``transformer_plan``), the core kind (``indexer``), the model hash, the vocabulary, the
+    temperature, the planned memories and logic estimate (an RNN's), the core's cycles per
+    token (greedy, measured in Amaranth's simulator; sampled at most:
+    :func:`~spikelut.compiler.backend.latency.token_cycles`) and tokens per second at the
+    clock and through the UART. UserError when it does not fit."""
     try:
         fit = lm_board_fit(model, spec, kind=kind)
         selection = lm_selection(model, temperature, 1)
-        _, cycles, sampled_cycles = token_cycles(rnn_core(model, fit.plan, Selection()))
+        _, cycles, sampled_cycles = token_cycles(lm_core(model, fit.plan, Selection()))
     except ValueError as e:
         raise UserError(str(e)) from None
-    progress(
-        f"build: {fit.plan.kind.value} RNN core, {fit.block_rams} block RAMs, {fit.sprams} "
-        f"SPRAMs, about {fit.estimate['logic_cells']} logic cells (estimate)"
-    )
+    what = "transformer core" if fit.kind == "transformer" else f"{fit.kind} RNN core"
+    logic = "" if fit.estimate is None else f", about {fit.estimate['logic_cells']} logic cells"
+    progress(f"build: {what}, {fit.block_rams} block RAMs, {fit.sprams} SPRAMs{logic} (estimate)")
 
     def core_at(clock_hz: int, divisor: int):
         return make_lm_core(model, fit.plan, selection, clock_hz=clock_hz, divisor=divisor)
@@ -173,8 +175,8 @@ def build_lm_board(
     result = {
         **common,
         "model_kind": "language_model",
-        "rnn_plan": fit.plan.to_json(),
-        "indexer": fit.plan.kind.value,
+        lm_plan_key(fit.plan): fit.plan.to_json(),
+        "indexer": fit.kind,
         "model_hash": model_hash(model).hex(),
         "vocab": model.vocab,
         "temperature": temperature,

@@ -71,15 +71,16 @@ def model_hash(model: ClassifierMLP) -> bytes:
     return h.digest()[:HASH_BYTES]
 
 
-def shape_hash(kind: CoreKind, params: Sequence[LayerParams]) -> bytes:
-    """The shape fingerprint (8 bytes) of a ``kind`` core of ``params``: a SHA-256 over
+def shape_hash(kind: CoreKind | str, params: Sequence[LayerParams]) -> bytes:
+    """The shape fingerprint (8 bytes) of a ``kind`` core (a CoreKind, or ``"transformer"``)
+    of ``params`` (dataclasses: LayerParams and the like): a SHA-256 over
     every parameter the gateware is built from but the contents of the tables it keeps in
     memory (their shape counts; a LOGIC layer's tables, built into the logic, count whole):
     anchors, widths, shifts, storage and rates. Two models with the same fingerprint at a
     placement can swap tables on the same bitstream; the exact widths count, so a model
     whose tables need other widths has another fingerprint."""
     h = hashlib.sha256(b"spikelut shape 1")
-    h.update(CoreKind(kind).value.encode())
+    h.update((kind if kind == "transformer" else CoreKind(kind).value).encode())
     for k, p in enumerate(params):
         for f in dataclasses.fields(p):
             if f.name == "in_bounds":  # only the check of out_width reads it

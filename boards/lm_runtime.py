@@ -6,7 +6,7 @@ classifier, writes the sampler's exponential table when sampling, and generates 
 of ``chunk`` tokens: one GENERATE with START and the prompt (a prompt longer than one request
 holds goes in pieces, the answers between them dropped), then continuations with empty
 prompts (:mod:`spikelut.hdl.hostlink.wire`, "Language models"). Every byte is compared with
-:func:`~spikelut.compiler.ir.golden.generate_rnn`; the result reports the tokens, the
+:func:`~spikelut.compiler.ir.golden.generate_lm`; the result reports the tokens, the
 mismatches, the tokens per second through the link and the board's cycles per token (its
 cycle counter over the tokens its core took, prompt tokens included).
 """
@@ -21,8 +21,8 @@ from spikelut.boards.host import BoardClient
 from spikelut.boards.lm_design import lm_tables
 from spikelut.boards.runtime import BoardMismatch, ensure_tables
 from spikelut.compiler import progress as progress_display
-from spikelut.compiler.ir.golden import generate_rnn
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.golden import generate_lm
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.compiler.ir.selection import Selection
 
 __all__ = ["DEFAULT_CHUNK", "generate_on_board"]
@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_CHUNK", "generate_on_board"]
 DEFAULT_CHUNK = 64  # tokens a GENERATE asks for
 
 
-def _check_board(link: BoardClient, model: IntegerRNN, selection: Selection):
+def _check_board(link: BoardClient, model: IntegerRNN | IntegerTransformer, selection: Selection):
     ident = link.identify()
     if not ident.is_language_model:
         raise BoardMismatch("the board runs a classifier, not a language model")
@@ -47,7 +47,7 @@ def _check_board(link: BoardClient, model: IntegerRNN, selection: Selection):
 
 def generate_on_board(
     link: BoardClient,
-    model: IntegerRNN,
+    model: IntegerRNN | IntegerTransformer,
     prompt: bytes,
     n: int,
     selection: Selection,
@@ -87,7 +87,7 @@ def generate_on_board(
     sample = not selection.greedy
     if sample:
         link.set_sampler(selection.exp)
-    golden = generate_rnn(model, prompt, n, selection)
+    golden = generate_lm(model, prompt, n, selection)
     before = link.read_counters()
     progress(f"run: {len(prompt)} prompt tokens, {n} tokens in requests of {chunk}")
     kw = {"sample": sample, "seed": selection.seed}

@@ -11,9 +11,13 @@ chunks, low bits first, padded with zeros. Chunk ``s`` of word ``addr`` of lane 
 so every lane is one contiguous run of ``depth << slot_bits`` chunks from
 ``p << (addr_bits + slot_bits)``. The gateware writes a bank word when its last slot arrives.
 
-A language model's (an :class:`~spikelut.hdl.recurrent.RNNCore`'s) table space has three
-layers (:func:`lm_table_layers`): 0 the embedding (one lane; its "tables" are the embedding
-as one table of ``V`` rows, ``table[None]``), 1 the cell's tables, 2 the unembedder's.
+A language model's table space (:func:`lm_table_layers`, the write port of each layer:
+:func:`lm_write_ports`) starts with layer 0, the embedding (one lane; its "tables" are the
+embedding as one table of ``V`` rows, ``table[None]``), and ends with the unembedder's
+tables. Between them, an :class:`~spikelut.hdl.recurrent.RNNCore` has one layer, the cell's
+tables; a :class:`~spikelut.hdl.transformer.TransformerCore` has, per transformer layer,
+one layer per attention head (its tables, ``N_T`` of ``2**(2 N_C + P)`` rows) and then the
+FFN's (a layer number even when the FFN is logic, which the link cannot write).
 """
 
 from __future__ import annotations
@@ -22,19 +26,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikelut.hdl.recurrent import RNNCore, embedding_geometry
 from spikelut.hdl.storage import Storage, bank_image
+from spikelut.hdl.transformer import TransformerCore
 
 __all__ = [
-    "LM_TABLE_LAYERS",
     "LayerTables",
     "MemoryShape",
     "TableSpace",
+    "embedding_shape",
+    "lm_embedding_shape",
     "lm_table_layers",
+    "lm_write_ports",
     "table_space",
+    "transformer_memories",
 ]
-
-# table-space layer of a language model's memories (and their ``w_*`` write ports)
-LM_TABLE_LAYERS = {0: "w_embedding", 1: "w_cell", 2: "w_unembedder"}
 
 MAX_CHUNK_BITS = 32
 
@@ -132,14 +138,55 @@ class MemoryShape:
     tables_per_cycle: int = 1
 
 
+def embedding_shape(storage: Storage, lanes: int, width: int, vocab: int, dim: int):
+    """The :class:`MemoryShape` of an embedding of ``vocab`` rows of ``dim`` values of
+    ``width`` bits read ``lanes`` values a clock."""
+    return MemoryShape(storage, lanes, width, embedding_geometry(vocab, dim, lanes)[1])
+
+
+def transformer_memories(embedding, attention, ffn, unembedder) -> list[tuple[str, object]]:
+    """``(write port, shape)`` of every table-space layer of a transformer core whose
+    embedding memory has the shape ``embedding``, with per layer ``attention``
+    (:class:`~spikelut.hdl.transformer.AttentionParams`) and ``ffn``, and ``unembedder``."""
+    middle = []
+    for k, (attn, layer) in enumerate(zip(attention, ffn, strict=True)):
+        head = MemoryShape(
+            attn.storage, attn.lanes, attn.table_width, attn.geometry[2], attn.tables_per_cycle
+        )
+        middle += [(f"w_attn{k}_{h}", head) for h in range(attn.n_heads)]
+        middle.append((f"w_ffn{k}", layer))
+    return [("w_embedding", embedding), *middle, ("w_unembedder", unembedder)]
+
+
+def lm_embedding_shape(core) -> MemoryShape:
+    """The embedding memory's shape of a language-model core."""
+    return embedding_shape(
+        core.embedding_storage, core.embedding_lanes, core.embedding_width, core.vocab, core.dim
+    )
+
+
+def _lm_memories(core) -> list[tuple[str, object]]:
+    """``(write port, shape)`` of every table-space layer of a language-model core."""
+    emb = lm_embedding_shape(core)
+    if isinstance(core, TransformerCore):
+        return transformer_memories(emb, core.attention, core.ffn, core.unembedder)
+    if isinstance(core, RNNCore):
+        return [("w_embedding", emb), ("w_cell", core.cell), ("w_unembedder", core.unembedder)]
+    raise TypeError(f"not a language-model core: {type(core).__name__}")
+
+
 def lm_table_layers(core) -> list:
-    """The table-space layers of an :class:`~spikelut.hdl.recurrent.RNNCore` ``core``, in
-    :data:`LM_TABLE_LAYERS` order: the embedding's :class:`MemoryShape`, the cell's and the
-    unembedder's :class:`~spikelut.hdl.layer_params.LayerParams`."""
-    lanes = core.embedding_lanes
-    depth = -(-core.cell.in_dim // lanes) * core.vocab
-    emb = MemoryShape(core.embedding_storage, lanes, core.embedding_width, depth)
-    return [emb, core.cell, core.unembedder]
+    """The table-space layers of a language-model core ``core`` (an
+    :class:`~spikelut.hdl.recurrent.RNNCore` or a
+    :class:`~spikelut.hdl.transformer.TransformerCore`; see the module docstring): the
+    embedding's :class:`MemoryShape`, then each LUT's
+    :class:`~spikelut.hdl.layer_params.LayerParams` or its memory's :class:`MemoryShape`."""
+    return [shape for _, shape in _lm_memories(core)]
+
+
+def lm_write_ports(core) -> list[str]:
+    """The name of the write port of each of :func:`lm_table_layers` ``(core)``."""
+    return [port for port, _ in _lm_memories(core)]
 
 
 def table_space(layers) -> TableSpace:

@@ -1,7 +1,8 @@
 """The board top: UART host link, network core, table loading at boot, status LEDs, clocking.
 
 The core is a classifier (INFER, INFER_BATCH) or a language model, an
-:class:`~spikelut.hdl.recurrent.RNNCore` (GENERATE, SET_SAMPLER); the host link, the table
+:class:`~spikelut.hdl.recurrent.RNNCore` or a
+:class:`~spikelut.hdl.transformer.TransformerCore` (GENERATE, SET_SAMPLER); the host link, the table
 space, the boot loader and the LEDs are the same for both
 (:mod:`spikelut.hdl.hostlink.wire`).
 
@@ -55,14 +56,14 @@ from spikelut.boards.flash_image import (
     payload_length,
 )
 from spikelut.boards.pll import PLLConfig, family_pll, pll_instance
-from spikelut.boards.tables import LM_TABLE_LAYERS, TableSpace, lm_table_layers, table_space
+from spikelut.boards.tables import TableSpace, lm_table_layers, lm_write_ports, table_space
 from spikelut.hdl.crc import INIT as CRC_INIT
 from spikelut.hdl.crc import crc16_next
 from spikelut.hdl.hostlink.link import HostLink
 from spikelut.hdl.hostlink.params import LinkParams
 from spikelut.hdl.hostlink.wire import SHAPE_HASH_BYTES, ModelKind
 from spikelut.hdl.params import check_int
-from spikelut.hdl.recurrent import RNNCore
+from spikelut.hdl.recurrent import LanguageModelCore
 from spikelut.hdl.spiflash import FlashPinSignature, SPIFlashReader
 from spikelut.hdl.uart import UARTReceiver, UARTTransmitter, check_divisor
 
@@ -342,8 +343,9 @@ class BoardCore(wiring.Component):
     Parameters: ``net`` (a classifier core ending in argmax:
     :class:`~spikelut.hdl.layer.Network`, :class:`~spikelut.hdl.serial_core.SerialNetwork` or
     :class:`~spikelut.hdl.mac.MACCore`, whose results are the class index; or a language
-    model, an :class:`~spikelut.hdl.recurrent.RNNCore`, whose memories are table-space
-    layers 0, 1, 2: :func:`~spikelut.boards.tables.lm_table_layers`); ``clock_hz`` (the clock
+    model, an :class:`~spikelut.hdl.recurrent.RNNCore` or a
+    :class:`~spikelut.hdl.transformer.TransformerCore`, whose memories are the table-space
+    layers of :func:`~spikelut.boards.tables.lm_table_layers`); ``clock_hz`` (the clock
     the design runs at, reported by IDENTIFY); ``divisor`` (clock cycles per UART bit);
     ``model_hash`` (the bitstream's model, 16 bytes when the design boots its tables);
     ``shape_hash`` (IDENTIFY's fingerprint of what the bitstream fixes, 8 bytes:
@@ -378,7 +380,7 @@ class BoardCore(wiring.Component):
         spi_half_period: int = 1,
     ):
         self._net = net
-        self._lm = isinstance(net, RNNCore)
+        self._lm = isinstance(net, LanguageModelCore)
         layers = lm_table_layers(net) if self._lm else net.layers
         self._space = space = table_space(layers)
         has_spram = bool(boot_layers(space))
@@ -471,16 +473,15 @@ class BoardCore(wiring.Component):
 
     @property
     def is_language_model(self) -> bool:
-        """True when the core is a language model (an RNNCore)."""
+        """True when the core is a language model (an RNNCore or a TransformerCore)."""
         return self._lm
 
     def _write_ports(self) -> dict:
         """Table-space layer -> the core's table write port."""
-        names = (
-            LM_TABLE_LAYERS
-            if self._lm
-            else {lt.layer: f"w{lt.layer}_stream" for lt in self._space.layers}
-        )
+        if self._lm:
+            names = dict(enumerate(lm_write_ports(self._net)))
+        else:
+            names = {lt.layer: f"w{lt.layer}_stream" for lt in self._space.layers}
         return {lt.layer: getattr(self._net, names[lt.layer]) for lt in self._space.layers}
 
     def elaborate(self, platform):

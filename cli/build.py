@@ -1,4 +1,4 @@
-"""``spikelut build MODEL --board BOARD``: a quantised classifier or RNN to a board bitstream.
+"""``spikelut build MODEL --board BOARD``: a quantised classifier or language model to a bitstream.
 
 Places the tables in the board's memories (the fastest placement within an eighth of the
 block RAMs unless ``--max-brams`` says otherwise, SPRAM on an UltraPlus), takes the core
@@ -13,12 +13,14 @@ when tables live in SPRAM, ``tables.bin`` and ``flash.bin`` (bitstream + tables 
 documented offset).
 Exit 1 when the design does not fit or misses timing.
 
-An integer spiking RNN (a byte-level language model) is placed for area within the board's
-memories (:func:`spikelut.boards.lm_design.lm_board_fit`: the UART, not the core, bounds
-the tokens per second) and built with the host link's GENERATE; the selector's exponential
-table at reset is the one of ``--temperature`` (default 0.4; ``spikelut run`` writes its
-own). ``board.json`` then holds the RNN plan and everything ``spikelut run`` needs; a model
-that does not fit is refused in one line.
+An integer language model (a byte-level spiking RNN or LUT transformer) is placed within
+the board's memories (:func:`spikelut.boards.lm_design.lm_board_fit`: an RNN for area, the
+UART, not the core, bounding the tokens per second; a transformer reading as many attention
+tables a cycle as the block RAMs allow) and built with the host link's GENERATE; the
+selector's exponential table at reset is the one of ``--temperature`` (default 0.4;
+``spikelut run`` writes its own). ``board.json`` then holds the plan and everything
+``spikelut run`` needs; a model that does not fit is refused in one line with the memory it
+would need.
 
 ``--baseline mac``: MODEL is a trained ANN (.onnx or a scikit-learn pickle, as
 ``spikelut compile --baseline mac``); it is quantised to 8-bit weights on ``--data``'s
@@ -52,20 +54,21 @@ from spikelut.cli.common import (
 from spikelut.compiler.backend.mac import quantize_for
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.ann import ANNError
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import INTEGER_LANGUAGE_MODELS
 
 
 def add_parser(sub: Any) -> None:
     """Register the ``build`` subcommand."""
     p = sub.add_parser(
         "build",
-        help="synthesise a quantised classifier or spiking RNN into a bitstream for a board",
+        help="synthesise a quantised classifier or language model into a bitstream for a board",
         description=__doc__.splitlines()[0],
     )
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="integer (quantised) .lutnet classifier or RNN, or with --baseline mac an ANN file",
+        help="integer (quantised) .lutnet classifier, RNN or transformer, or with --baseline "
+        "mac an ANN file",
     )
     p.add_argument("--board", required=True, metavar="BOARD", help="target board")
     p.add_argument("-o", "--output", metavar="DIR", help="output directory (default build-BOARD)")
@@ -109,7 +112,7 @@ def add_parser(sub: Any) -> None:
         "--temperature",
         type=non_negative_float,
         metavar="T",
-        help=f"an RNN's sampling temperature at reset (default {DEFAULT_TEMPERATURE})",
+        help=f"a language model's sampling temperature at reset (default {DEFAULT_TEMPERATURE})",
     )
     p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     output.add_json_flag(p)
@@ -148,16 +151,18 @@ def run(args: argparse.Namespace) -> int:
         if args.macs is not None or args.data is not None:
             raise UserError("--macs and --data apply to --baseline mac only")
         model = load_board_model(args.model)
-        if isinstance(model, IntegerRNN):
+        if isinstance(model, INTEGER_LANGUAGE_MODELS):
             if args.max_brams is not None:
-                raise UserError("--max-brams applies to classifiers; an RNN is placed for area")
+                raise UserError(
+                    "--max-brams applies to classifiers; a language model is placed by its kind"
+                )
             temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
             result = build_lm_board(
                 model, spec, out, kind=args.indexer, temperature=temperature, **common
             )
         else:
             if args.temperature is not None:
-                raise UserError("--temperature applies to a language model (an integer RNN)")
+                raise UserError("--temperature applies to a language model (RNN or transformer)")
             result = build_board(
                 model, spec, out, kind=args.indexer, max_brams=args.max_brams, **common
             )
@@ -189,7 +194,8 @@ def _human(r: dict) -> str:
     rows.append(("result", verdict))
     if r.get("model_kind") == "language_model":
         rate = (
-            f"{r['indexer']} RNN core, {r['cycles_per_token']:.0f} cycles per token (greedy): "
+            f"{r['indexer']} {'' if r['indexer'] == 'transformer' else 'RNN '}core, "
+            f"{r['cycles_per_token']:.0f} cycles per token (greedy): "
             f"{r['tokens_per_second']:,.0f} tokens/s at {r['target_mhz']:.1f} MHz, about "
             f"{r['uart_tokens_per_second']:,.0f} through the UART at {r['baud']} baud"
         )

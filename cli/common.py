@@ -23,7 +23,11 @@ from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.ann import ANNError, DenseNet, load_ann
 from spikelut.compiler.frontend.datasets import SKLEARN_DATASETS, Dataset, load_dataset
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
+from spikelut.compiler.ir.integer_sequence import (
+    INTEGER_LANGUAGE_MODELS,
+    IntegerRNN,
+    IntegerTransformer,
+)
 from spikelut.compiler.ir.lut import IRError
 from spikelut.compiler.ir.modelfile import ModelFileError, load_model
 from spikelut.compiler.ir.sequence import SpikingRNN, TransformerLM
@@ -50,7 +54,7 @@ __all__ = [
     "utf8_text",
 ]
 
-LANGUAGE_MODELS = (TransformerLM, SpikingRNN, IntegerRNN, IntegerTransformer)
+LANGUAGE_MODELS = (TransformerLM, SpikingRNN, *INTEGER_LANGUAGE_MODELS)
 
 
 def load_model_file(path: str) -> Any:
@@ -82,16 +86,18 @@ def load_integer_classifier(path: str) -> ClassifierMLP:
     return model
 
 
-def load_board_model(path: str) -> ClassifierMLP | IntegerRNN:
-    """What a board runs, from ``path``: an integer classifier or an integer spiking RNN,
-    or UserError."""
+def load_board_model(path: str) -> ClassifierMLP | IntegerRNN | IntegerTransformer:
+    """What a board runs, from ``path``: an integer classifier or an integer language model
+    (spiking RNN or transformer), or UserError."""
     model = load_model_file(path)
-    if isinstance(model, IntegerRNN) or (isinstance(model, ClassifierMLP) and model.is_integer):
+    if isinstance(model, INTEGER_LANGUAGE_MODELS) or (
+        isinstance(model, ClassifierMLP) and model.is_integer
+    ):
         return model
-    if isinstance(model, ClassifierMLP | SpikingRNN):
+    if isinstance(model, ClassifierMLP | SpikingRNN | TransformerLM):
         raise UserError(f"{path} is not an integer model; run spikelut quantize first")
     raise UserError(
-        f"{path}: a {model.ARCH} model; a board runs an integer classifier or spiking RNN"
+        f"{path}: a {model.ARCH} model; a board runs an integer classifier or language model"
     )
 
 

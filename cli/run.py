@@ -13,7 +13,7 @@ simulated design on a pseudo-terminal instead, at the board's clock and a standa
 (give a ``--timeout`` of some seconds: the simulation is slower than the board). Exit 1
 when any answer differs from the golden model or the board cannot run the model.
 
-A language model (an integer spiking RNN) generates ``--bytes N`` after ``--prompt TEXT``
+A language model (an integer spiking RNN or LUT transformer) generates ``--bytes N`` after ``--prompt TEXT``
 on a language-model board (:mod:`spikelut.boards.lm_runtime`: requests of ``--chunk``
 tokens), sampled at ``--temperature`` (default 0.4; 0 is greedy) from ``--seed``, every byte
 checked against the golden model; ``--port sim`` simulates the design ``spikelut build``
@@ -48,7 +48,11 @@ from spikelut.cli.common import (
 )
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.datasets import load_dataset, real_features
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import (
+    INTEGER_LANGUAGE_MODELS,
+    IntegerRNN,
+    IntegerTransformer,
+)
 from spikelut.hdl.hostlink.wire import ProtocolError
 from spikelut.sim.board_sim import run_board_sim, run_lm_board_sim
 
@@ -61,7 +65,9 @@ def add_parser(sub: Any) -> None:
         description=__doc__.splitlines()[0],
     )
     p.add_argument(
-        "model", metavar="MODEL", help="integer (quantised) .lutnet classifier or spiking RNN"
+        "model",
+        metavar="MODEL",
+        help="integer (quantised) .lutnet classifier, spiking RNN or transformer",
     )
     p.add_argument(
         "--port",
@@ -187,7 +193,7 @@ def _lm_build(model, build_dir: str):
         raise UserError(f"cannot use {build_dir}/board.json: {e}") from None
 
 
-def generate_lm(model: IntegerRNN, args: argparse.Namespace, progress) -> dict:
+def generate_lm(model: IntegerRNN | IntegerTransformer, args: argparse.Namespace, progress) -> dict:
     """Generate on the board of ``args.port`` (or its simulation) and check every byte:
     :func:`~spikelut.boards.lm_runtime.generate_on_board`'s result. UserError for bad
     options; BoardMismatch, LinkTimeout, ProtocolError from the board."""
@@ -255,7 +261,7 @@ def lm_summary(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_lm(model: IntegerRNN, args: argparse.Namespace) -> int:
+def _run_lm(model: IntegerRNN | IntegerTransformer, args: argparse.Namespace) -> int:
     if args.input or args.dataset or args.limit is not None:
         raise UserError("--input, --dataset and --limit are a classifier's; give --prompt")
     quiet = getattr(args, "json", False)
@@ -280,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     """Run and check; 0 when every answer matches the golden model."""
     model = load_board_model(args.model)
     board(args.board).require_host_link()  # an unknown --board is refused, whatever --port uses
-    if isinstance(model, IntegerRNN):
+    if isinstance(model, INTEGER_LANGUAGE_MODELS):
         return _run_lm(model, args)
     lm_only = (args.prompt, args.n_bytes, args.temperature, args.seed)
     if any(v is not None for v in lm_only) or args.chunk != DEFAULT_CHUNK:

@@ -1,7 +1,7 @@
 """``spikelut sample``: continue a prompt with a trained byte language model.
 
 In software by default (the float model); with ``--port`` (a serial device,
-``tcp:HOST:PORT`` or ``sim``) an integer spiking RNN generates on a language-model board
+``tcp:HOST:PORT`` or ``sim``) an integer spiking RNN or transformer generates on a board
 instead, through the runtime of ``spikelut run`` (:func:`spikelut.cli.run.generate_lm`):
 every byte checked against the golden model, the figures on stderr; exit 1 when a byte
 differs.
@@ -31,7 +31,7 @@ from spikelut.cli.common import (
 )
 from spikelut.cli.run import generate_lm, lm_summary
 from spikelut.compiler.errors import UserError
-from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
+from spikelut.compiler.ir.integer_sequence import INTEGER_LANGUAGE_MODELS
 from spikelut.compiler.train.lm import sample_text
 from spikelut.hdl.hostlink.wire import ProtocolError
 
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=seed_int, default=None, help="sampling seed (default: random; 1 on a board)"
     )
-    b = p.add_argument_group("on a board (an integer spiking RNN)")
+    b = p.add_argument_group("on a board (an integer spiking RNN or transformer)")
     b.add_argument("--port", help="generate on a board: serial device, tcp:HOST:PORT, or sim")
     b.add_argument("--baud", type=positive_int, default=DEFAULT_BAUD, help="serial baud rate")
     b.add_argument("--board", default="icebreaker", help="the design --port sim simulates")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_language_model(args.model)
     if args.port is not None:
         return _on_board(model, args)
-    if isinstance(model, (IntegerRNN, IntegerTransformer)):
+    if isinstance(model, INTEGER_LANGUAGE_MODELS):
         raise UserError(
             f"{args.model} is a quantised ({model.ARCH}) model; sample from the float model "
             "it was quantised from"
@@ -98,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
 def _on_board(model, args: argparse.Namespace) -> int:
     """``--port``: generate on the board and check; the text on stdout, the figures on
     stderr (or everything as JSON)."""
-    if not isinstance(model, IntegerRNN):
+    if not isinstance(model, INTEGER_LANGUAGE_MODELS):
         raise UserError(
-            f"{args.model}: a board runs an integer spiking RNN; quantize an rnn model first"
+            f"{args.model}: a board runs an integer language model; quantize the model first"
         )
     quiet = getattr(args, "json", False)
 

@@ -8,8 +8,10 @@ checked, and the logits of the first steps chunk by chunk. The core is, as for c
 the one ``spikelut build --board BOARD`` puts in the bitstream (default icebreaker, or
 ulx3s-85f with ``--netlist ecp5``: :func:`~spikelut.boards.lm_design.lm_board_fit`), the one
 of an existing build (``--build DIR``), or the one ``spikelut compile --target`` writes.
-A transformer's core is the one ``spikelut compile --target`` writes (default ecp5-85: its
-block RAMs placed by :func:`~spikelut.compiler.backend.compile_transformer.fit_transformer`).
+A transformer's core is by default the one ``spikelut compile --target`` writes (default
+ecp5-85: its block RAMs placed by
+:func:`~spikelut.compiler.backend.compile_transformer.fit_transformer`), or with
+``--board``/``--build`` the one of a board build, as for an RNN.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import numpy as np
 from spikelut.boards.lm_design import lm_board_fit, lm_plan_of_build, lm_selection
 from spikelut.boards.platforms import board
 from spikelut.cli import output
-from spikelut.compiler.backend.compile import CompileError
 from spikelut.compiler.backend.compile_lm import plan_lm
 from spikelut.compiler.backend.compile_transformer import TransformerPlan, fit_transformer
 from spikelut.compiler.backend.sequence import RNNPlan
@@ -62,8 +63,16 @@ def _prompt(args: argparse.Namespace, model: IntegerRNN | IntegerTransformer) ->
     return bytes(held_out.tolist()), f"{len(held_out)} held-out bytes of {args.data}"
 
 
-def _lm_core(args: argparse.Namespace, model: IntegerRNN) -> tuple[RNNPlan, Target, str]:
+def _lm_core(
+    args: argparse.Namespace, model: IntegerRNN | IntegerTransformer
+) -> tuple[RNNPlan | TransformerPlan, Target, str]:
     """The placement to simulate, its target and where it comes from (module docstring)."""
+    is_tf = isinstance(model, IntegerTransformer)
+    if is_tf and (args.netlist is not None or args.indexer not in ("auto", "parallel")):
+        flag = "--netlist" if args.netlist is not None else f"--indexer {args.indexer}"
+        raise UserError(
+            f"{flag} does not apply to a transformer: its core has one kind, simulated as RTL"
+        )
     if args.build is not None:
         if args.indexer != "auto":
             raise UserError("--build simulates the core the build chose; drop --indexer")
@@ -72,41 +81,20 @@ def _lm_core(args: argparse.Namespace, model: IntegerRNN) -> tuple[RNNPlan, Targ
             spec, plan = lm_plan_of_build(json.loads(path.read_text()))
         except (OSError, ValueError) as e:
             raise UserError(f"cannot use {path}: {e}") from None
+        if is_tf != isinstance(plan, TransformerPlan):
+            raise UserError(f"{args.build} is the build of another kind of language model")
         return plan, spec.target, f"the core of the build in {args.build} ({spec.name})"
-    if args.target is not None:
-        target = TARGETS[args.target]
-        return (
-            plan_lm(model, target, kind=args.indexer).plan,
-            target,
-            f"compile --target {target.name}",
-        )
+    if args.target is not None or (is_tf and args.board is None):
+        target = TARGETS[args.target or TRANSFORMER_TARGET]
+        if is_tf:
+            plan = fit_transformer(model, target)[0]
+        else:
+            plan = plan_lm(model, target, kind=args.indexer).plan
+        return plan, target, f"compile --target {target.name}"
     name = args.board or ("ulx3s-85f" if args.netlist == "ecp5" else "icebreaker")
     spec = board(name)
-    return lm_board_fit(model, spec, kind=args.indexer).plan, spec.target, f"build --board {name}"
-
-
-def _transformer_core(
-    args: argparse.Namespace, model: IntegerTransformer
-) -> tuple[TransformerPlan, Target, str]:
-    """A transformer's placement (the one ``compile --target`` writes), its target and
-    where it comes from."""
-    given = [
-        flag
-        for flag, value in (("--build", args.build), ("--board", args.board),
-                            ("--netlist", args.netlist))
-        if value is not None
-    ]  # fmt: skip
-    if given or args.indexer not in ("auto", "parallel"):
-        raise UserError(
-            f"{', '.join(given) or '--indexer ' + args.indexer} do not apply to a transformer: "
-            "its core is the one spikelut compile --target writes (choose --target)"
-        )
-    target = TARGETS[args.target or TRANSFORMER_TARGET]
-    try:
-        plan, _ = fit_transformer(model, target)
-    except CompileError as e:
-        raise UserError(str(e)) from None
-    return plan, target, f"compile --target {target.name}"
+    kind = "auto" if is_tf else args.indexer
+    return lm_board_fit(model, spec, kind=kind).plan, spec.target, f"build --board {name}"
 
 
 def run_language_model(args: argparse.Namespace, model: IntegerRNN | IntegerTransformer) -> int:
@@ -117,7 +105,7 @@ def run_language_model(args: argparse.Namespace, model: IntegerRNN | IntegerTran
     if args.simulator != "verilator":
         raise UserError("a language model's core is simulated with --simulator verilator")
     is_rnn = isinstance(model, IntegerRNN)
-    plan, target, core_of = _lm_core(args, model) if is_rnn else _transformer_core(args, model)
+    plan, target, core_of = _lm_core(args, model)
     if args.netlist and args.netlist != target.family:
         raise UserError(f"--netlist {args.netlist} does not match {target.name} ({target.family})")
     prompt, source = _prompt(args, model)

@@ -31,6 +31,7 @@ from spikelut.hdl.storage import Storage, TableLane, bank_image, write_layout
 
 __all__ = [
     "Embedding",
+    "LanguageModelCore",
     "RNNCore",
     "RecurrentCell",
     "check_cell",
@@ -359,7 +360,48 @@ def output_layout(vocab: int) -> data.StructLayout:
     return data.StructLayout({"index": range(vocab)})
 
 
-class RNNCore(wiring.Component):
+class LanguageModelCore:
+    """What a language-model core (:class:`RNNCore`,
+    :class:`~spikelut.hdl.transformer.TransformerCore`) tells of its embedding and selector,
+    from its ``_emb`` table, ``_emb_width``, ``_emb_storage``, ``_emb_lanes`` and ``_exp``."""
+
+    @property
+    def embedding_image(self) -> np.ndarray:
+        """The embedding memory's contents (what ``w_embedding`` loads)."""
+        return embedding_image(self._emb, self._emb_lanes)
+
+    @property
+    def embedding_storage(self) -> Storage:
+        """Where the embedding lives."""
+        return self._emb_storage
+
+    @property
+    def embedding_width(self) -> int:
+        """Signed width of an embedding value."""
+        return self._emb_width
+
+    @property
+    def embedding_lanes(self) -> int:
+        """Embedding values read a clock (the width of an embedding memory word)."""
+        return self._emb_lanes
+
+    @property
+    def vocab(self) -> int:
+        """V, the number of tokens."""
+        return self._emb.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """D, the embedding's (and the stream's) length."""
+        return self._emb.shape[1]
+
+    @property
+    def exp_entries(self) -> int:
+        """Entries of the selector's exponential table (what ``w_exp`` addresses)."""
+        return len(self._exp)
+
+
+class RNNCore(LanguageModelCore, wiring.Component):
     """A spiking-RNN core: token -> :class:`Embedding` -> :class:`RecurrentCell` ->
     chunked unembedder -> :class:`~spikelut.hdl.selector.NextByte` -> the next token.
 
@@ -436,36 +478,6 @@ class RNNCore(wiring.Component):
         if cell.storage != Storage.LOGIC:
             ports["w_cell"] = In(cell.write_signature)
         super().__init__(ports)
-
-    @property
-    def embedding_image(self) -> np.ndarray:
-        """The embedding memory's contents (what ``w_embedding`` loads)."""
-        return embedding_image(self._emb, self._emb_lanes)
-
-    @property
-    def embedding_storage(self) -> Storage:
-        """Where the embedding lives."""
-        return self._emb_storage
-
-    @property
-    def embedding_width(self) -> int:
-        """Signed width of an embedding value."""
-        return self._emb_width
-
-    @property
-    def embedding_lanes(self) -> int:
-        """Embedding values read a clock (the width of an embedding memory word)."""
-        return self._emb_lanes
-
-    @property
-    def vocab(self) -> int:
-        """V, the number of tokens."""
-        return self._emb.shape[0]
-
-    @property
-    def exp_entries(self) -> int:
-        """Entries of the selector's exponential table (what ``w_exp`` addresses)."""
-        return len(self._exp)
 
     @property
     def cell(self) -> LayerParams:

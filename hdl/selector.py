@@ -18,7 +18,7 @@ only between vectors); ``w_exp`` rewrites the exponential table (between vectors
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -148,13 +148,29 @@ class NextByte(wiring.Component):
         chunk = i.payload.values
         c_val = Signal(signed(self._w))
         c_idx = Signal(range(lanes))
-        val, idx = chunk[0], 0
-        for c in range(1, lanes):
-            # a signal per lane, so each stage's expression refers to the last one once
-            nv, ni = Signal(signed(self._w), name=f"best{c}"), Signal(range(lanes), name=f"at{c}")
-            better = (beat * lanes + c < v) & (chunk[c] > val)
-            m.d.comb += [nv.eq(Mux(better, chunk[c], val)), ni.eq(Mux(better, c, idx))]
-            val, idx = nv, ni
+        # a balanced tree of comparators, ceil(log2 L) deep: a chain over the lanes was L
+        # comparators deep (64 for a transformer's unembedder), the design's critical path
+        # and deep enough to exhaust Yosys's stack in ABC9 on ECP5. Neighbouring lane ranges
+        # join, the right one (higher lanes) winning only when strictly greater, so a tie
+        # keeps the lowest lane; lanes past V (the last chunk's) never win, and lane 0 is
+        # always in V, so a range with a lane in V has its leftmost lane in V.
+        nodes = [(chunk[c], Const(c, range(lanes)), beat * lanes + c < v) for c in range(lanes)]
+        level = 0
+        while len(nodes) > 1:
+            level += 1
+            joined = []
+            for n in range(0, len(nodes) - 1, 2):
+                (lv, li, lok), (rv, ri, rok) = nodes[n], nodes[n + 1]
+                # a signal per node, so the next level refers to each value once
+                nv = Signal(signed(self._w), name=f"best_l{level}_{n}")
+                ni = Signal(range(lanes), name=f"at_l{level}_{n}")
+                right = rok & (rv > lv)
+                m.d.comb += [nv.eq(Mux(right, rv, lv)), ni.eq(Mux(right, ri, li))]
+                joined.append((nv, ni, lok))
+            if len(nodes) % 2:  # the odd range out passes to the next level
+                joined.append(nodes[-1])
+            nodes = joined
+        val, idx, _ = nodes[0]
         m.d.comb += [c_val.eq(val), c_idx.eq(idx)]
         take = i.valid & i.ready
 

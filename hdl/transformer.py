@@ -46,9 +46,9 @@ from spikelut.hdl.layouts import chunk_layout, vector_layout
 from spikelut.hdl.params import check_anchors, check_int, check_tables
 from spikelut.hdl.recurrent import (
     Embedding,
+    LanguageModelCore,
     check_embedding,
     embedding_geometry,
-    embedding_image,
     embedding_write_layout,
     output_layout,
     tap_signature,
@@ -412,7 +412,7 @@ class TransformerBlock(wiring.Component):
         return m
 
 
-class TransformerCore(wiring.Component):
+class TransformerCore(LanguageModelCore, wiring.Component):
     """A LUT-transformer language-model core: token -> embedding -> layers
     (:class:`TransformerBlock`) -> chunked unembedder -> next-byte selector -> the next token.
 
@@ -499,11 +499,6 @@ class TransformerCore(wiring.Component):
         super().__init__(ports)
 
     @property
-    def vocab(self) -> int:
-        """V."""
-        return self._emb.shape[0]
-
-    @property
     def context(self) -> int:
         """C, positions of a window."""
         return self._attn[0].context
@@ -527,16 +522,6 @@ class TransformerCore(wiring.Component):
     def unembedder(self) -> LayerParams:
         """The unembedder's parameters."""
         return self._unemb
-
-    @property
-    def embedding_image(self) -> np.ndarray:
-        """The embedding memory's contents (what ``w_embedding`` loads)."""
-        return embedding_image(self._emb, self._emb_lanes)
-
-    @property
-    def exp_entries(self) -> int:
-        """Entries of the selector's exponential table."""
-        return len(self._exp)
 
     def table_cycles(self, pos: int) -> int:
         """The memories' bandwidth floor of a token at position ``pos`` of its window: the

@@ -28,19 +28,22 @@ from spikelut.boards.design import board_core, core_tables, make_core, model_has
 from spikelut.boards.flash_image import table_area, table_payload
 from spikelut.boards.host import BoardClient, open_transport
 from spikelut.boards.lm_design import (
+    DEFAULT_TEMPERATURE,
     lm_board_fit,
     lm_core_tables,
+    lm_selection,
     lm_tables,
     make_lm_core,
 )
 from spikelut.boards.lm_runtime import DEFAULT_CHUNK, generate_on_board
 from spikelut.boards.platforms import BoardSpec
 from spikelut.boards.runtime import run_on_board, upload_tables
+from spikelut.compiler.backend.compile_transformer import TransformerPlan
 from spikelut.compiler.backend.sequence import RNNPlan
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_bytes_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.compiler.ir.selection import Selection
 from spikelut.hdl.hostlink.wire import FrameType
 from spikelut.hdl.uart import MIN_DIVISOR
@@ -233,14 +236,14 @@ def run_board_sim(
 
 
 def run_lm_board_sim(
-    model: IntegerRNN,
+    model: IntegerRNN | IntegerTransformer,
     prompt: bytes,
     n: int,
     selection: Selection,
     *,
     spec: BoardSpec,
     tables: str = "flash",
-    plan: RNNPlan | None = None,
+    plan: RNNPlan | TransformerPlan | None = None,
     chunk: int = DEFAULT_CHUNK,
     progress=print,
 ) -> dict:
@@ -253,8 +256,11 @@ def run_lm_board_sim(
     simulated UART link, from the first GENERATE sent to the last GENERATED received)."""
     try:
         plan = plan or lm_board_fit(model, spec).plan
+        # the rule at reset is the build's default, as in the bitstream: the host sets its
+        # own (GENERATE's sample flag, SET_SAMPLER), so every rule shares one Verilator build
+        at_reset = lm_selection(model, DEFAULT_TEMPERATURE, 1)
         core = make_lm_core(
-            model, plan, selection, clock_hz=round(1e9 / SIM_CLOCK_NS), divisor=SIM_DIVISOR
+            model, plan, at_reset, clock_hz=round(1e9 / SIM_CLOCK_NS), divisor=SIM_DIVISOR
         )
     except ValueError as e:
         raise UserError(str(e)) from None

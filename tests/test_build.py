@@ -52,3 +52,26 @@ Count including submodules.
      100   SB_LUT4
 """
     assert build.parse_yosys_flip_flops(rpt) == 29 + 9 + 3383
+
+
+def test_a_synthesis_failure_names_yosys_log(tmp_path):
+    """When Yosys fails, nextpnr never writes its log: the report points at Yosys's log
+    and quotes its error (it pointed at a ``.tim`` that did not exist)."""
+    from amaranth.hdl import Elaboratable, Instance, Module
+
+    from spikelut.boards.platforms import board
+
+    class Broken(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            led = platform.request("led", 0, dir="-")
+            m.submodules.cell = Instance("NO_SUCH_CELL_HERE", io_Y=led.io)
+            return m
+
+    spec = board("icebreaker")
+    report = build.run_build(
+        Broken(), spec.platform(), tmp_path, target=spec.target, board=spec.name,
+        target_mhz=12.0, progress=lambda msg: None,
+    )  # fmt: skip
+    assert not report.ok and report.log.endswith(".rpt")
+    assert "NO_SUCH_CELL_HERE" in report.suggestion and str(tmp_path) in report.suggestion

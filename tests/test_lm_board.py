@@ -341,7 +341,7 @@ def test_an_lm_design_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="prompt holds byte"):
         generate_on_board(None, model, bytes([model.vocab]), 3, lm_selection(model, 0, 1))
     assert lm_build_tables(tiny_rnn(vocab=12), INFO).shape_hash != _core(model).shape_hash
-    with pytest.raises(ValueError, match="no RNN plan"):
+    with pytest.raises(ValueError, match="no language-model plan"):
         lm_build_tables(model, {"board": "icebreaker", "plans": []})
     assert lm_shape_hash(_core(retrained(model)).net) == _core(model).shape_hash
     other_kind = RNNPlan(**{**BRAM_PLAN.__dict__, "kind": "serial"})

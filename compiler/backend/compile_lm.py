@@ -23,7 +23,7 @@ from amaranth.back import rtlil, verilog
 
 from spikelut.compiler.backend.compile import CORE_NAME, CompileError
 from spikelut.compiler.backend.cores import CoreKind
-from spikelut.compiler.backend.latency import measure_token_cycles
+from spikelut.compiler.backend.latency import token_cycles
 from spikelut.compiler.backend.manifest import component_ports
 from spikelut.compiler.backend.placement import bandwidth_floor
 from spikelut.compiler.backend.sequence import RNNFit, RNNPlan, fit_rnn, rnn_blocks, rnn_core
@@ -32,7 +32,6 @@ from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.compiler.ir.selection import Selection
 from spikelut.compiler.passes.widths import rnn_widths
-from spikelut.hdl.selector import sampled_choice_cycles
 
 __all__ = ["compile_lm", "plan_lm"]
 
@@ -86,16 +85,6 @@ def _lut_entry(name: str, p, widths) -> dict:
         "chunked": p.chunked,
         "widths": widths.to_dict(),
     }
-
-
-def token_cycles(core) -> tuple[int, float, float]:
-    """``(latency, greedy cycles per token, sampled cycles per token at most)`` of an
-    :class:`~spikelut.hdl.recurrent.RNNCore` built with the greedy rule (``Selection()``):
-    measured in Amaranth's simulator, plus the sampled rule's extra passes over the logits
-    (:func:`~spikelut.hdl.selector.sampled_choice_cycles`). The one source of these figures
-    for manifests and board builds."""
-    latency, per_token = measure_token_cycles(core)
-    return latency, per_token, per_token + sampled_choice_cycles(core.unembedder.out_dim)
 
 
 def compile_lm(

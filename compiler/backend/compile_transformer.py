@@ -11,8 +11,10 @@ allow (:func:`fit_transformer`; a clear refusal naming the block RAMs and bits i
 when even one a cycle does not fit), and writes ``core.v``, ``core.il`` and
 ``manifest.json``: the plan, per layer the attention's and FFN's placement, the memories'
 floor of a token averaged over a full window (``table_cycles_per_token``), the cycles per
-token measured in Amaranth's simulator over a full window of greedy generation and the
-fraction of the floor they reach, the latency, block RAMs and tokens per second.
+token measured in Amaranth's simulator over a full window of greedy generation
+(:func:`~spikelut.compiler.backend.latency.token_cycles`; the sampled rule's at most
+beside them) and the fraction of the floor they reach, the latency, block RAMs and tokens
+per second.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from amaranth.back import rtlil, verilog
 
 from spikelut.compiler.backend.compile import CORE_NAME, CompileError
-from spikelut.compiler.backend.latency import measure_token_cycles
+from spikelut.compiler.backend.latency import token_cycles
 from spikelut.compiler.backend.manifest import component_ports
 from spikelut.compiler.backend.placement import bank_blocks, lane_blocks
 from spikelut.compiler.backend.targets import Target
@@ -75,6 +77,25 @@ class TransformerPlan:
             f.name: v.name.lower() if isinstance(v := getattr(self, f.name), Storage) else v
             for f in fields(self)
         }
+
+    @classmethod
+    def from_json(cls, item) -> TransformerPlan:
+        """Inverse of :meth:`to_json`; ``ValueError`` naming what is wrong."""
+        if not isinstance(item, dict) or set(item) != {f.name for f in fields(cls)}:
+            names = ", ".join(f.name for f in fields(cls))
+            raise ValueError(f"a transformer plan needs exactly these fields: {names}")
+        values = {}
+        for f in fields(cls):
+            v = item[f.name]
+            if f.name.endswith("storage"):
+                if str(v).upper() not in Storage.__members__:
+                    raise ValueError(f"a transformer plan's {f.name} {v!r} is no storage")
+                values[f.name] = Storage[str(v).upper()]
+            elif v is not None and not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"a transformer plan's {f.name} must be a positive integer")
+            else:
+                values[f.name] = v
+        return cls(**values)
 
 
 def transformer_params(model: IntegerTransformer, plan: TransformerPlan | None = None):
@@ -209,11 +230,14 @@ def _unembedder_lanes(model: IntegerTransformer, family: str) -> int:
     return lanes
 
 
-def fit_transformer(model: IntegerTransformer, target: Target) -> tuple[TransformerPlan, int]:
-    """The fastest all-block-RAM placement of ``model`` within ``target``'s block RAMs:
-    whole attention and FFN rows (``L = E``), as many attention tables a cycle as fit
-    (the FFN and the unembedder one), and its block RAMs;
+def fit_transformer(
+    model: IntegerTransformer, target: Target, *, block_rams: int | None = None
+) -> tuple[TransformerPlan, int]:
+    """The fastest all-block-RAM placement of ``model`` within ``block_rams`` (default:
+    all of ``target``'s): whole attention and FFN rows (``L = E``), as many attention tables
+    a cycle as fit (the FFN and the unembedder one), and its block RAMs;
     CompileError naming the block RAMs and table bits it needs when nothing fits."""
+    budget = target.block_rams if block_rams is None else block_rams
     n_t = model.attn_tables.shape[2]
     # the FFN and the unembedder read one table a cycle: their tables are small, so more
     # lanes would cost block RAMs (a lane's width, not its depth, sets its count) for a few
@@ -226,7 +250,7 @@ def fit_transformer(model: IntegerTransformer, target: Target) -> tuple[Transfor
             blocks = transformer_blocks(model, plan, target.family)
         except (ValueError, WidthError) as e:
             raise CompileError(f"cannot build this transformer's core: {e}") from None
-        if blocks <= target.block_rams:
+        if blocks <= budget:
             return plan, blocks
         need = blocks if need is None else min(need, blocks)
     bits = sum(
@@ -238,7 +262,7 @@ def fit_transformer(model: IntegerTransformer, target: Target) -> tuple[Transfor
     )  # fmt: skip
     raise CompileError(
         f"this transformer needs {need} block RAMs ({bits / 1e6:.2f} Mbit of tables), "
-        f"{target.name} has {target.block_rams}; choose a larger target or train a smaller "
+        f"{target.name} has {budget} for it; choose a larger target or train a smaller "
         "model (attention tables have 2**(2 N_C + P) rows)"
     )
 
@@ -270,7 +294,7 @@ def compile_transformer(
     write_text_atomic(out / "core.v", verilog.convert(core, name=CORE_NAME, platform=target))
     write_text_atomic(out / "core.il", rtlil.convert(core, name=CORE_NAME, platform=target))
     # a full window of generation: the intervals cover every position once
-    latency, per_token = measure_token_cycles(core, tokens=model.context + 1)
+    latency, per_token, sampled = token_cycles(core)
     floor = core.window_table_cycles
     layers = [
         {
@@ -308,6 +332,7 @@ def compile_transformer(
         "layers": layers,
         "table_cycles_per_token": floor,
         "cycles_per_token": per_token,
+        "sampled_cycles_per_token": sampled,
         "bandwidth_fraction": floor / per_token,
         "latency_cycles": latency,
         "block_rams": blocks,

@@ -16,8 +16,10 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from spikelut.hdl.indexer import IndexerKind, spike_events
+from spikelut.hdl.selector import sampled_choice_cycles
+from spikelut.hdl.transformer import TransformerCore
 
-__all__ = ["input_payloads", "measure_latency", "measure_token_cycles"]
+__all__ = ["input_payloads", "measure_latency", "measure_token_cycles", "token_cycles"]
 
 IDLE_CYCLES = 4
 
@@ -121,3 +123,16 @@ def measure_token_cycles(core, *, tokens: int = 4, timeout: int = 1_000_000) -> 
     if len(found) < tokens:
         raise RuntimeError(f"{len(found)} of {tokens} answers within {timeout} cycles")
     return found[0], (found[-1] - found[0]) / (tokens - 1)
+
+
+def token_cycles(core) -> tuple[int, float, float]:
+    """``(latency, greedy cycles per token, sampled cycles per token at most)`` of a
+    language-model core (an :class:`~spikelut.hdl.recurrent.RNNCore`, or a
+    :class:`~spikelut.hdl.transformer.TransformerCore`, whose cost grows with the position:
+    measured over a full window) built with the greedy rule (``Selection()``): measured in
+    Amaranth's simulator, plus the sampled rule's extra passes over the logits
+    (:func:`~spikelut.hdl.selector.sampled_choice_cycles`). The one source of these figures
+    for manifests and board builds."""
+    tokens = core.context + 1 if isinstance(core, TransformerCore) else 4
+    latency, per_token = measure_token_cycles(core, tokens=tokens)
+    return latency, per_token, per_token + sampled_choice_cycles(core.unembedder.out_dim)

@@ -176,6 +176,8 @@ def run_build(
     progress(f"build: synthesising and placing for {board} ({target.device}), seed {seed}")
     failed = _run_tools(top, platform, out, target, name, seed, target_mhz)
     log_path = out / f"{name}.tim"
+    if failed is not None and not log_path.exists() and (out / f"{name}.rpt").exists():
+        log_path = out / f"{name}.rpt"  # synthesis failed, nextpnr never ran: Yosys's reason
     log = log_path.read_text() if log_path.exists() else ""
     report = BuildReport(
         board=board, family=target.family, bitstream=None, target_mhz=target_mhz, log=str(log_path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
 from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.compiler.ir.selection import Selection, Xorshift32, select_byte
 
@@ -171,6 +172,18 @@ def generate_rnn(model, prompt, n: int, selection: Selection) -> bytes:
         if step >= len(prompt) - 1:
             out.append(choice)
     return bytes(out[:n])
+
+
+def generate_lm(model, prompt, n: int, selection: Selection) -> bytes:
+    """``n`` bytes a language-model core generates after ``prompt``: :func:`generate_rnn`
+    for an :class:`~spikelut.compiler.ir.integer_sequence.IntegerRNN`,
+    :func:`generate_transformer` for an
+    :class:`~spikelut.compiler.ir.integer_sequence.IntegerTransformer` (TypeError otherwise)."""
+    if isinstance(model, IntegerRNN):
+        return generate_rnn(model, prompt, n, selection)
+    if isinstance(model, IntegerTransformer):
+        return generate_transformer(model, prompt, n, selection)
+    raise TypeError(f"not a language model: {type(model).__name__}")
 
 
 # -- the transformer -----------------------------------------------------------------------

@@ -259,3 +259,7 @@ class IntegerTransformer:
             **{name: header[name] for name in cls._SCALARS},
             meta=header["meta"],
         )
+
+
+# the integer models a language-model core runs (what ``isinstance`` checks take)
+INTEGER_LANGUAGE_MODELS = (IntegerRNN, IntegerTransformer)
