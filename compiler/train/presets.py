@@ -113,7 +113,8 @@ TRANSFORMER_PRESETS: dict[str, TransformerPreset] = {
     # the best validation loss of six shapes that fit the ECP5-85's block RAMs as
     # ``spikelut compile --target ecp5-85`` places them (bench/transformer_sizes.py, 50,000
     # steps each at 6 bits: 2.042 float, 2.132 integer nats). Quantised to 8 bits: after
-    # 200,000 steps 6-bit tables lose 0.172 nats to the float model, 8-bit ones 0.039, and
+    # 200,000 steps (10,000 validation windows) 6-bit tables lose 0.167 nats to the float
+    # model, 8-bit ones 0.029, and
     # the 8-bit core still fits the ECP5-85 board build (205 block RAMs, 8 attention tables
     # a cycle instead of 12).
     "ecp5-85": TransformerPreset(
