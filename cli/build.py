@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "baseline", None) == "mac":
         if args.max_brams is not None or args.indexer != "auto":
             raise UserError(
-                "--max-brams and --indexer are LUT-core options; drop them for --baseline"
+                "--max-brams and --core are LUT-core options; drop them for --baseline"
             )
         result = build_mac_board(_mac_network(args), spec, out, macs=args.macs, **common)
     else:

@@ -34,7 +34,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--target", choices=list(TARGETS), default="ice40-up5k")
     p.add_argument(
+        "--core",
         "--indexer",
+        dest="indexer",
         choices=["auto", "parallel", "serial", "temporal"],
         default="auto",
         help="core kind as for spikelut compile (the Wishbone peripheral takes parallel or serial)",
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.wishbone and args.indexer == "temporal":
         raise UserError(
-            "the Wishbone peripheral feeds whole input vectors: use --indexer parallel, "
+            "the Wishbone peripheral feeds whole input vectors: use --core parallel, "
             "serial or auto"
         )
     result = export_core(

@@ -6,8 +6,9 @@ operations and memory bits per inference against the dense ANN of the same shape
 against the memory-bandwidth floor, the estimated energy per inference (from a build's
 ``board.json``; beside the multiply-accumulate core from an ``energy.json`` that
 ``bench/energy_per_inference.py --json`` writes), and, on the model's data set, a confusion
-matrix and spike rasters. For a language model (an integer spiking RNN from ``spikelut quantize``): its
-shape, memory per layer and where each memory is placed (compile manifest, ``board.json``),
+matrix and spike rasters. For a language model (an integer spiking RNN or LUT transformer
+from ``spikelut quantize``): its shape (a transformer's heads and FFNs per layer), memory per
+layer and where each memory is placed (compile manifest, ``board.json``),
 the validation loss float, integer and hardware (equal to the integer one when a simulation
 in the sources, ``sim.json``/``run.json``/``lm-board.json``, reports 0 mismatches), cycles
 per token against the table-bandwidth floor, tokens per second at the board clock and

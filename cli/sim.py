@@ -90,7 +90,9 @@ def add_parser(sub: Any) -> None:
         "--build", metavar="DIR", help="the core of the build in DIR (its board.json)"
     )
     p.add_argument(
+        "--core",
         "--indexer",
+        dest="indexer",
         choices=("auto", *(k.value for k in CoreKind)),
         default="auto",
         help="core kind (default: the one build/compile chooses); not with --build",
@@ -155,7 +157,7 @@ def _core(args, model: ClassifierMLP) -> tuple[CorePlan, Target, str]:
     """The core to simulate, its target and where it comes from (see the module docstring)."""
     if args.build is not None:
         if args.indexer != "auto":
-            raise UserError("--build simulates the core the build chose; drop --indexer")
+            raise UserError("--build simulates the core the build chose; drop --core")
         path = Path(args.build) / "board.json"
         try:
             spec, core = core_of_build(model, json.loads(path.read_text()))

@@ -69,13 +69,13 @@ def _lm_core(
     """The placement to simulate, its target and where it comes from (module docstring)."""
     is_tf = isinstance(model, IntegerTransformer)
     if is_tf and (args.netlist is not None or args.indexer not in ("auto", "parallel")):
-        flag = "--netlist" if args.netlist is not None else f"--indexer {args.indexer}"
+        flag = "--netlist" if args.netlist is not None else f"--core {args.indexer}"
         raise UserError(
             f"{flag} does not apply to a transformer: its core has one kind, simulated as RTL"
         )
     if args.build is not None:
         if args.indexer != "auto":
-            raise UserError("--build simulates the core the build chose; drop --indexer")
+            raise UserError("--build simulates the core the build chose; drop --core")
         path = Path(args.build) / "board.json"
         try:
             spec, plan = lm_plan_of_build(json.loads(path.read_text()))

@@ -81,13 +81,19 @@ class LUTBank(wiring.Component):
         m.submodules.reader = reader = TableReader(p)
         wiring.connect(m, reader.o_stream, wiring.flipped(o))
         wiring.connect(m, wiring.flipped(w), reader.w_stream)
+        # An idle bank issues an inference's first read in the cycle it takes the indices
+        # (read straight from the payload); a bank that takes them with its previous
+        # inference's last read issues the first read the next cycle (back to back). A
+        # table write waits while indices are offered: the first read may be this cycle.
         issue = busy & ~reader.stall
+        start = i.valid & ~busy & ~reader.stall  # an idle take: read 0 now
+        first_indices = i.payload.as_value()[: p_ * n_c]
         m.d.comb += [
-            i.ready.eq(~busy | (last_step & ~reader.stall)),
-            reader.w_allow.eq(~busy & ~s1_valid),
-            reader.rd_indices.eq(idx[: p_ * n_c]),
-            reader.rd_step.eq(step),
-            reader.rd_en.eq(issue),
+            i.ready.eq(~reader.stall & (~busy | last_step)),
+            reader.w_allow.eq(~busy & ~s1_valid & ~i.valid),
+            reader.rd_indices.eq(Mux(start, first_indices, idx[: p_ * n_c])),
+            reader.rd_step.eq(Mux(start, 0, step)),
+            reader.rd_en.eq(issue | start),
             reader.s1_valid.eq(s1_valid),
             reader.s1_clear.eq(s1_clear),
             reader.s1_last.eq(s1_last),
@@ -101,10 +107,21 @@ class LUTBank(wiring.Component):
                 m.d.sync += beat.eq(beat + 1)
             with m.If(last_step):
                 m.d.sync += busy.eq(0)
-        with m.If(i.valid & i.ready):
+        with m.If(start):
+            # read 0 is issued: the bank goes on from read 1 (if there is one)
+            m.d.sync += [busy.eq(steps > 1), step.eq(1 % steps)]
+            if beats > 1:
+                m.d.sync += [beat.eq(1), idx.eq(i.payload)]
+            else:
+                m.d.sync += [beat.eq(0), idx.eq(i.payload.as_value() >> (p_ * n_c))]
+        with m.Elif(i.valid & i.ready):
             m.d.sync += [busy.eq(1), step.eq(0), beat.eq(0), idx.eq(i.payload)]
         with m.If(~reader.stall):
-            m.d.sync += [s1_valid.eq(issue), s1_clear.eq(step < beats), s1_last.eq(last_step)]
+            m.d.sync += [
+                s1_valid.eq(issue | start),
+                s1_clear.eq(start | (step < beats)),
+                s1_last.eq(Mux(start, steps == 1, last_step)),
+            ]
         return m
 
     def _elaborate_logic(self):

@@ -17,7 +17,7 @@ import dataclasses
 import itertools
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -164,47 +164,50 @@ class Embedding(wiring.Component):
         m.submodules.lane = lane = TableLane(
             storage=self._storage, image=self.image, table_width=self._width
         )
-        busy = Signal()  # reading the words of a token
+        # Word 0 is read in the cycle the token is taken (its address straight from the
+        # payload) and the row leaves in the cycle the last word arrives on the memory's
+        # output, which holds it while the row waits on o_stream: one cycle a word, no
+        # more (a generated token's embedding is on the critical loop of every token).
+        take = i.valid & i.ready
+        busy = Signal()  # reading words 1 .. B-1 of a token
         beat = Signal(range(beats))
         s1 = Signal()  # a word read last cycle: its data is on rd_data
         s1_beat = Signal(range(beats))
         addr = Signal(range(self.depth))
-        z = Signal(vector_layout(self._width, beats * lanes)) if beats > 1 else None
+        held = Signal()  # the row waits on o_stream
         first = Signal()
+        done = s1 & (s1_beat == beats - 1)
+        idle = ~busy & ~s1 & ~held
         m.d.comb += [
-            w.ready.eq(~busy & ~s1 & ~o.valid),
+            o.valid.eq(done | held),
+            i.ready.eq(idle),
+            # a write waits while a token is offered: the token's first read is this cycle
+            w.ready.eq(idle & ~i.valid),
             lane.w_addr.eq(w.payload.addr),
             lane.w_data.eq(w.payload.data),
             lane.w_en.eq(w.valid & w.ready),
-            lane.rd_addr.eq(addr),
-            lane.rd_en.eq(busy),
-            i.ready.eq(~busy & ~s1 & ~o.valid),
+            lane.rd_addr.eq(Mux(take, i.payload.token, addr)),
+            lane.rd_en.eq(take | busy),
         ]
-        with m.If(i.valid & i.ready):
-            m.d.sync += [
-                busy.eq(1),
-                beat.eq(0),
-                addr.eq(i.payload.token),
-                first.eq(i.payload.first),
-            ]
+        with m.If(take):
+            m.d.sync += [first.eq(i.payload.first), addr.eq(i.payload.token + v)]
+            if beats > 1:
+                m.d.sync += [busy.eq(1), beat.eq(1)]
         with m.If(busy):
             m.d.sync += [beat.eq(beat + 1), addr.eq(addr + v)]
             with m.If(beat == beats - 1):
                 m.d.sync += busy.eq(0)
-        m.d.sync += [s1.eq(busy), s1_beat.eq(beat)]
+        m.d.sync += [s1.eq(take | busy), s1_beat.eq(Mux(busy, beat, 0))]
+        m.d.sync += held.eq(o.valid & ~o.ready)
+        # words 0 .. B-2 into registers; the last one is read off the memory's output
+        early = [
+            Signal(vector_layout(self._width, lanes), name=f"word{b}") for b in range(beats - 1)
+        ]
         with m.If(s1):
-            if beats > 1:
-                for b in range(beats):
-                    with m.If(s1_beat == b):
-                        m.d.sync += [z[b * lanes + c].eq(lane.rd_data[c]) for c in range(lanes)]
-            with m.If(s1_beat == beats - 1):
-                m.d.sync += o.valid.eq(1)
-        with m.If(o.valid & o.ready):
-            m.d.sync += o.valid.eq(0)
-        if beats == 1:
-            # the whole row is one word: the memory holds it on its output (no read and no
-            # write while it waits on o_stream), so no register copies it
-            z = lane.rd_data
+            for b, word in enumerate(early):
+                with m.If(s1_beat == b):
+                    m.d.sync += word.eq(lane.rd_data)
+        z = [word[c] for word in [*early, lane.rd_data] for c in range(lanes)]
         m.d.comb += [o.payload.first.eq(first)]
         m.d.comb += [o.payload.z[k].eq(z[k]) for k in range(d)]
         return m

@@ -55,9 +55,35 @@ def check_exp_table(exp, bits: int) -> np.ndarray:
 
 
 def sampled_choice_cycles(vocab: int) -> int:
-    """The most cycles a sampled choice takes after its last chunk, one draw assumed (each
+    """The most cycles a sampled choice takes beyond a greedy one, one draw assumed (each
     rejected draw adds one): two passes over the ``vocab`` logits and their pipelines."""
     return 2 * (vocab + 3) + 3
+
+
+MAX_COMB_LEVELS = 3
+"""The deepest comparator tree :class:`NextByte` keeps in one cycle; a deeper one (more
+than 8 lanes) is cut by registers after its first half."""
+
+
+def _join_levels(m, nodes, *, levels: int, width: int, lanes: int, name: str):
+    """``nodes`` (value, lane, in-vocabulary) joined pairwise for up to ``levels`` levels of
+    the argmax tree (fewer if one node is left); the nodes that remain."""
+    for level in range(levels):
+        if len(nodes) == 1:
+            break
+        joined = []
+        for n in range(0, len(nodes) - 1, 2):
+            (lv, li, lok), (rv, ri, rok) = nodes[n], nodes[n + 1]
+            # a signal per node, so the next level refers to each value once
+            nv = Signal(signed(width), name=f"{name}_best_l{level}_{n}")
+            ni = Signal(range(lanes), name=f"{name}_at_l{level}_{n}")
+            right = rok & (rv > lv)
+            m.d.comb += [nv.eq(Mux(right, rv, lv)), ni.eq(Mux(right, ri, li))]
+            joined.append((nv, ni, lok))
+        if len(nodes) % 2:  # the odd range out passes to the next level
+            joined.append(nodes[-1])
+        nodes = joined
+    return nodes
 
 
 def xorshift32(x):
@@ -144,35 +170,45 @@ class NextByte(wiring.Component):
         run = Signal(sum_bits + 1)
         choice = Signal(range(v))
 
-        # -- collecting: the chunk's best lane (lowest on ties), against the running best
+        # -- collecting: the chunk's best lane (lowest on ties), against the running best.
+        # A balanced tree of comparators, ceil(log2 L) deep (a chain over the lanes was L
+        # deep: 64 for a transformer's unembedder, deep enough to exhaust Yosys's stack in
+        # ABC9 on ECP5). Neighbouring lane ranges join, the right one (higher lanes) winning
+        # only when strictly greater, so a tie keeps the lowest lane; lanes past V (the last
+        # chunk's) never win, and lane 0 is always in V, so a range with a lane in V has its
+        # leftmost lane in V. A tree deeper than MAX_COMB_LEVELS is cut by registers after
+        # its first half: six levels plus the running best's compare were the critical path
+        # of the ULX3S transformer build (23.3 MHz against 25). The cut costs one cycle a
+        # vector, not one a chunk: the second half works on chunk k while chunk k+1 enters.
         chunk = i.payload.values
-        c_val = Signal(signed(self._w))
-        c_idx = Signal(range(lanes))
-        # a balanced tree of comparators, ceil(log2 L) deep: a chain over the lanes was L
-        # comparators deep (64 for a transformer's unembedder), the design's critical path
-        # and deep enough to exhaust Yosys's stack in ABC9 on ECP5. Neighbouring lane ranges
-        # join, the right one (higher lanes) winning only when strictly greater, so a tie
-        # keeps the lowest lane; lanes past V (the last chunk's) never win, and lane 0 is
-        # always in V, so a range with a lane in V has its leftmost lane in V.
-        nodes = [(chunk[c], Const(c, range(lanes)), beat * lanes + c < v) for c in range(lanes)]
-        level = 0
-        while len(nodes) > 1:
-            level += 1
-            joined = []
-            for n in range(0, len(nodes) - 1, 2):
-                (lv, li, lok), (rv, ri, rok) = nodes[n], nodes[n + 1]
-                # a signal per node, so the next level refers to each value once
-                nv = Signal(signed(self._w), name=f"best_l{level}_{n}")
-                ni = Signal(range(lanes), name=f"at_l{level}_{n}")
-                right = rok & (rv > lv)
-                m.d.comb += [nv.eq(Mux(right, rv, lv)), ni.eq(Mux(right, ri, li))]
-                joined.append((nv, ni, lok))
-            if len(nodes) % 2:  # the odd range out passes to the next level
-                joined.append(nodes[-1])
-            nodes = joined
-        val, idx, _ = nodes[0]
-        m.d.comb += [c_val.eq(val), c_idx.eq(idx)]
         take = i.valid & i.ready
+        depth = (lanes - 1).bit_length()
+        cut = depth // 2 if depth > MAX_COMB_LEVELS else 0
+        nodes = [(chunk[c], Const(c, range(lanes)), beat * lanes + c < v) for c in range(lanes)]
+        nodes = _join_levels(m, nodes, levels=cut, width=self._w, lanes=lanes, name="s1")
+        # the chunk in the second half: its partial winners, beat number and last flag
+        p_valid = Signal()
+        p_beat = Signal(range(beats))
+        p_last = Signal()
+        if cut:
+            staged = []
+            for n, (nv, ni, nok) in enumerate(nodes):
+                rv = Signal(signed(self._w), name=f"cut_best_{n}")
+                ri = Signal(range(lanes), name=f"cut_at_{n}")
+                rok = Signal(name=f"cut_ok_{n}")
+                m.d.sync += [rv.eq(nv), ri.eq(ni), rok.eq(nok)]
+                staged.append((rv, ri, rok))
+            nodes = staged
+            m.d.sync += [p_valid.eq(take), p_beat.eq(beat), p_last.eq(i.payload.last)]
+        else:
+            m.d.comb += [p_valid.eq(take), p_beat.eq(beat), p_last.eq(i.payload.last)]
+        nodes = _join_levels(m, nodes, levels=depth, width=self._w, lanes=lanes, name="s2")
+        c_val, c_idx, _ = nodes[0]
+        index = p_beat * lanes + c_idx
+        newer = (p_beat == 0) | (c_val > top)
+        final_best = Mux(newer, index, best)
+        with m.If(p_valid & newer):
+            m.d.sync += [top.eq(c_val), best.eq(index)]
 
         # -- the passes: issue (word, lane) -> logit (stage 1) -> weight (stage 2)
         word = Signal(range(beats))
@@ -215,6 +251,16 @@ class NextByte(wiring.Component):
         def start_pass():
             m.d.sync += [word.eq(0), lane.eq(0), issued.eq(0)]
 
+        def choose():
+            # the vector's last chunk leaves the tree: greedy answers, sampling starts
+            with m.If(greedy):
+                m.d.sync += choice.eq(final_best)
+                m.next = "EMIT"
+            with m.Else():
+                start_pass()
+                m.d.sync += total.eq(0)
+                m.next = "SUM"
+
         with m.FSM():
             with m.State("COLLECT"):
                 m.d.comb += [
@@ -236,18 +282,16 @@ class NextByte(wiring.Component):
                 ]
                 with m.If(take):
                     m.d.sync += beat.eq(Mux(i.payload.last, 0, beat + 1))
-                    index = beat * lanes + c_idx
-                    with m.If((beat == 0) | (c_val > top)):
-                        m.d.sync += [top.eq(c_val), best.eq(index)]
-                    with m.If(i.payload.last):
-                        with m.If(greedy):
-                            final_best = Mux((beat == 0) | (c_val > top), index, best)
-                            m.d.sync += choice.eq(final_best)
-                            m.next = "EMIT"
-                        with m.Else():
-                            start_pass()
-                            m.d.sync += total.eq(0)
-                            m.next = "SUM"
+                if cut:
+                    with m.If(take & i.payload.last):
+                        m.next = "CHOOSE"
+                else:
+                    with m.If(p_valid & p_last):
+                        choose()
+            if cut:
+                # the last chunk in the tree's second half; no chunk is taken meanwhile
+                with m.State("CHOOSE"):
+                    choose()
             with m.State("SUM"):
                 m.d.comb += issuing.eq(issued < v)
                 with m.If(s2_valid):

@@ -65,6 +65,53 @@ async def recv(ctx, stream, count, rng=None, ready_p=1.0, timeout=100_000):
     return out
 
 
+def idle_latencies(dut, payloads, *, writes=()) -> list:
+    """Offer each payload to ``dut.i_stream`` only when ``dut`` is idle (its previous result
+    taken, then 3 idle cycles), after sending ``writes`` to ``dut.w_stream``; returns
+    ``[(cycles, result)]``: the clock edges from the one that took the payload to the one
+    that took its result from ``dut.o_stream`` (always ready), and the result."""
+    got, taken = [], []
+
+    # each testbench counts the clock edges since the start: edge n is its n-th tick
+    async def tb_in(ctx):
+        edge = 0
+
+        async def put(port, payload):
+            nonlocal edge
+            ctx.set(port.payload, payload)
+            ctx.set(port.valid, 1)
+            while True:
+                _, _, ready = await ctx.tick().sample(port.ready)
+                edge += 1
+                if ready:
+                    break
+            ctx.set(port.valid, 0)
+
+        for word in writes:
+            await put(dut.w_stream, word)
+        for payload in payloads:
+            for _ in range(3):
+                await ctx.tick()
+                edge += 1
+            await put(dut.i_stream, payload)
+            taken.append(edge)
+            while len(got) < len(taken):
+                await ctx.tick()
+                edge += 1
+
+    async def tb_out(ctx):
+        edge = 0
+        ctx.set(dut.o_stream.ready, 1)
+        while len(got) < len(payloads):
+            _, _, valid, payload = await ctx.tick().sample(dut.o_stream.valid, dut.o_stream.payload)
+            edge += 1
+            if valid:
+                got.append((edge, payload))
+
+    run(dut, tb_in, tb_out)
+    return [(edge - t, payload) for (edge, payload), t in zip(got, taken, strict=True)]
+
+
 def stream_through(dut, payloads, rng, *, gap_p=0.0, ready_p=1.0) -> list:
     """Simulate ``dut``: send ``payloads`` into ``dut.i_stream`` (idle cycles with probability
     ``gap_p``) and receive as many transfers from ``dut.o_stream`` (ready with probability

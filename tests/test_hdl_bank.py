@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_sim import ints, recv, run, send
+from helpers_sim import idle_latencies, ints, recv, run, send
 
 from spikelut.hdl.bank import LUTBank
 from spikelut.hdl.layer_params import LayerParams, bank_geometry
@@ -117,6 +117,25 @@ def test_bank_runs_at_its_cycles_per_inference(storage, p, lanes):
     got, cycles = simulate(bank, indices, rng, gap_p=0.0, ready_p=1.0, load=load)
     np.testing.assert_array_equal(got, row_sums(tables, indices))
     assert set(np.diff(cycles)) == {params.bank_cycles}
+
+
+@pytest.mark.parametrize(("storage", "p", "lanes"), [c for c in CASES if c[0] != Storage.LOGIC])
+def test_an_idle_bank_reads_in_the_cycle_it_takes_the_indices(storage, p, lanes):
+    """Latency on the critical loop of a language model: an idle bank issues its first read
+    in the cycle it takes the indices, so the sums leave ``bank_cycles + 1`` cycles later
+    (the last read's data, then the accumulator's register)."""
+    rng = np.random.default_rng(4)
+    n_t, n_c, y, tw = 5, 3, 7, 5
+    tables = random_tables(rng, n_t, n_c, y, tw)
+    params = bank_params(
+        tables, table_width=tw, out_width=8, storage=storage, tables_per_cycle=p, lanes=lanes
+    )
+    bank = LUTBank(params)
+    indices = rng.integers(0, 1 << n_c, (3, n_t))
+    writes = image_writes(tables, params) if storage == Storage.SPRAM else []
+    got = idle_latencies(bank, [j.tolist() for j in indices], writes=writes)
+    np.testing.assert_array_equal([ints(v) for _, v in got], row_sums(tables, indices))
+    assert [cycles for cycles, _ in got] == [params.bank_cycles + 1] * 3
 
 
 @pytest.mark.parametrize("storage", [Storage.LUTRAM, Storage.BRAM, Storage.SPRAM])

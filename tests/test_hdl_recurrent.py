@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from helpers_sim import ints, layer_width, recv, run, send
+from helpers_sim import idle_latencies, ints, layer_width, recv, run, send
 
 from spikelut.compiler.backend.plan import LayerPlan
 from spikelut.compiler.backend.sequence import RNNPlan, rnn_core
@@ -188,6 +188,18 @@ def test_embedding_lookup_and_rewrite(storage, lanes):
     expected[10:] = after[tokens[10:]]
     np.testing.assert_array_equal([ints(q.z) for _, q in got], expected)
     assert [int(q.first) for _, q in got] == [0] * 10 + [1] * 10
+
+
+@pytest.mark.parametrize(("storage", "lanes"), [(Storage.BRAM, None), (Storage.LUTRAM, 2)])
+def test_embedding_answers_one_cycle_a_word(storage, lanes):
+    """A token's first word is read in the cycle it is taken and its row leaves with the
+    last word: B cycles (the embedding is on the critical loop of every generated token)."""
+    table = np.random.default_rng(5).integers(-8, 8, (9, 5))
+    dut = Embedding(table=table, width=4, storage=storage, lanes=lanes)
+    beats = -(-5 // dut.lanes)
+    got = idle_latencies(dut, [{"token": t, "first": 0} for t in (3, 8, 0)])
+    assert [cycles for cycles, _ in got] == [beats] * 3
+    np.testing.assert_array_equal([ints(q.z) for _, q in got], table[[3, 8, 0]])
 
 
 def test_cell_checks_state_width():

@@ -84,7 +84,7 @@ def test_sim_command_runs_a_transformer_and_samples_as_the_board_would(tmp_path,
 
 @pytest.mark.parametrize(
     "flags, named",
-    [(["--netlist", "ecp5"], "--netlist"), (["--indexer", "serial"], "--indexer serial")],
+    [(["--netlist", "ecp5"], "--netlist"), (["--core", "serial"], "--core serial")],
 )  # fmt: skip
 def test_sim_refuses_what_does_not_apply_to_a_transformer(tmp_path, capsys, flags, named):
     path = _quantised(tmp_path, context=8, dim=8, n_layers=1, n_heads=1, n_tables=2, n_c=3, n_pe=1)

@@ -1,11 +1,13 @@
-"""The figures of ``spikelut report`` for a language model (an integer spiking RNN):
-what :func:`collect_lm` computes from the
+"""The figures of ``spikelut report`` for a language model (an integer spiking RNN or LUT
+transformer): what :func:`collect_lm` computes from the
 :class:`~spikelut.compiler.analysis.inputs.ReportInputs`, as one JSON-able dict (``None``
 where data is missing).
 
-- the model: vocabulary, neurons, context, the cell's and the unembedder's tables, table
-  bits and the widths :func:`~spikelut.compiler.passes.widths.rnn_widths` infers;
-- memory per layer (embedding, cell, unembedder): bits and where each is placed, by the
+- the model: vocabulary, neurons, context, every LUT's tables (an RNN's cell and
+  unembedder; a transformer's attention heads, FFNs and unembedder), table bits and the
+  widths :func:`~spikelut.compiler.passes.widths.rnn_widths` or
+  :func:`~spikelut.compiler.passes.widths.transformer_widths` infers;
+- memory per layer (embedding, then the LUTs): bits and where each is placed, by the
   compile manifest (``spikelut compile``) and by the board build (``board.json``);
 - the validation losses ``spikelut quantize`` records in the model
   (``meta["quantization"]["evaluation"]``: ``float_val_loss``, ``int_val_loss``; a
@@ -22,9 +24,15 @@ from typing import Any
 
 from spikelut.compiler.analysis.figures import device_memories
 from spikelut.compiler.analysis.inputs import ReportError, ReportInputs
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import IntegerRNN, IntegerTransformer
+from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.compiler.ir.operations import lut_layer_operations
-from spikelut.compiler.passes.widths import DEFAULT_MAX_WIDTH, WidthError, rnn_widths
+from spikelut.compiler.passes.widths import (
+    DEFAULT_MAX_WIDTH,
+    WidthError,
+    rnn_widths,
+    transformer_widths,
+)
 
 __all__ = ["collect_lm", "loss_figures", "memory_figures", "model_figures", "simulation_records"]
 
@@ -33,7 +41,7 @@ def collect_lm(inputs: ReportInputs) -> dict:
     """Every figure of a language model's report as a JSON-able dict (``None`` where data
     is missing)."""
     model = inputs.model
-    assert isinstance(model, IntegerRNN)
+    assert isinstance(model, (IntegerRNN, IntegerTransformer))
     sims = simulation_records(inputs)
     r: dict[str, Any] = {
         "model": str(inputs.model_path),
@@ -54,9 +62,12 @@ def collect_lm(inputs: ReportInputs) -> dict:
     return r
 
 
-def model_figures(model: IntegerRNN) -> dict:
-    """The shape of ``model``: sizes, both LUTs' tables, bits, shifts and (when they can be
-    inferred) widths."""
+def model_figures(model: IntegerRNN | IntegerTransformer) -> dict:
+    """The shape of ``model``: ``kind`` ("rnn" or "transformer"), sizes, every LUT's
+    tables, bits, shifts and (when they can be inferred) widths, and ``facts``: the
+    model-wide figures as (label, value) rows."""
+    if isinstance(model, IntegerTransformer):
+        return _transformer_figures(model)
     meta = model.meta or {}
     quant = meta.get("quantization") or {}
     max_width = quant.get("max_width") or DEFAULT_MAX_WIDTH
@@ -94,23 +105,39 @@ def model_figures(model: IntegerRNN) -> dict:
             )
         luts.append(d)
     training = meta.get("training") or {}
+    state_width = None if w is None else w.state_width
+    cell_acc_width = None if w is None else w.cell_acc_width
     return {
+        "kind": "rnn",
+        "facts": [
+            ["vocabulary (V)", model.vocab],
+            ["neurons (D)", model.dim],
+            ["context (training windows)", model.context],
+            ["embedding bits", model.embedding_bits],
+            ["state width (bits)", state_width],
+            ["state accumulator (bits)", cell_acc_width],
+        ],
         "vocab": model.vocab,
         "dim": model.dim,
         "context": model.context,
         "embedding_bits": model.embedding_bits,
         "luts": luts,
-        "state_width": None if w is None else w.state_width,
-        "cell_acc_width": None if w is None else w.cell_acc_width,
+        "state_width": state_width,
+        "cell_acc_width": cell_acc_width,
         "width_error": width_error,
         "train_steps": training.get("step"),
     }
 
 
-def memory_figures(model: IntegerRNN, manifest: dict | None, board: dict | None) -> list[dict]:
-    """Per memory (embedding, cell, unembedder): its shape, entry bits, memory bits, and
-    its placement in the compiled core (``manifest``) and in the bitstream (``board``),
-    each ``None`` when that input is missing."""
+def memory_figures(
+    model: IntegerRNN | IntegerTransformer, manifest: dict | None, board: dict | None
+) -> list[dict]:
+    """Per memory (embedding, then an RNN's cell or a transformer's attention heads and
+    FFN per layer, then the unembedder): its shape, entry bits, memory bits, and its
+    placement in the compiled core (``manifest``) and in the bitstream (``board``), each
+    ``None`` when that input is missing."""
+    if isinstance(model, IntegerTransformer):
+        return _transformer_memories(model, manifest, board)
     compiled = _plan(manifest, "plan")
     built = _plan(board, "rnn_plan")
     rows = [
@@ -139,6 +166,134 @@ def memory_figures(model: IntegerRNN, manifest: dict | None, board: dict | None)
     return rows
 
 
+def _transformer_figures(model: IntegerTransformer) -> dict:
+    """:func:`model_figures` of a transformer: one row per attention layer (its heads'
+    tables together), FFN and the unembedder; widths of the residual stream."""
+    meta = model.meta or {}
+    max_width = (meta.get("quantization") or {}).get("max_width") or DEFAULT_MAX_WIDTH
+    try:
+        w = transformer_widths(model, max_width=max_width)
+    except WidthError as e:
+        w, width_error = None, str(e)
+    else:
+        width_error = None
+    n_layers, n_heads, n_t, n_c = model.attn_a.shape
+    p = model.pe_bits.shape[4]
+    scale = model.stream_scale_log2
+    luts = []
+    for k in range(n_layers):
+        attn_bits = model.attn_tables[k].size * model.table_bits
+        luts.append({
+            "lut": f"attention {k} ({n_heads} heads)", "in_dim": model.dim, "out_dim": model.dim,
+            "n_tables": n_heads * n_t, "n_c": n_c, "rows_per_table": 1 << (2 * n_c + p),
+            # a query's and a key's index per table and head: 2 N_C comparisons each
+            "comparisons": 2 * n_heads * n_t * n_c, "table_bits": model.table_bits,
+            "in_shift": 0, "scale_log2": scale, "table_memory_bits": attn_bits,
+            "in_width": None if w is None else w.layer_in_widths[k],
+        })  # fmt: skip
+        ffn = LUTLayer(a=model.ffn_a[k], b=model.ffn_b[k], tables=model.ffn_tables[k],
+                       in_dim=model.dim)  # fmt: skip
+        luts.append(_lut_row(f"ffn {k}", ffn, model.table_bits, scale,
+                             None if w is None else w.ffn_in_widths[k]))  # fmt: skip
+    unemb = LUTLayer(a=model.unemb_a, b=model.unemb_b, tables=model.unemb_tables,
+                     in_dim=model.dim)  # fmt: skip
+    row = _lut_row("unembedder", unemb, model.unemb_bits, model.unemb_scale_log2, None)
+    if w is not None:
+        uw = w.unembedder
+        row.update(in_width=uw.in_width, compare_width=uw.compare_width,
+                   acc_width=uw.acc_width, out_width=uw.out_width)  # fmt: skip
+    luts.append(row)
+    for row in luts[:-1]:
+        row.update(compare_width=row["in_width"],
+                   acc_width=None if w is None else w.stream_acc_width,
+                   out_width=None if w is None else w.stream_width)  # fmt: skip
+    return {
+        "kind": "transformer",
+        "facts": [
+            ["vocabulary (V)", model.vocab],
+            ["residual stream (E)", model.dim],
+            ["context (positions attended)", model.context],
+            ["layers", n_layers],
+            ["heads per layer", n_heads],
+            ["positional bits per table (P)", p],
+            ["embedding and table bits", model.table_bits],
+            ["unembedder table bits", model.unemb_bits],
+            ["stream width (bits)", None if w is None else w.stream_width],
+            ["stream accumulator (bits)", None if w is None else w.stream_acc_width],
+        ],
+        "vocab": model.vocab,
+        "dim": model.dim,
+        "context": model.context,
+        "layers": n_layers,
+        "heads": n_heads,
+        "embedding_bits": model.embedding_bits,
+        "luts": luts,
+        "state_width": None if w is None else w.stream_width,
+        "width_error": width_error,
+        "train_steps": (meta.get("training") or {}).get("step"),
+    }
+
+
+def _lut_row(name: str, lut: LUTLayer, bits: int, scale: int, in_width) -> dict:
+    """A model table row of a transformer's FFN or unembedder (an ordinary LUT layer)."""
+    return {
+        "lut": name, "in_dim": lut.in_dim, "out_dim": lut.out_dim,
+        "n_tables": lut.n_tables, "n_c": lut.n_c, "rows_per_table": 1 << lut.n_c,
+        "comparisons": lut_layer_operations(lut, bits)["comparisons"], "table_bits": bits,
+        "in_shift": 0, "scale_log2": scale, "table_memory_bits": lut.memory_bits(bits),
+        "in_width": in_width,
+    }  # fmt: skip
+
+
+# the prefix of each memory's fields in a TransformerPlan (manifest "plan", board.json
+# "transformer_plan")
+_TRANSFORMER_PLAN_PREFIX = {"embedding": "embedding", "attention": "attn", "ffn": "ffn",
+                            "unembedder": "unemb"}  # fmt: skip
+
+
+def _transformer_memories(
+    model: IntegerTransformer, manifest: dict | None, board: dict | None
+) -> list[dict]:
+    """:func:`memory_figures` of a transformer: the embedding, per layer its attention
+    heads (one memory each) and FFN, the unembedder."""
+    compiled = _plan(manifest, "plan")
+    built = _plan(board, "transformer_plan")
+    n_layers, n_heads, n_t, n_c = model.attn_a.shape
+    rows_attn = 1 << (2 * n_c + model.pe_bits.shape[4])
+    rows = [("embedding", "embedding", f"{model.vocab} x {model.dim}", model.table_bits,
+             model.embedding_memory_bits)]  # fmt: skip
+    for k in range(n_layers):
+        rows += [
+            (f"attention {k}.{h}", "attention", f"{n_t} x {rows_attn} x {model.dim}",
+             model.table_bits, model.attn_tables[k, h].size * model.table_bits)
+            for h in range(n_heads)
+        ]  # fmt: skip
+        rows.append((f"ffn {k}", "ffn", f"{n_t} x {1 << n_c} x {model.dim}", model.table_bits,
+                     model.ffn_tables[k].size * model.table_bits))  # fmt: skip
+    rows.append(("unembedder", "unembedder", f"{n_t} x {1 << n_c} x {model.vocab}",
+                 model.unemb_bits, model.unemb_tables.size * model.unemb_bits))  # fmt: skip
+    return [
+        {
+            "memory": name,
+            "shape": shape,
+            "entry_bits": bits,
+            "memory_bits": int(mbits),
+            "compiled": _transformer_placement(compiled, kind),
+            "built": _transformer_placement(built, kind),
+        }
+        for name, kind, shape, bits, mbits in rows
+    ]
+
+
+def _transformer_placement(plan: dict | None, kind: str) -> dict | None:
+    """``{"storage", "tables_per_cycle", "lanes"}`` of a kind of memory in a transformer
+    plan (``None`` values: the planner's default for that memory)."""
+    if plan is None:
+        return None
+    prefix = _TRANSFORMER_PLAN_PREFIX[kind]
+    return {k: plan.get(f"{prefix}_{k}") for k in ("storage", "tables_per_cycle", "lanes")}
+
+
 def _plan(figures: dict | None, key: str) -> dict | None:
     plan = (figures or {}).get(key)
     return plan if isinstance(plan, dict) else None
@@ -159,7 +314,9 @@ def _number(v: Any) -> float | None:
     return v
 
 
-def loss_figures(model: IntegerRNN, summary: dict | None, sims: list[dict]) -> dict:
+def loss_figures(
+    model: IntegerRNN | IntegerTransformer, summary: dict | None, sims: list[dict]
+) -> dict:
     """The validation losses (nats per byte): float and integer as ``spikelut quantize``
     recorded them (a demo's ``summary.json`` otherwise), the hardware's, where they come
     from, and the uniform guess ``ln V`` for scale."""

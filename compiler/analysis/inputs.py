@@ -5,8 +5,9 @@
 ``energy.json`` of ``bench/energy_per_inference.py --json`` into a :class:`ReportInputs`;
 anything unusable is a :class:`ReportError` naming the fix.
 
-The model is a classifier or an integer spiking RNN language model (``IntegerRNN``). For a
-language model the same search also reads the simulations of :data:`LM_JSON_INPUTS`:
+The model is a classifier or an integer language model (``IntegerRNN`` or
+``IntegerTransformer``: :data:`~spikelut.compiler.ir.integer_sequence.INTEGER_LANGUAGE_MODELS`).
+For a language model the same search also reads the simulations of :data:`LM_JSON_INPUTS`:
 ``sim.json`` (``spikelut sim LM --json > DIR/sim.json``, or a language-model demo's sim
 stage), ``run.json`` (the demo's run stage: the bitstream's design over the UART) and
 ``lm-board.json`` (``python bench/lm_board.py LM --json DIR/lm-board.json``).
@@ -21,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from spikelut.compiler.ir.classifier import ClassifierMLP
-from spikelut.compiler.ir.integer_sequence import IntegerRNN
+from spikelut.compiler.ir.integer_sequence import (
+    INTEGER_LANGUAGE_MODELS,
+    IntegerRNN,
+    IntegerTransformer,
+)
 from spikelut.compiler.ir.lut import IRError
 from spikelut.compiler.ir.modelfile import ModelFileError, load_model
-from spikelut.compiler.ir.sequence import SpikingRNN
+from spikelut.compiler.ir.sequence import SpikingRNN, TransformerLM
 
 __all__ = ["JSON_INPUTS", "LM_JSON_INPUTS", "ReportError", "ReportInputs", "find_inputs"]
 
@@ -45,6 +50,9 @@ LM_JSON_INPUTS = {
 }
 
 
+_LM_ARCHS = tuple(cls.ARCH for cls in INTEGER_LANGUAGE_MODELS)
+
+
 class ReportError(ValueError):
     """The report's input cannot be used; the message names the problem and the fix."""
 
@@ -55,7 +63,7 @@ class ReportInputs:
     when present, and the optional compile, build and demo figures with their paths (and,
     for a language model, its simulations)."""
 
-    model: ClassifierMLP | IntegerRNN
+    model: ClassifierMLP | IntegerRNN | IntegerTransformer
     model_path: Path
     float_model: ClassifierMLP | None = None
     float_path: Path | None = None
@@ -79,8 +87,9 @@ class ReportInputs:
 
     @property
     def is_language_model(self) -> bool:
-        """True for an integer spiking RNN, False for a classifier."""
-        return isinstance(self.model, IntegerRNN)
+        """True for an integer language model (RNN or transformer), False for a
+        classifier."""
+        return isinstance(self.model, INTEGER_LANGUAGE_MODELS)
 
 
 def find_inputs(*sources: str | os.PathLike) -> ReportInputs:
@@ -91,14 +100,14 @@ def find_inputs(*sources: str | os.PathLike) -> ReportInputs:
     ``board.json`` and ``summary.json`` (shallowest first) fill their sections.
 
     A classifier found anywhere makes a classifier's report, unless a source named directly
-    is an integer spiking RNN: then (or when the only models are integer RNNs) the report is
-    the language model's, which reads :data:`LM_JSON_INPUTS` too. Raises
+    is an integer language model: then (or when the only models are integer language models)
+    the report is the language model's, which reads :data:`LM_JSON_INPUTS` too. Raises
     :class:`ReportError` when no usable model is found, a file cannot be read or a compile
     or build directory is of another kind of model."""
     if not sources:
         raise ReportError("give a .lutnet model or a directory holding one")
     models: list[tuple[Path, ClassifierMLP]] = []
-    rnns: list[tuple[Path, IntegerRNN]] = []
+    rnns: list[tuple[Path, IntegerRNN | IntegerTransformer]] = []
     named: dict[str, Path] = {}  # "classifier" / "rnn" -> a model file given by name
     found: dict[str, Path] = {}
     for source in sources:
@@ -143,7 +152,7 @@ def _choose(models: list, rnns: list, named: dict[str, Path], sources) -> Report
 
 
 def _models_in(src: Path) -> tuple[list, list]:
-    """The classifiers and the integer spiking RNNs of ``src``: the file itself, or every
+    """The classifiers and the integer language models of ``src``: the file itself, or every
     ``.lutnet`` below the directory (shallowest first; models of other kinds are skipped in
     a directory)."""
     if not src.exists():
@@ -154,17 +163,18 @@ def _models_in(src: Path) -> tuple[list, list]:
         m = _load(path)
         if isinstance(m, ClassifierMLP):
             classifiers.append((path, m))
-        elif isinstance(m, IntegerRNN):
+        elif isinstance(m, INTEGER_LANGUAGE_MODELS):
             rnns.append((path, m))
-        elif src.is_file() and isinstance(m, SpikingRNN):
+        elif src.is_file() and isinstance(m, (SpikingRNN, TransformerLM)):
+            kind = "spiking RNN" if isinstance(m, SpikingRNN) else "LUT transformer"
             raise ReportError(
-                f"{src} is a float spiking RNN; quantise it (spikelut quantize {src} --data "
+                f"{src} is a float {kind}; quantise it (spikelut quantize {src} --data "
                 "TEXT -o LM.lutnet) and report on the integer model"
             )
         elif src.is_file():
             raise ReportError(
-                f"{src} is a {m.ARCH} model; reports cover classifiers and integer spiking "
-                "RNN language models"
+                f"{src} is a {m.ARCH} model; reports cover classifiers and integer "
+                "language models (RNN or transformer)"
             )
     return classifiers, rnns
 
@@ -174,7 +184,7 @@ def _check_kinds(inputs: ReportInputs) -> None:
     model, of another shape) is a :class:`ReportError`."""
     lm = inputs.is_language_model
     m, b = inputs.manifest, inputs.board
-    if m is not None and (m.get("architecture") == IntegerRNN.ARCH) != lm:
+    if m is not None and (m.get("architecture") in _LM_ARCHS) != lm:
         raise ReportError(
             f"{inputs.manifest_path} is the compile manifest of "
             f"{'a classifier' if lm else 'a language model'}, not of {inputs.model_path}; "
@@ -189,6 +199,19 @@ def _check_kinds(inputs: ReportInputs) -> None:
     if not lm:
         return
     model = inputs.model
+    kind = "transformer" if isinstance(model, IntegerTransformer) else "RNN"
+    if m is not None and m.get("architecture") != model.ARCH:
+        raise ReportError(
+            f"{inputs.manifest_path} is the compile manifest of another kind of language "
+            f"model, not of {inputs.model_path} (a {kind}); compile the model (spikelut compile "
+            f"{inputs.model_path} -o DIR) and report on DIR"
+        )
+    if b is not None and ("transformer_plan" in b) != isinstance(model, IntegerTransformer):
+        raise ReportError(
+            f"{inputs.board_path} is the build of another kind of language model, not of "
+            f"{inputs.model_path} (a {kind}); build the model (spikelut build "
+            f"{inputs.model_path} --board BOARD -o DIR)"
+        )
     shape = f"vocabulary {model.vocab}, {model.dim} neurons"
     if m is not None and (m.get("vocab"), m.get("dim")) != (model.vocab, model.dim):
         raise ReportError(

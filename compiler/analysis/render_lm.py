@@ -1,4 +1,5 @@
-"""The HTML page of ``spikelut report`` for a language model (an integer spiking RNN):
+"""The HTML page of ``spikelut report`` for a language model (an integer spiking RNN or LUT
+transformer):
 :func:`render_lm_html` draws the figures of
 :func:`~spikelut.compiler.analysis.figures_lm.collect_lm` section by section
 (:data:`LM_SECTIONS`) on the classifier report's page
@@ -97,13 +98,29 @@ def _overview(r: dict) -> str:
     cells = ((r["build"] or {}).get("resources") or {}).get("logic_cells")
     if cells:
         tiles.append(_tile(f"{cells['used']:,}", f"logic cells of {cells['available']:,}"))
-    cell, unemb = s["luts"]
+    return f'<div class="tiles">{"".join(tiles)}</div><p class="note">{_summary(s)}</p>'
+
+
+def _summary(s: dict) -> str:
+    """One sentence on the model's shape."""
+    unemb = s["luts"][-1]
+    tail = (
+        f"an unembedder of {unemb['n_tables']} tables x N_C {unemb['n_c']}. It chooses one "
+        "byte per step; no multiplications."
+    )
+    if s["kind"] == "transformer":
+        attn = s["luts"][0]
+        return (
+            f"An integer LUT transformer language model: {s['vocab']} tokens, a residual "
+            f"stream of {s['dim']}, context {s['context']}; {s['layers']} layer(s) of "
+            f"{s['heads']} attention head(s) (attention as one table indexed by query, key "
+            f"and relative position: {attn['rows_per_table']:,} rows a table) and an FFN; " + tail
+        )
+    cell = s["luts"][0]
     return (
-        f'<div class="tiles">{"".join(tiles)}</div>'
-        f'<p class="note">An integer spiking RNN language model: {s["vocab"]} tokens, '
-        f"{s['dim']} neurons, context {s['context']}; a cell of {cell['n_tables']} tables x "
-        f"N_C {cell['n_c']} and an unembedder of {unemb['n_tables']} tables x N_C "
-        f"{unemb['n_c']}. It chooses one byte per step; no multiplications.</p>"
+        f"An integer spiking RNN language model: {s['vocab']} tokens, {s['dim']} neurons, "
+        f"context {s['context']}; a cell of {cell['n_tables']} tables x N_C {cell['n_c']} and "
+        + tail
     )
 
 
@@ -133,14 +150,7 @@ _WIDTH_COLUMNS = [
 
 def _model(r: dict) -> str:
     s = r["shape"]
-    facts = [
-        ["vocabulary (V)", s["vocab"]],
-        ["neurons (D)", s["dim"]],
-        ["context (training windows)", s["context"]],
-        ["embedding bits", s["embedding_bits"]],
-        ["state width (bits)", s["state_width"]],
-        ["state accumulator (bits)", s["cell_acc_width"]],
-    ]
+    facts = list(s["facts"])
     if s["train_steps"] is not None:
         facts.append(["training steps", s["train_steps"]])
     out = _table(["figure", "value"], facts)
@@ -149,9 +159,10 @@ def _model(r: dict) -> str:
     )
     if s["state_width"] is None:
         return out + _missing(f"Widths: {s['width_error']}")
+    state = "residual stream" if s["kind"] == "transformer" else "recurrent state"
     out += (
         "<p class=note>Widths inferred from exact bounds of the table contents and the "
-        "recurrent state (overflow impossible by construction):</p>"
+        f"{state} (overflow impossible by construction):</p>"
     )
     return out + _table(
         ["LUT"] + [head for head, _ in _WIDTH_COLUMNS],
@@ -196,10 +207,11 @@ def _memory(r: dict) -> str:
     if board and isinstance(board.get("planned"), dict):
         p = board["planned"]
         est = p.get("estimate") or {}
+        cells = est.get("logic_cells")
         out += (
             f"<p>The bitstream's core (placed for area on {html.escape(str(board.get('board', '?')))}) "
-            f"takes {_fmt(p.get('block_rams'))} block RAM(s) and {_fmt(p.get('sprams'))} "
-            f"SPRAM(s), about {_fmt(est.get('logic_cells'))} logic cells (estimate).</p>"
+            f"takes {_fmt(p.get('block_rams'))} block RAM(s) and {_fmt(p.get('sprams'))} SPRAM(s)"
+            + (f", about {_fmt(cells)} logic cells (estimate).</p>" if cells else ".</p>")
         )
     if not m:
         return out + _missing(
@@ -352,7 +364,18 @@ def _throughput(r: dict) -> str:
         bars = [(label, float(c)) for _, label, c, *_ in rows if label and _is_number(c)]
         if bars:
             out += _img(plots.token_cycles(bars), "cycles per token against the floor")
-    if m:
+    if m and r["shape"]["kind"] == "transformer":
+        out += (
+            "<p class=note>A generated token is the next input. Each head computes the new "
+            "token's query and key indices once and keeps the key side of every earlier "
+            "position (the V-index cache): a token at position t reads t x N_T rows a head, "
+            "so the floor is averaged over a full window; the measured cycles (Amaranth's "
+            "simulator, a full window) add the pipeline and the choice of the byte. The "
+            "layers' reads:</p>"
+        )
+        out += _table(["layer", "storage", "P", "L", "cycles", "cache bits"],
+                      _transformer_reads(m))  # fmt: skip
+    elif m:
         luts = [
             [lut.get("lut"), lut.get("storage"), lut.get("tables_per_cycle"), lut.get("lanes"),
              lut.get("cycles"), lut.get("bandwidth_floor_cycles")]
@@ -379,6 +402,22 @@ def _throughput(r: dict) -> str:
             "and through the UART."
         )
     return out
+
+
+def _transformer_reads(m: dict) -> list[list]:
+    """Rows of a transformer manifest's ``layers``: each layer's attention (cycles at a
+    full context) and FFN."""
+    rows = []
+    for layer in m.get("layers") or []:
+        if not isinstance(layer, dict):
+            continue
+        a, f = layer.get("attention") or {}, layer.get("ffn") or {}
+        rows.append([f"attention {layer.get('layer')} ({layer.get('heads')} heads, full "
+                     "context)", a.get("storage"), a.get("tables_per_cycle"), a.get("lanes"),
+                     a.get("cycles_at_full_context"), a.get("cache_bits")])  # fmt: skip
+        rows.append([f"ffn {layer.get('layer')}", f.get("storage"), f.get("tables_per_cycle"),
+                     f.get("lanes"), f.get("cycles"), None])  # fmt: skip
+    return rows
 
 
 def _is_number(v) -> bool:

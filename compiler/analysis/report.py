@@ -33,7 +33,7 @@ def write_report(
     returns the figures of :func:`~spikelut.compiler.analysis.figures.collect` plus
     ``"output"`` and the list of ``"missing"`` section ids (those shown without their data).
     ``data`` names a classifier's data set to evaluate on (default: the one the model
-    records); a language model's report (an integer spiking RNN, figures of
+    records); a language model's report (an integer spiking RNN or transformer, figures of
     :func:`~spikelut.compiler.analysis.figures_lm.collect_lm`) takes none."""
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     inputs = find_inputs(*sources)

@@ -241,6 +241,11 @@ class IntegerTransformer:
         return -self.unemb_scale_log2
 
     @property
+    def embedding_bits(self) -> int:
+        """Bits of an embedding entry: the residual stream's tables' ``table_bits``."""
+        return self.table_bits
+
+    @property
     def embedding_memory_bits(self) -> int:
         """Bits the embedding occupies: ``V * D * embedding_bits``."""
         return self.embedding.size * self.embedding_bits
