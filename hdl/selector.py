@@ -4,7 +4,9 @@
 from a chunked layer: :func:`~spikelut.hdl.layouts.chunk_layout`) and answers one index,
 bit-exact with :func:`spikelut.compiler.ir.selection.select_byte`:
 
-- greedy: the argmax (ties to the lowest index), found while the chunks arrive;
+- greedy: the argmax (ties to the lowest index), found while the chunks arrive (a chunk of
+  more than 8 lanes passes a register halfway through its comparator tree: the answer
+  leaves 2 cycles after the last chunk instead of 1);
 - sampled: weights ``w_i = EXP[min(max - l_i, K - 1)]`` from an exponential table in block
   RAM, their sum ``S`` (one pass over the logits, kept in a small memory as they arrive), a
   draw ``r`` by rejection from an xorshift32 source (one try a clock: the next state,

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers_sim import recv, run, send
+from helpers_sim import idle_latencies, recv, run, send
 
 from spikelut.compiler.ir.selection import Selection, Xorshift32, exp_table, select_byte
 from spikelut.hdl.selector import NextByte, check_exp_table
@@ -91,3 +91,15 @@ def test_selector_rejects_bad_tables():
         check_exp_table([0, 0], 16)
     with pytest.raises(ValueError, match="unsigned 16-bit"):
         check_exp_table([1 << 16, 1], 16)
+
+
+@pytest.mark.parametrize(("lanes", "cycles"), [(8, 1), (16, 2), (64, 2)])
+def test_a_greedy_answer_leaves_one_or_two_cycles_after_the_last_chunk(lanes, cycles):
+    """The argmax tree of more than 8 lanes is cut by registers halfway: one more cycle a
+    vector (on the loop of every generated token), never one more a chunk."""
+    rng = np.random.default_rng(lanes)
+    logits = rng.integers(-20, 20, (4, lanes))
+    dut = NextByte(vocab=lanes, width=6, lanes=lanes, exp=exp_table(0.7, -2), greedy=True)
+    got = idle_latencies(dut, [chunks(lg, lanes)[0] for lg in logits])
+    assert [c for c, _ in got] == [cycles] * 4
+    assert [int(p.index) for _, p in got] == [int(np.argmax(lg)) for lg in logits]
