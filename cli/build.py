@@ -143,9 +143,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if getattr(args, "baseline", None) == "mac":
         if args.max_brams is not None or args.indexer != "auto":
-            raise UserError(
-                "--max-brams and --core are LUT-core options; drop them for --baseline"
-            )
+            raise UserError("--max-brams and --core are LUT-core options; drop them for --baseline")
         result = build_mac_board(_mac_network(args), spec, out, macs=args.macs, **common)
     else:
         if args.macs is not None or args.data is not None:

@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.wishbone and args.indexer == "temporal":
         raise UserError(
-            "the Wishbone peripheral feeds whole input vectors: use --core parallel, "
-            "serial or auto"
+            "the Wishbone peripheral feeds whole input vectors: use --core parallel, serial or auto"
         )
     result = export_core(
         model,
