@@ -65,6 +65,21 @@ async def recv(ctx, stream, count, rng=None, ready_p=1.0, timeout=100_000):
     return out
 
 
+async def send_counted(ctx, stream, payloads) -> int:
+    """Send ``payloads`` back to back (``valid`` held high); the clock edges it took."""
+    edges = 0
+    ctx.set(stream.valid, 1)
+    for payload in payloads:
+        ctx.set(stream.payload, payload)
+        while True:
+            _, _, ready = await ctx.tick().sample(stream.ready)
+            edges += 1
+            if ready:
+                break
+    ctx.set(stream.valid, 0)
+    return edges
+
+
 def idle_latencies(dut, payloads, *, writes=()) -> list:
     """Offer each payload to ``dut.i_stream`` only when ``dut`` is idle (its previous result
     taken, then 3 idle cycles), after sending ``writes`` to ``dut.w_stream``; returns
@@ -74,26 +89,12 @@ def idle_latencies(dut, payloads, *, writes=()) -> list:
 
     # each testbench counts the clock edges since the start: edge n is its n-th tick
     async def tb_in(ctx):
-        edge = 0
-
-        async def put(port, payload):
-            nonlocal edge
-            ctx.set(port.payload, payload)
-            ctx.set(port.valid, 1)
-            while True:
-                _, _, ready = await ctx.tick().sample(port.ready)
-                edge += 1
-                if ready:
-                    break
-            ctx.set(port.valid, 0)
-
-        for word in writes:
-            await put(dut.w_stream, word)
+        edge = await send_counted(ctx, dut.w_stream, writes) if writes else 0
         for payload in payloads:
             for _ in range(3):
                 await ctx.tick()
                 edge += 1
-            await put(dut.i_stream, payload)
+            edge += await send_counted(ctx, dut.i_stream, [payload])
             taken.append(edge)
             while len(got) < len(taken):
                 await ctx.tick()
@@ -224,18 +225,9 @@ def simulated_latency(net, model, x):
     async def tb_in(ctx):
         edges = 0  # this testbench's clock edges from the start, as recv counts its own
         for name, writes in [*load_writes(net, model.layers), ("i_stream", payloads)]:
-            stream = getattr(net, name)
             if name == "i_stream":
                 sent.append(edges)  # the vector is offered from here
-            ctx.set(stream.valid, 1)
-            for payload in writes:
-                ctx.set(stream.payload, payload)
-                while True:
-                    _, _, ready = await ctx.tick().sample(stream.ready)
-                    edges += 1
-                    if ready:
-                        break
-            ctx.set(stream.valid, 0)
+            edges += await send_counted(ctx, getattr(net, name), writes)
 
     async def tb_out(ctx):
         got.extend(await recv(ctx, net.o_stream, 1))

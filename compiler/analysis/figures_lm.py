@@ -69,14 +69,7 @@ def model_figures(model: IntegerRNN | IntegerTransformer) -> dict:
     if isinstance(model, IntegerTransformer):
         return _transformer_figures(model)
     meta = model.meta or {}
-    quant = meta.get("quantization") or {}
-    max_width = quant.get("max_width") or DEFAULT_MAX_WIDTH
-    try:
-        w = rnn_widths(model, max_width=max_width)
-    except WidthError as e:
-        w, width_error = None, str(e)
-    else:
-        width_error = None
+    w, width_error = _widths(model, rnn_widths)
     luts = []
     for name, lut, q in (
         ("cell", model.cell, model.cell_quant),
@@ -166,17 +159,21 @@ def memory_figures(
     return rows
 
 
+def _widths(model, infer) -> tuple[Any, str | None]:
+    """``(widths, None)`` that ``infer`` finds for ``model`` at the maximum width its
+    quantisation recorded, or ``(None, why not)``."""
+    quant = (model.meta or {}).get("quantization") or {}
+    try:
+        return infer(model, max_width=quant.get("max_width") or DEFAULT_MAX_WIDTH), None
+    except WidthError as e:
+        return None, str(e)
+
+
 def _transformer_figures(model: IntegerTransformer) -> dict:
     """:func:`model_figures` of a transformer: one row per attention layer (its heads'
     tables together), FFN and the unembedder; widths of the residual stream."""
     meta = model.meta or {}
-    max_width = (meta.get("quantization") or {}).get("max_width") or DEFAULT_MAX_WIDTH
-    try:
-        w = transformer_widths(model, max_width=max_width)
-    except WidthError as e:
-        w, width_error = None, str(e)
-    else:
-        width_error = None
+    w, width_error = _widths(model, transformer_widths)
     n_layers, n_heads, n_t, n_c = model.attn_a.shape
     p = model.pe_bits.shape[4]
     scale = model.stream_scale_log2
