@@ -286,7 +286,7 @@ def test_serial_estimate_and_blocks():
 def test_digits_size_latency_equals_the_simulated_and_cocotb_ones(tmp_path, capsys):
     """The UP5K digits core's manifest latency equals an independent simulation's (the
     serial core ``compile`` picks), and for the parallel core at the same placement (the
-    one ``spikelut sim --indexer parallel`` runs in cocotb) the 325 cycles cocotb measures."""
+    one ``spikelut sim --core parallel`` runs in cocotb) an independent simulation's too."""
 
     model = digits_size(np.random.default_rng(48))
     path = tmp_path / "digits.lutnet"
@@ -299,6 +299,9 @@ def test_digits_size_latency_equals_the_simulated_and_cocotb_ones(tmp_path, caps
     net = build_network(model, fit_plans(model, kind=serial, **UP5K), kind=serial)
     x = np.random.default_rng(0).integers(-32, 32, 64)
     assert r["latency_cycles"] == simulated_latency(net, model, x)
-    params, widths = network_params(model, fit_plans(model, **UP5K))
+    plans = fit_plans(model, **UP5K)
+    params, widths = network_params(model, plans)
     parallel = CoreKind.PARALLEL
-    assert manifest(build_core(parallel, params), parallel, widths)["latency_cycles"] == 325
+    net = build_network(model, plans, kind=parallel)
+    latency = manifest(build_core(parallel, params), parallel, widths)["latency_cycles"]
+    assert latency == simulated_latency(net, model, x)
