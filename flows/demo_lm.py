@@ -75,10 +75,9 @@ __all__ = [
 log = logging.getLogger("spikelut.demo")
 
 DEFAULT_LM_OUTPUT = "spikelut-demo-lm"
-# The RNN core plus the host link takes more logic than the UP5K has (the up5k preset's bare
-# core alone packs into 4,882 logic cells, `bench/rnn_sizes.py --synth`, where the host link
-# leaves 2,925): the demo builds for the ECP5-85 until a leaner core fits the iCEBreaker (its
-# other stages run for any board).
+# The demo builds for the ECP5-85 by default, whose preset is the larger model; the up5k
+# preset (hidden 16) is the shape whose whole iCEBreaker design fits (5,268 of 5,280 logic
+# cells), the larger RNNs' cores do not fit beside its host link (README).
 DEFAULT_BOARD = "ulx3s-85f"
 TRAIN_STEPS = 200_000
 PROMPT_BYTES = 256  # held-out bytes before the core generates, in cocotb and on the board

@@ -223,7 +223,9 @@ def _lut_options(model: IntegerRNN, which: str, storages, kind: CoreKind, family
 def _shortfall(
     model: IntegerRNN, target: Target, kind: CoreKind, budget, cells, least, least_cells=None
 ) -> str:
-    """Why :func:`fit_rnn` found nothing: the table memory against the device's, or logic."""
+    """Why :func:`fit_rnn` found nothing: the table memory against the device's, logic, or
+    the block RAMs of the leanest placement within the device's SPRAMs (``least``: its
+    block RAMs, SPRAMs and the block RAMs of the embedding, cell, unembedder and sampler)."""
     bits = model.embedding_memory_bits
     for lut, q in ((model.cell, model.cell_quant), (model.unembedder, model.unembedder_quant)):
         bits += lut.memory_bits(q.table_bits)
@@ -240,11 +242,13 @@ def _shortfall(
             f"memories fit, {target.name} has about {cells:,} for it beside the host link; "
             "use a smaller model (fewer tables, a smaller N_C or hidden size) or a larger device"
         )
+    brams, sprams, (emb, cell, unemb, sampler) = least
     return (
         f"no placement of the RNN's {kind.value} core fits {target.name}'s {budget} block "
-        f"RAMs, {target.sprams} SPRAMs and about {cells} logic cells (the tables take "
-        f"{bits / 1024:,.0f} kbit; the least memory a placement needs: {least[1]} block RAMs "
-        f"and {least[0]} SPRAMs); use a smaller model or a larger device"
+        f"RAMs and {target.sprams} SPRAMs (the tables take {bits / 1024:,.0f} kbit; the "
+        f"leanest placement takes {brams} block RAMs and {sprams} SPRAMs: block RAMs for the "
+        f"embedding {emb}, the cell {cell}, the unembedder {unemb}, the sampler {sampler}); "
+        "use a smaller model or a larger device"
     )
 
 
@@ -306,8 +310,9 @@ def fit_rnn(
             brams = c_br + u_br + e_br + _EXP_TABLE_BLOCKS[family]
             sprams = c_sp + u_sp + e_sp
             total = cycles + e_cyc
-            if least is None or (sprams, brams) < least:
-                least = (sprams, brams)
+            if sprams <= target.sprams and (least is None or (brams, sprams) < least[:2]):
+                parts = (e_br, c_br, u_br, _EXP_TABLE_BLOCKS[family])
+                least = (brams, sprams, parts)
             if brams > budget or sprams > target.sprams:
                 continue
             fitting_cells.append(est["logic_cells"])  # the memories fit: logic decides

@@ -53,15 +53,19 @@ class LMPreset:
 
 
 LM_PRESETS: dict[str, LMPreset] = {
-    # the largest shape whose memories fit the UP5K beside the host link's (bench/rnn_sizes.py
-    # over trained candidates: 1.876 float, 1.891 integer nats; the core's logic does not fit
-    # the device yet, see README "Language models on a board")
+    # the best validation loss among the trained shapes whose whole iCEBreaker design builds
+    # (200,000 steps, 10,000 windows: 2.221 float, 2.250 integer nats; 5,268 of 5,280 logic
+    # cells, 12 block RAMs, 3 SPRAMs, Fmax 21.0 MHz). The language-model board top takes
+    # about 3,000 cells beside the core, more than a classifier's, so the larger shapes
+    # whose memories fit (hidden 48, cell 16 x 6, unembedder 8 x 5: about 4,900 cells
+    # bare; hidden 24, 4 x 6, 4 x 7: 5,840 cells in all) do not; README "Language models
+    # on a board".
     "up5k": LMPreset(
-        dim=48,
-        n_tables=16,
-        n_c=6,
-        unembed_tables=8,
-        unembed_n_c=5,
+        dim=16,
+        n_tables=4,
+        n_c=4,
+        unembed_tables=4,
+        unembed_n_c=6,
         table_bits=6,
         target="ice40-up5k",
     ),
