@@ -53,8 +53,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--board",
         metavar="BOARD",
-        help=f"target board (default: {DEFAULT_BOARD}; with --lm {DEFAULT_LM_BOARD}: the "
-        "language-model core does not fit the iCEBreaker's UP5K yet)",
+        help=f"target board (default: {DEFAULT_BOARD}; with --lm {DEFAULT_LM_BOARD}, whose "
+        "preset is the small RNN the UP5K holds; ulx3s-85f trains a larger one)",
     )
     p.add_argument(
         "-o",

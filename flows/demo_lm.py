@@ -75,10 +75,10 @@ __all__ = [
 log = logging.getLogger("spikelut.demo")
 
 DEFAULT_LM_OUTPUT = "spikelut-demo-lm"
-# The demo builds for the ECP5-85 by default, whose preset is the larger model; the up5k
-# preset (hidden 16) is the shape whose whole iCEBreaker design fits (5,268 of 5,280 logic
-# cells), the larger RNNs' cores do not fit beside its host link (README).
-DEFAULT_BOARD = "ulx3s-85f"
+# The iCEBreaker: its preset (up5k, hidden 16) is the trained shape whose whole design fits
+# the UP5K beside the host link with room for the spread of trained tables (5,118 to 5,141
+# of 5,280 logic cells measured); --board ulx3s-85f trains the larger ecp5-85 preset.
+DEFAULT_BOARD = "icebreaker"
 TRAIN_STEPS = 200_000
 PROMPT_BYTES = 256  # held-out bytes before the core generates, in cocotb and on the board
 SIM_TOKENS = 1000  # tokens the core generates in cocotb, per rule (greedy, sampled)
