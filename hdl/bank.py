@@ -85,14 +85,17 @@ class LUTBank(wiring.Component):
         # (read straight from the payload); a bank that takes them with its previous
         # inference's last read issues the first read the next cycle (back to back). A
         # table write waits while indices are offered: the first read may be this cycle.
+        # The read address follows the payload whenever the bank is idle (it matters only
+        # when a read is enabled): selecting it by the take instead made YoWASP Yosys
+        # assert in ABC_OPS_REINTEGRATE on ECP5.
         issue = busy & ~reader.stall
         start = i.valid & ~busy & ~reader.stall  # an idle take: read 0 now
         first_indices = i.payload.as_value()[: p_ * n_c]
         m.d.comb += [
             i.ready.eq(~reader.stall & (~busy | last_step)),
             reader.w_allow.eq(~busy & ~s1_valid & ~i.valid),
-            reader.rd_indices.eq(Mux(start, first_indices, idx[: p_ * n_c])),
-            reader.rd_step.eq(Mux(start, 0, step)),
+            reader.rd_indices.eq(Mux(busy, idx[: p_ * n_c], first_indices)),
+            reader.rd_step.eq(Mux(busy, step, 0)),
             reader.rd_en.eq(issue | start),
             reader.s1_valid.eq(s1_valid),
             reader.s1_clear.eq(s1_clear),
