@@ -55,7 +55,7 @@ class LMPreset:
 LM_PRESETS: dict[str, LMPreset] = {
     # the best validation loss among the trained shapes whose whole iCEBreaker design builds
     # with room for the spread of trained tables (200,000 steps, 10,000 windows: 2.311
-    # float, 2.318 integer nats; 5,141 of 5,280 logic cells, 12 block RAMs, 3 SPRAMs, Fmax
+    # float, 2.318 integer nats; 5,172 of 5,280 logic cells, 12 block RAMs, 3 SPRAMs, Fmax
     # 21.9 MHz). Hidden 16 with cell 4 x N_C 4 and unembedder 4 x N_C 6 reaches 2.221 /
     # 2.250 but fits only by 12 cells on one corpus and misses by 20 on another (the
     # integer sums' widths follow the trained tables). The language-model board top takes
