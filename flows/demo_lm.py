@@ -76,7 +76,7 @@ log = logging.getLogger("spikelut.demo")
 
 DEFAULT_LM_OUTPUT = "spikelut-demo-lm"
 # The iCEBreaker: its preset (up5k, hidden 16) is the trained shape whose whole design fits
-# the UP5K beside the host link with room for the spread of trained tables (5,118 to 5,141
+# the UP5K beside the host link with room for the spread of trained tables (5,107 to 5,172
 # of 5,280 logic cells measured); --board ulx3s-85f trains the larger ecp5-85 preset.
 DEFAULT_BOARD = "icebreaker"
 TRAIN_STEPS = 200_000
