@@ -182,7 +182,7 @@ def _transformer_figures(model: IntegerTransformer) -> dict:
         attn_bits = model.attn_tables[k].size * model.table_bits
         luts.append({
             "lut": f"attention {k} ({n_heads} heads)", "in_dim": model.dim, "out_dim": model.dim,
-            "n_tables": n_heads * n_t, "n_c": n_c, "rows_per_table": 1 << (2 * n_c + p),
+            "n_tables": n_heads * n_t, "n_c": n_c, "rows_per_table": model.attn_tables.shape[3],
             # a query's and a key's index per table and head: 2 N_C comparisons each
             "comparisons": 2 * n_heads * n_t * n_c, "table_bits": model.table_bits,
             "in_shift": 0, "scale_log2": scale, "table_memory_bits": attn_bits,
@@ -256,7 +256,7 @@ def _transformer_memories(
     compiled = _plan(manifest, "plan")
     built = _plan(board, "transformer_plan")
     n_layers, n_heads, n_t, n_c = model.attn_a.shape
-    rows_attn = 1 << (2 * n_c + model.pe_bits.shape[4])
+    rows_attn = model.attn_tables.shape[3]  # 2**(2 N_C + P)
     rows = [("embedding", "embedding", f"{model.vocab} x {model.dim}", model.table_bits,
              model.embedding_memory_bits)]  # fmt: skip
     for k in range(n_layers):
