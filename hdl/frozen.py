@@ -10,15 +10,16 @@ pipelined the same way: a register after every level of its comparator tree
 (:data:`~spikelut.hdl.layer_params.FROZEN_ARGMAX_LEVELS`), so no stage of the core is
 deeper than one adder or one compare-and-select.
 
-Every stage advances together when the output side can take a result (``ready`` of the
-input is ``~o_stream.valid | o_stream.ready``): with ``o_stream.ready`` high the core takes
-a new vector every clock. Its latency is
+Every stage advances on one enable, computed once from the output side
+(``~o_stream.valid | o_stream.ready``, :func:`_connect_in_lockstep`): with
+``o_stream.ready`` high the core takes a new vector every clock. Its latency is
 :func:`~spikelut.hdl.layer_params.frozen_latency`. There are no table write ports: the
 tables are the gateware (a frozen core is not reloadable). No residual layers, no AER input.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -172,19 +173,49 @@ class FrozenLayer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self._p
-        m.submodules.indexer = idx = ParallelIndexer(
-            anchors_a=p.anchors_a,
-            anchors_b=p.anchors_b,
-            in_dim=p.in_dim,
-            in_width=p.in_width,
-            in_shift=p.in_shift,
+        stages = _frozen_stages(m, self._p, "")
+        _connect_in_lockstep(
+            m, stages, wiring.flipped(self.i_stream), wiring.flipped(self.o_stream)
         )
-        m.submodules.bank = bank = FrozenBank(p)
-        wiring.connect(m, wiring.flipped(self.i_stream), idx.i_stream)
-        wiring.connect(m, idx.o_stream, bank.i_stream)
-        wiring.connect(m, bank.o_stream, wiring.flipped(self.o_stream))
         return m
+
+
+def _frozen_stages(m: Module, p: LayerParams, prefix: str) -> list[wiring.Component]:
+    """Add a frozen layer's indexer and bank to ``m`` as ``{prefix}indexer`` and
+    ``{prefix}bank``; return them in stream order."""
+    m.submodules[f"{prefix}indexer"] = idx = ParallelIndexer(
+        anchors_a=p.anchors_a,
+        anchors_b=p.anchors_b,
+        in_dim=p.in_dim,
+        in_width=p.in_width,
+        in_shift=p.in_shift,
+    )
+    m.submodules[f"{prefix}bank"] = bank = FrozenBank(p)
+    return [idx, bank]
+
+
+def _connect_in_lockstep(m: Module, stages, i_stream, o_stream) -> None:
+    """Chain ``stages`` (stream components, each advancing when ``~o.valid | o.ready``)
+    from ``i_stream`` to ``o_stream`` so that they all advance on one enable.
+
+    The enable is ``go = ~last.valid | o_stream.ready``, computed once: every inner
+    ``o.ready`` is ``go`` and every inner ``i.valid`` is gated by it. Chaining the stages'
+    own ``ready`` instead puts one LUT level per stage between the output's ``ready`` and
+    the first stage's register enables (each level fanning out to every register of its
+    stage); that chain was the critical path of the large frozen cores. With ``go`` low an
+    empty stage still advances, but takes ``valid`` low, so nothing is duplicated or lost;
+    only the first stage fills a bubble from ``i_stream`` while the output stalls.
+    """
+    wiring.connect(m, i_stream, stages[0].i_stream)
+    wiring.connect(m, stages[-1].o_stream, o_stream)
+    go = Signal()
+    m.d.comb += go.eq(~stages[-1].o_stream.valid | o_stream.ready)
+    for a, b in itertools.pairwise(stages):
+        m.d.comb += [
+            a.o_stream.ready.eq(go),
+            b.i_stream.valid.eq(a.o_stream.valid & go),
+            b.i_stream.payload.eq(a.o_stream.payload),
+        ]
 
 
 class FrozenNetwork(wiring.Component):
@@ -238,17 +269,16 @@ class FrozenNetwork(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        prev = wiring.flipped(self.i_stream)
+        stages = []
         for k, p in enumerate(self._layers):
-            m.submodules[f"layer{k}"] = layer = FrozenLayer(p)
-            wiring.connect(m, prev, layer.i_stream)
-            prev = layer.o_stream
+            stages += _frozen_stages(m, p, f"layer{k}_")
         if self._argmax:
             last = self._layers[-1]
             m.submodules.argmax = head = Argmax(
                 dim=last.out_dim, width=last.out_width, levels_per_stage=FROZEN_ARGMAX_LEVELS
             )
-            wiring.connect(m, prev, head.i_stream)
-            prev = head.o_stream
-        wiring.connect(m, prev, wiring.flipped(self.o_stream))
+            stages.append(head)
+        _connect_in_lockstep(
+            m, stages, wiring.flipped(self.i_stream), wiring.flipped(self.o_stream)
+        )
         return m

@@ -12,6 +12,8 @@ from helpers_sim import (
     ints,
     layer_params,
     layer_width,
+    run,
+    send,
     stream_through,
 )
 from hypothesis import HealthCheck, given, settings
@@ -110,6 +112,37 @@ def test_frozen_core_takes_a_vector_every_clock_and_its_latency_is_the_formula()
     np.testing.assert_array_equal(labels, golden(layers, [1, 0], x)[1])
     np.testing.assert_array_equal(logits, golden(layers, [1, 0], x)[0][-1])
     assert set(np.diff(cycles)) == {1}  # one result per clock, back to back
+
+
+def test_frozen_core_serves_a_consumer_that_waits_for_valid_before_ready():
+    """The stages advance on one enable, ``~o_stream.valid | o_stream.ready``: a consumer that
+    raises ``ready`` only once it sees ``valid`` (as the stream rules allow) still gets every
+    result, in order, none twice, while the producer idles at random."""
+    rng = np.random.default_rng(5)
+    layers = _network(rng)
+    params = checked(layer_params(layers, [1, 0], 5, 4, [LOGIC] * 2))
+    net = FrozenNetwork(layers=params)
+    x = rng.integers(-16, 16, (30, 12))
+    got = []
+
+    async def tb_in(ctx):
+        await send(ctx, net.i_stream, x.tolist(), rng, gap_p=0.3)
+
+    async def tb_out(ctx):
+        for _ in range(5_000):
+            if len(got) == len(x):
+                return
+            _, _, valid, payload = await ctx.tick().sample(net.o_stream.valid, net.o_stream.payload)
+            if ctx.get(net.o_stream.ready) and valid:
+                got.append((int(payload.index), ints(payload.logits)))
+            # ready only after valid was seen, and not always at once
+            ctx.set(net.o_stream.ready, bool(valid) and rng.random() < 0.5)
+        raise AssertionError(f"stalled: {len(got)} of {len(x)} results in 5,000 cycles")
+
+    run(net, tb_in, tb_out)
+    outs, predictions = golden(layers, [1, 0], x)
+    assert [label for label, _ in got] == list(predictions)
+    np.testing.assert_array_equal([logits for _, logits in got], outs[-1])
 
 
 def test_frozen_core_has_no_write_ports_and_refuses_memory_or_residual_layers():
