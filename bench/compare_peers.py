@@ -13,7 +13,9 @@ logic cell and whether the tables can be reloaded. Cores:
   ``BITS``-bit table entries, layer 0's ``in_shift`` (input narrowing, trained for:
   :func:`frozen_model`), 30 epochs, seed 0; ``KEEP`` > 0 prunes each class to that many
   tables (:func:`~spikelut.compiler.passes.prune.prune_classifier`, fine-tuned on the
-  training split) before quantising.
+  training split) before quantising. ``--clip C`` trains and tests the frozen networks on
+  pixels clipped at ``C`` (``--clip 15``: the digits' 0..16 become 4-bit 0..15, so the
+  core's inputs and, after ``SHIFT``, its comparators are one bit narrower).
 
 Bare cores, measured: Yosys ``synth_<family>`` of the core alone, then nextpnr. On the ECP5
 nextpnr runs ``--out-of-context`` (the core's ports need no pins): logic cells are
@@ -450,6 +452,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--lock", metavar="FILE", help="hold an exclusive flock on FILE during each build"
     )
+    ap.add_argument(
+        "--clip",
+        type=int,
+        metavar="C",
+        help="frozen networks (rows and --curve): train and test on pixels clipped at C",
+    )
     return ap
 
 
@@ -471,20 +479,33 @@ def _print_curve(points: list[dict], as_json: bool) -> None:
         )
 
 
+def clipped(data, clip: int | None):
+    """``data`` with every feature clipped at ``clip`` in both splits (None: unchanged)."""
+    if clip is None:
+        return data
+    return dataclasses.replace(
+        data, X_train=np.minimum(data.X_train, clip), X_test=np.minimum(data.X_test, clip)
+    )
+
+
 def _models(args, data) -> list[tuple]:
-    """``(name, integer model, kind)`` of every core asked for."""
+    """``(name, integer model, kind, the data it is trained and tested on)`` of every core
+    asked for."""
     kinds = [CoreKind.parse(k) for k in args.kinds.split(",")]
     models = []
     if CoreKind.FROZEN in kinds:
+        frozen_data = clipped(data, args.clip)
+        suffix = "" if args.clip is None else f" c{args.clip}"
         for point in parse_frozen(args.frozen):
-            say(f"training frozen {frozen_name(*point)}")
-            models.append((f"frozen {frozen_name(*point)}", frozen_model(data, *point),
-                           CoreKind.FROZEN))  # fmt: skip
+            name = f"frozen {frozen_name(*point)}{suffix}"
+            say(f"training {name}")
+            models.append((name, frozen_model(frozen_data, *point), CoreKind.FROZEN,
+                           frozen_data))  # fmt: skip
     memory = [k for k in kinds if k in MEMORY_KINDS]
     if memory:
         say("training the default digits classifier (memory cores)")
         default = quantize_classifier(train_on_dataset(data), calib_raw=data.X_train)
-        models += [(f"{k.value} 256x4 8b", default, k) for k in memory]
+        models += [(f"{k.value} 256x4 8b", default, k, data) for k in memory]
     return models
 
 
@@ -523,17 +544,20 @@ def _row_of(args, out: Path, name: str, model, kind: CoreKind, dev: str, acc: fl
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.clip is not None and args.clip < 1:
+        ap.error(f"--clip must be a positive pixel value, not {args.clip}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset("digits")
     if args.curve:
-        _print_curve(curve(data, parse_frozen(args.curve), args), args.json)
+        _print_curve(curve(clipped(data, args.clip), parse_frozen(args.curve), args), args.json)
         return 0
     devices = args.devices.split(",")
     rows = []
-    for name, model, kind in _models(args, data):
-        acc = accuracy(model, data)
+    for name, model, kind, used in _models(args, data):
+        acc = accuracy(model, used)
         rows += [_row_of(args, out, name, model, kind, dev, acc) for dev in devices]
     rows.sort(key=lambda r: devices.index(r["device"]))
     rows += [r for r in peer_rows() if r["device"] in devices]

@@ -71,12 +71,15 @@ class FrozenBank(wiring.Component):
     sum through delay registers to keep every column in step. Ports: ``i_stream``
     ``index_layout(N_C, N_T)``, ``o_stream`` ``vector_layout(out_width, Y)``. One vector per
     clock while ``o_stream.ready`` is high; every register is as wide as the exact range of
-    the partial sum it holds.
+    the partial sum it holds. The registers advance when ``~o_stream.valid |
+    o_stream.ready``; with ``lockstep`` when ``o_stream.ready`` (as
+    :class:`~spikelut.hdl.indexer.ParallelIndexer`'s ``lockstep``).
     """
 
-    def __init__(self, params: LayerParams):
+    def __init__(self, params: LayerParams, *, lockstep: bool = False):
         check_frozen(params)
         self._p = params
+        self._lockstep = bool(lockstep)
         super().__init__(
             {
                 "i_stream": In(stream.Signature(index_layout(params.n_c, params.n_tables))),
@@ -104,7 +107,10 @@ class FrozenBank(wiring.Component):
         n_t, rows, y = tables.shape
         inputs = self.column_inputs
         advance = Signal()
-        m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
+        m.d.comb += [
+            advance.eq(o.ready if self._lockstep else ~o.valid | o.ready),
+            i.ready.eq(advance),
+        ]
 
         # the constant columns' sum, per output column, added to its first varying table
         lo, hi = tables.min(axis=1), tables.max(axis=1)  # (N_T, Y)
@@ -182,40 +188,43 @@ class FrozenLayer(wiring.Component):
 
 def _frozen_stages(m: Module, p: LayerParams, prefix: str) -> list[wiring.Component]:
     """Add a frozen layer's indexer and bank to ``m`` as ``{prefix}indexer`` and
-    ``{prefix}bank``; return them in stream order."""
+    ``{prefix}bank``, both in lockstep; return them in stream order."""
     m.submodules[f"{prefix}indexer"] = idx = ParallelIndexer(
         anchors_a=p.anchors_a,
         anchors_b=p.anchors_b,
         in_dim=p.in_dim,
         in_width=p.in_width,
         in_shift=p.in_shift,
+        lockstep=True,
     )
-    m.submodules[f"{prefix}bank"] = bank = FrozenBank(p)
+    m.submodules[f"{prefix}bank"] = bank = FrozenBank(p, lockstep=True)
     return [idx, bank]
 
 
 def _connect_in_lockstep(m: Module, stages, i_stream, o_stream) -> None:
-    """Chain ``stages`` (stream components, each advancing when ``~o.valid | o.ready``)
-    from ``i_stream`` to ``o_stream`` so that they all advance on one enable.
+    """Chain ``stages`` (stream components built with ``lockstep``: each advances when its
+    ``o_stream.ready`` is high) from ``i_stream`` to ``o_stream`` under one enable.
 
-    The enable is ``go = ~last.valid | o_stream.ready``, computed once: every inner
-    ``o.ready`` is ``go`` and every inner ``i.valid`` is gated by it. Chaining the stages'
-    own ``ready`` instead puts one LUT level per stage between the output's ``ready`` and
-    the first stage's register enables (each level fanning out to every register of its
-    stage); that chain was the critical path of the large frozen cores. With ``go`` low an
-    empty stage still advances, but takes ``valid`` low, so nothing is duplicated or lost;
-    only the first stage fills a bubble from ``i_stream`` while the output stalls.
+    The enable is ``go = ~last.valid | o_stream.ready``, computed once and given to the last
+    stage as its ``ready``; a lockstep stage's ``i_stream.ready`` is its ``o_stream.ready``,
+    so ``go`` reaches every stage by wire, and every register of the core has the same
+    enable. Letting each stage fill its own bubbles instead (``~o.valid | o.ready`` per
+    stage) chains one LUT level per stage between the output's ``ready`` and the first
+    stage's register enables, each level fanning out to every register of its stage: that
+    chain was the critical path of the large frozen cores, and its many distinct enables
+    kept nextpnr-ice40 from placing a UP5K core at 95 % of the logic cells. ``go`` still
+    lets a consumer wait for ``valid`` before raising ``ready``: with the last stage empty
+    the core advances on its own.
     """
     wiring.connect(m, i_stream, stages[0].i_stream)
-    wiring.connect(m, stages[-1].o_stream, o_stream)
-    go = Signal()
-    m.d.comb += go.eq(~stages[-1].o_stream.valid | o_stream.ready)
     for a, b in itertools.pairwise(stages):
-        m.d.comb += [
-            a.o_stream.ready.eq(go),
-            b.i_stream.valid.eq(a.o_stream.valid & go),
-            b.i_stream.payload.eq(a.o_stream.payload),
-        ]
+        wiring.connect(m, a.o_stream, b.i_stream)
+    last = stages[-1].o_stream
+    m.d.comb += [
+        last.ready.eq(~last.valid | o_stream.ready),
+        o_stream.valid.eq(last.valid),
+        o_stream.payload.eq(last.payload),
+    ]
 
 
 class FrozenNetwork(wiring.Component):
@@ -275,7 +284,10 @@ class FrozenNetwork(wiring.Component):
         if self._argmax:
             last = self._layers[-1]
             m.submodules.argmax = head = Argmax(
-                dim=last.out_dim, width=last.out_width, levels_per_stage=FROZEN_ARGMAX_LEVELS
+                dim=last.out_dim,
+                width=last.out_width,
+                levels_per_stage=FROZEN_ARGMAX_LEVELS,
+                lockstep=True,
             )
             stages.append(head)
         _connect_in_lockstep(

@@ -158,7 +158,30 @@ class ParallelIndexer(_IndexerBase):
     ``i_stream``: ``vector_layout(in_width, in_dim)``; ``o_stream``:
     ``index_layout(N_C, N_T)``. Bit ``r`` of index ``i`` is
     ``(x[a[i, r]] >> in_shift) > (x[b[i, r]] >> in_shift)`` (signed, strict).
+    ``lockstep``: advance only when ``o_stream.ready`` is high (``i_stream.ready`` is
+    ``o_stream.ready``, no bubble filled), so that every register's enable is that one
+    signal: for stages chained under one enable (:mod:`spikelut.hdl.frozen`), whose consumer
+    must not wait for ``valid`` before ``ready``.
     """
+
+    def __init__(
+        self,
+        *,
+        anchors_a,
+        anchors_b,
+        in_dim: int,
+        in_width: int,
+        in_shift: int = 0,
+        lockstep: bool = False,
+    ):
+        self._lockstep = bool(lockstep)
+        super().__init__(
+            anchors_a=anchors_a,
+            anchors_b=anchors_b,
+            in_dim=in_dim,
+            in_width=in_width,
+            in_shift=in_shift,
+        )
 
     def _input_layout(self):
         return vector_layout(self.in_width, self.in_dim)
@@ -181,6 +204,11 @@ class ParallelIndexer(_IndexerBase):
             for n in range(self.in_dim)
         ]
         bits = Cat(greater(x[a], x[b]) for _, _, a, b in self._pairs())
+        if self._lockstep:
+            m.d.comb += i.ready.eq(o.ready)
+            with m.If(o.ready):
+                m.d.sync += [o.payload.eq(bits), o.valid.eq(i.valid)]
+            return m
         m.d.comb += i.ready.eq(~o.valid | o.ready)
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)

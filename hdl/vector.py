@@ -84,12 +84,17 @@ class Argmax(wiring.Component):
     range's winning index, local to the range, and its value, with the vector alongside),
     :func:`argmax_stages` cycles of latency. Either way one vector per clock while
     ``o_stream.ready`` is high; every register advances together when the output can take
-    a result (``i_stream.ready`` is ``~o_stream.valid | o_stream.ready``), as the frozen
-    core's stages do.
+    a result (``i_stream.ready`` is ``~o_stream.valid | o_stream.ready``); with ``lockstep``
+    only when ``o_stream.ready`` is high (``i_stream.ready`` is ``o_stream.ready``): every
+    register's enable is that one signal, for stages chained under one enable
+    (:mod:`spikelut.hdl.frozen`), whose consumer must not wait for ``valid`` before ``ready``.
     """
 
-    def __init__(self, *, dim: int, width: int, levels_per_stage: int | None = None):
+    def __init__(
+        self, *, dim: int, width: int, levels_per_stage: int | None = None, lockstep: bool = False
+    ):
         self._dim, self._width = check_vector(dim, width=width)
+        self._lockstep = bool(lockstep)
         if levels_per_stage is not None:
             levels_per_stage = check_int("levels_per_stage", levels_per_stage, 1)
         self._levels_per_stage = levels_per_stage
@@ -124,7 +129,10 @@ class Argmax(wiring.Component):
         m = Module()
         i, o = self.i_stream, self.o_stream
         advance = Signal()
-        m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
+        m.d.comb += [
+            advance.eq(o.ready if self._lockstep else ~o.valid | o.ready),
+            i.ready.eq(advance),
+        ]
 
         levels = (self._dim - 1).bit_length()
         every = self._levels_per_stage or max(levels, 1)

@@ -133,7 +133,10 @@ def test_indexer_parameters_reject_bad_values(kwargs, message):
 @pytest.mark.parametrize("cls", [ParallelIndexer, TemporalIndexer])
 def test_indexer_parameters_are_keyword_only(cls):
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # after self
-    assert [p.name for p in params] == ["anchors_a", "anchors_b", "in_dim", "in_width", "in_shift"]
+    names = ["anchors_a", "anchors_b", "in_dim", "in_width", "in_shift"]
+    if cls is ParallelIndexer:
+        names.append("lockstep")
+    assert [p.name for p in params] == names
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
 
 
