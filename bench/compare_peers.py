@@ -17,7 +17,9 @@ logic cell and whether the tables can be reloaded. Cores:
   pixels clipped at ``C`` (``--clip 15``: the digits' 0..16 become 4-bit 0..15, so the
   core's inputs and, after ``SHIFT``, its comparators are one bit narrower).
 
-Bare cores, measured: Yosys ``synth_<family>`` of the core alone, then nextpnr. On the ECP5
+Bare cores, measured: Yosys ``synth_<family>`` of the core alone, then nextpnr (a frozen core
+that nextpnr-ice40 cannot place is synthesised again without sync-reset flip-flops,
+:data:`ICE40_NO_SYNC_RESET`; its row says ``sync_resets: false``). On the ECP5
 nextpnr runs ``--out-of-context`` (the core's ports need no pins): logic cells are
 ``TRELLIS_COMB``, Fmax its routed figure. The UP5K has 39 pins for a core with hundreds of
 port bits, so there logic cells are ``ICESTORM_LC`` of ``nextpnr-ice40 --pack-only`` on the
@@ -165,8 +167,27 @@ class _Harness(Elaboratable):
         return m
 
 
-def _yosys(work: Path, family: str, top: str) -> None:
-    script = f"read_verilog core.v; synth_{family} -top {top} -json core.json"
+# synth_ice40's own flip-flop legalisation without the sync-reset cells ($_SDFF_, $_SDFFCE_):
+# a frozen core's constant table rows otherwise become about a thousand SB_DFFSR whose resets
+# are driven by logic, every distinct reset net splits the logic blocks, and nextpnr-ice40
+# found no legal placement for a 160-table core at 87-95 % of the UP5K. Without them the
+# resets fold into the LUTs and the core places (2 % more cells there; up to 19 % more on a small
+# core, so this is the fallback, not the rule).
+ICE40_NO_SYNC_RESET = (
+    "synth_ice40 -top {top} -run :map_ffs; "
+    "dfflegalize -cell $_DFF_?_ 0 -cell $_DFFE_?P_ 0 -cell $_DFF_?P?_ 0 -cell $_DFFE_?P?P_ 0 "
+    "-cell $_DLATCH_?_ x -mince -1; "
+    "synth_ice40 -top {top} -run map_ffs: -json core.json"
+)
+
+
+def _yosys(work: Path, family: str, top: str, *, sync_resets: bool = True) -> None:
+    """Synthesise ``core.v`` to ``core.json``; on the iCE40 without sync-reset flip-flops
+    when ``sync_resets`` is false (:data:`ICE40_NO_SYNC_RESET`)."""
+    if not sync_resets and family == "ice40":
+        script = "read_verilog core.v; " + ICE40_NO_SYNC_RESET.format(top=top)
+    else:
+        script = f"read_verilog core.v; synth_{family} -top {top} -json core.json"
     run_tool("yosys", ["-q", "-p", script], cwd=work, log=work / "yosys.log")
 
 
@@ -188,15 +209,17 @@ def critical_path(log: str) -> str | None:
     return f"{short(cells[0])} -> {short(cells[-1])}" if cells else None
 
 
-def measure(make, target, work: Path, freq: float) -> dict:
+def measure(make, target, work: Path, freq: float, *, frozen: bool = False) -> dict:
     """Logic cells, memories, DSPs and Fmax of a bare core; ``make()`` builds a fresh one
-    (see the module docstring)."""
+    (see the module docstring). A frozen core that nextpnr-ice40 cannot place is synthesised
+    again without sync-reset flip-flops (:data:`ICE40_NO_SYNC_RESET`) and measured so;
+    ``sync_resets`` says which synthesis the figures are of."""
     work.mkdir(parents=True, exist_ok=True)
     family = target.family
-    (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
-    say(f"  yosys synth_{family}")
-    _yosys(work, family, "spikelut_core")
     if family == "ecp5":
+        (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
+        say(f"  yosys synth_{family}")
+        _yosys(work, family, "spikelut_core")
         size = target.device.split("-")[1].rstrip("F").lower()
         args = [f"--{size}k", "--out-of-context", "--json", "core.json", "--freq", str(freq)]
         args.append("--timing-allow-fail")
@@ -207,37 +230,18 @@ def measure(make, target, work: Path, freq: float) -> dict:
             say(f"  nextpnr failed: {str(e).splitlines()[0]}")
         log = (work / "pnr.log").read_text()
         res = parse_utilisation(log, family)
-        cells = res.get("logic_cells", {}).get("used", 0)
+        sync_resets = True
     else:
-        dev = ["--up5k", "--package", "sg48"]
-        say("  nextpnr-ice40 --pack-only (bare core)")
-        run_tool(
-            "nextpnr-ice40",
-            [*dev, "--json", "core.json", "--pack-only"],
-            cwd=work,
-            log=work / "pack.log",
-        )
-        res = parse_utilisation((work / "pack.log").read_text(), family)
-        cells = res.get("logic_cells", {}).get("used", 0)
-        core = make()
-        harness = _Harness(core, core.layers[0].in_dim, core.layers[0].in_width)
-        hw = work / "harness"
-        hw.mkdir(exist_ok=True)
-        text = verilog.convert(harness, name="top", ports=[harness.sin, harness.sout])
-        (hw / "core.v").write_text(text)
-        say("  yosys + nextpnr-ice40 (core in a harness, for Fmax)")
-        _yosys(hw, family, "top")
-        args = [*dev, "--json", "core.json", "--pcf-allow-unconstrained", "--freq", str(freq)]
-        args.append("--timing-allow-fail")
-        try:
-            run_tool("nextpnr-ice40", [*args, "--seed", "1"], cwd=hw, log=hw / "pnr.log")
-        except RuntimeError as e:
-            say(f"  nextpnr failed: {str(e).splitlines()[0]}")
-        log = (hw / "pnr.log").read_text()
+        res, log, placed = _measure_ice40(make, work, freq, sync_resets=True)
+        sync_resets = True
+        if frozen and not placed:
+            say("  no legal placement: again without sync-reset flip-flops")
+            res, log, placed = _measure_ice40(make, work / "no-sync-reset", freq, sync_resets=False)
+            sync_resets = False
     fmax = parse_fmax(log)
     clk = min(fmax.values()) if fmax else None
     return {
-        "logic_cells": cells,
+        "logic_cells": res.get("logic_cells", {}).get("used", 0),
         "block_rams": res.get("block_rams", {}).get("used", 0),
         "sprams": res.get("sprams", {}).get("used", 0),
         "dsps": res.get("dsps", {}).get("used", 0),
@@ -245,7 +249,44 @@ def measure(make, target, work: Path, freq: float) -> dict:
         "timing_met": timing_passed(log),
         "requested_mhz": freq,
         "critical_path": critical_path(log),
+        "sync_resets": sync_resets,
     }
+
+
+def _measure_ice40(make, work: Path, freq: float, *, sync_resets: bool) -> tuple[dict, str, bool]:
+    """The UP5K measurement of :func:`measure`: ``(utilisation of the bare core packed, the
+    harness's nextpnr log, whether it placed and routed)``; ``sync_resets`` as
+    :func:`_yosys`."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
+    say("  yosys synth_ice40")
+    _yosys(work, "ice40", "spikelut_core", sync_resets=sync_resets)
+    dev = ["--up5k", "--package", "sg48"]
+    say("  nextpnr-ice40 --pack-only (bare core)")
+    run_tool(
+        "nextpnr-ice40",
+        [*dev, "--json", "core.json", "--pack-only"],
+        cwd=work,
+        log=work / "pack.log",
+    )
+    res = parse_utilisation((work / "pack.log").read_text(), "ice40")
+    core = make()
+    harness = _Harness(core, core.layers[0].in_dim, core.layers[0].in_width)
+    hw = work / "harness"
+    hw.mkdir(exist_ok=True)
+    text = verilog.convert(harness, name="top", ports=[harness.sin, harness.sout])
+    (hw / "core.v").write_text(text)
+    say("  yosys + nextpnr-ice40 (core in a harness, for Fmax)")
+    _yosys(hw, "ice40", "top", sync_resets=sync_resets)
+    args = [*dev, "--json", "core.json", "--pcf-allow-unconstrained", "--freq", str(freq)]
+    args.append("--timing-allow-fail")
+    placed = True
+    try:
+        run_tool("nextpnr-ice40", [*args, "--seed", "1"], cwd=hw, log=hw / "pnr.log")
+    except RuntimeError as e:
+        say(f"  nextpnr failed: {str(e).splitlines()[0]}")
+        placed = False
+    return res, (hw / "pnr.log").read_text(), placed
 
 
 def row(name, device, acc, m, cycles, reloadable) -> dict:
@@ -512,13 +553,14 @@ def _models(args, data) -> list[tuple]:
 def _key(model, dev: str, kind: CoreKind, freq: float) -> str:
     """The cache key of a core: device, kind, a digest of the model, the clock asked for;
     a frozen core's also names its argmax's comparator levels per register (a row measured
-    with the one-cycle argmax is not taken for the pipelined one)."""
+    with the one-cycle argmax is not taken for the pipelined one, nor one of the stages'
+    own enables for the lockstep core)."""
     header, arrays = model.to_arrays()
     header = {k: v for k, v in header.items() if k != "meta"}  # meta holds the training time
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
     for k in sorted(arrays):
         digest.update(np.ascontiguousarray(arrays[k]).tobytes())
-    design = f"-argmax{FROZEN_ARGMAX_LEVELS}" if kind is CoreKind.FROZEN else ""
+    design = f"-argmax{FROZEN_ARGMAX_LEVELS}-lockstep" if kind is CoreKind.FROZEN else ""
     return f"{dev}-{kind.value}-{digest.hexdigest()[:12]}-{freq:g}{design}"
 
 
@@ -534,7 +576,13 @@ def _row_of(args, out: Path, name: str, model, kind: CoreKind, dev: str, acc: fl
     key = _key(model, dev, kind, args.freq)
 
     def run():
-        m = measure(lambda: build_core(plan.kind, plan.params), target, out / key, args.freq)
+        m = measure(
+            lambda: build_core(plan.kind, plan.params),
+            target,
+            out / key,
+            args.freq,
+            frozen=kind is CoreKind.FROZEN,
+        )
         m["cycles_per_inference"] = plan.cycles_per_inference
         return m
 
