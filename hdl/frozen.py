@@ -211,10 +211,9 @@ def _connect_in_lockstep(m: Module, stages, i_stream, o_stream) -> None:
     enable. Letting each stage fill its own bubbles instead (``~o.valid | o.ready`` per
     stage) chains one LUT level per stage between the output's ``ready`` and the first
     stage's register enables, each level fanning out to every register of its stage: that
-    chain was the critical path of the large frozen cores, and its many distinct enables
-    kept nextpnr-ice40 from placing a UP5K core at 95 % of the logic cells. ``go`` still
-    lets a consumer wait for ``valid`` before raising ``ready``: with the last stage empty
-    the core advances on its own.
+    chain was the critical path of the large frozen cores (77.7 MHz against 107.9 in lockstep
+    for 192 tables on the ECP5-85). ``go`` still lets a consumer wait for ``valid`` before
+    raising ``ready``: with the last stage empty the core advances on its own.
     """
     wiring.connect(m, i_stream, stages[0].i_stream)
     for a, b in itertools.pairwise(stages):
