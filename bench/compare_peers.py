@@ -216,6 +216,7 @@ def measure(make, target, work: Path, freq: float, *, frozen: bool = False) -> d
     ``sync_resets`` says which synthesis the figures are of."""
     work.mkdir(parents=True, exist_ok=True)
     family = target.family
+    sync_resets = True
     if family == "ecp5":
         (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
         say(f"  yosys synth_{family}")
@@ -230,10 +231,8 @@ def measure(make, target, work: Path, freq: float, *, frozen: bool = False) -> d
             say(f"  nextpnr failed: {str(e).splitlines()[0]}")
         log = (work / "pnr.log").read_text()
         res = parse_utilisation(log, family)
-        sync_resets = True
     else:
         res, log, placed = _measure_ice40(make, work, freq, sync_resets=True)
-        sync_resets = True
         if frozen and not placed:
             say("  no legal placement: again without sync-reset flip-flops")
             res, log, placed = _measure_ice40(make, work / "no-sync-reset", freq, sync_resets=False)
@@ -257,19 +256,8 @@ def _measure_ice40(make, work: Path, freq: float, *, sync_resets: bool) -> tuple
     """The UP5K measurement of :func:`measure`: ``(utilisation of the bare core packed, the
     harness's nextpnr log, whether it placed and routed)``; ``sync_resets`` as
     :func:`_yosys`."""
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
-    say("  yosys synth_ice40")
-    _yosys(work, "ice40", "spikelut_core", sync_resets=sync_resets)
+    res = _pack_ice40(make(), work, sync_resets=sync_resets)
     dev = ["--up5k", "--package", "sg48"]
-    say("  nextpnr-ice40 --pack-only (bare core)")
-    run_tool(
-        "nextpnr-ice40",
-        [*dev, "--json", "core.json", "--pack-only"],
-        cwd=work,
-        log=work / "pack.log",
-    )
-    res = parse_utilisation((work / "pack.log").read_text(), "ice40")
     core = make()
     harness = _Harness(core, core.layers[0].in_dim, core.layers[0].in_width)
     hw = work / "harness"
@@ -402,16 +390,22 @@ def _cached(out: Path, key: str, fn):
     return result
 
 
-def pack_cells(core, work: Path) -> int:
-    """``ICESTORM_LC`` of ``core`` alone on the UP5K: Yosys ``synth_ice40``, then
-    ``nextpnr-ice40 --pack-only``."""
+def _pack_ice40(core, work: Path, *, sync_resets: bool = True) -> dict:
+    """The utilisation of ``core`` alone on the UP5K: Yosys ``synth_ice40`` (``sync_resets``
+    as :func:`_yosys`), then ``nextpnr-ice40 --pack-only``."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "core.v").write_text(verilog.convert(core, name="spikelut_core"))
-    _yosys(work, "ice40", "spikelut_core")
+    say("  yosys synth_ice40")
+    _yosys(work, "ice40", "spikelut_core", sync_resets=sync_resets)
+    say("  nextpnr-ice40 --pack-only (bare core)")
     args = ["--up5k", "--package", "sg48", "--json", "core.json", "--pack-only"]
     run_tool("nextpnr-ice40", args, cwd=work, log=work / "pack.log")
-    res = parse_utilisation((work / "pack.log").read_text(), "ice40")
-    return res.get("logic_cells", {}).get("used", 0)
+    return parse_utilisation((work / "pack.log").read_text(), "ice40")
+
+
+def pack_cells(core, work: Path) -> int:
+    """``ICESTORM_LC`` of ``core`` alone on the UP5K (:func:`_pack_ice40`)."""
+    return _pack_ice40(core, work).get("logic_cells", {}).get("used", 0)
 
 
 def bank_bits(params) -> dict:
@@ -434,7 +428,6 @@ def _synth_point(args, out: Path, model, params) -> dict:
     key = _key(model, "ice40-up5k", CoreKind.FROZEN, 0)
 
     def core():
-        say("  yosys + nextpnr-ice40 --pack-only")
         return {"logic_cells": pack_cells(build_core(CoreKind.FROZEN, params), out / key)}
 
     return _cached(out, f"{key}-pack", lambda: _locked(args.lock, core))
