@@ -11,23 +11,23 @@ logic cell and whether the tables can be reloaded. Cores:
 - frozen cores (``--frozen``) of small networks trained for this mode:
   ``NT:NC:BITS[:SHIFT[:KEEP]]`` is ``NT`` tables of ``N_C`` index bits into the 10 classes,
   ``BITS``-bit table entries, layer 0's ``in_shift`` (input narrowing, trained for:
-  :func:`frozen_model`), 30 epochs, seed 0; ``KEEP`` > 0 prunes each class to that many
-  tables (:func:`~spikelut.compiler.passes.prune.prune_classifier`, fine-tuned on the
-  training split) before quantising. ``--clip C`` trains and tests the frozen networks on
-  pixels clipped at ``C`` (``--clip 15``: the digits' 0..16 become 4-bit 0..15, so the
-  core's inputs and, after ``SHIFT``, its comparators are one bit narrower).
+  :func:`frozen_model`), 30 epochs, training seed ``--seed`` (default 0); ``KEEP`` > 0
+  prunes each class to that many tables
+  (:func:`~spikelut.compiler.passes.prune.prune_classifier`, fine-tuned on the training
+  split) before quantising. ``--clip C`` trains and tests the frozen networks on pixels
+  clipped at ``C`` (``--clip 15``: the digits' 0..16 become 4-bit 0..15, so the core's
+  inputs and, after ``SHIFT``, its comparators are one bit narrower).
 
-Bare cores, measured: Yosys ``synth_<family>`` of the core alone, then nextpnr (a frozen core
-that nextpnr-ice40 cannot place is synthesised again without sync-reset flip-flops,
-:data:`ICE40_NO_SYNC_RESET`; its row says ``sync_resets: false``). On the ECP5
-nextpnr runs ``--out-of-context`` (the core's ports need no pins): logic cells are
-``TRELLIS_COMB``, Fmax its routed figure. The UP5K has 39 pins for a core with hundreds of
-port bits, so there logic cells are ``ICESTORM_LC`` of ``nextpnr-ice40 --pack-only`` on the
-bare core, and Fmax is routed with the core inside a small harness (:class:`_Harness`: a
-``D + 1``-stage shift register from one pin feeding the input vector, every output bit
-XOR-ed to one pin), whose own cells are not counted. Fmax is nextpnr's for the clock requested (``--freq``); a row whose timing fails
-at that clock says so. Each measured row names the endpoints of nextpnr's critical path
-(``critical_path`` in ``--json``).
+Bare cores, measured: Yosys ``synth_<family>`` of the core alone (the script a board build
+runs), then nextpnr. On the ECP5 nextpnr runs ``--out-of-context`` (the core's ports need
+no pins): logic cells are ``TRELLIS_COMB``, Fmax its routed figure. The UP5K has 39 pins
+for a core with hundreds of port bits, so there logic cells are ``ICESTORM_LC`` of
+``nextpnr-ice40 --pack-only`` on the bare core, and Fmax is routed with the core inside a
+small harness (:class:`_Harness`: a ``D + 1``-stage shift register from one pin feeding the
+input vector, every output bit XOR-ed to one pin), whose own cells are not counted. Fmax is
+nextpnr's for the clock requested (``--freq``); a row whose timing fails at that clock says
+so. Each measured row names the endpoints of nextpnr's critical path (``critical_path`` in
+``--json``).
 
 The peers' rows are quoted from the text of issue 16 (their source), never re-derived:
 TreeLUT on the same UP5K, digits split and YoWASP tools: 98.0 %, 2,764 logic cells, about
@@ -44,7 +44,7 @@ quoted, so its rate is shown at an upper bound of 100 MHz.
 accuracy against the logic estimate, marking the Pareto front (no synthesis); with
 ``--synth`` against the logic cells of the bare core on the UP5K (Yosys ``synth_ice40``,
 ``nextpnr-ice40 --pack-only``). Every point also shows its comparators (``N_T * N_C``), the
-bank's table bits (its row registers, each a LUT4 of the index bits for ``N_C <= 4``) and
+bank's table bits (its rows, each a LUT4 of the index bits for ``N_C <= 4``) and
 adder bits (its adder registers), counted in the elaborated design.
 
 Builds run one at a time; progress goes to stderr; results are cached in ``--out`` (a core
@@ -121,19 +121,22 @@ def frozen_name(nt: int, nc: int, bits: int, shift: int, keep: int) -> str:
     return f"{nt}x{nc} {bits}b s{shift}" + (f" k{keep}" if keep else "")
 
 
-def frozen_model(data, n_tables: int, n_c: int, bits: int, shift: int, keep: int = 0):
+def frozen_model(
+    data, n_tables: int, n_c: int, bits: int, shift: int, keep: int = 0, *, seed: int = 0
+):
     """A one-layer classifier trained for the frozen core, quantised to ``bits``-bit
     entries, its comparators narrowed by ``shift`` and trained so: the float network learns
     on ``floor(X / 2**shift)``, which is what the hardware compares (``x >> in_shift`` of the
     raw pixels), then takes the raw pixels' encoding with ``in_shift = shift``. ``keep`` > 0:
-    each class pruned to that many tables, fine-tuned on the same training inputs."""
+    each class pruned to that many tables, fine-tuned on the same training inputs. ``seed``:
+    the training's (and the pruning's) random seed."""
     x = np.floor(data.X_train / (1 << shift))
     model = train_classifier(
-        x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=0,
+        x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=seed,
         n_classes=data.n_classes,
     )  # fmt: skip
     if keep:
-        model = prune_classifier(model, x, data.y_train, keep=keep, epochs=PRUNE_EPOCHS)
+        model = prune_classifier(model, x, data.y_train, keep=keep, epochs=PRUNE_EPOCHS, seed=seed)
     model = dataclasses.replace(model, encoding=choose_encoding(data.X_train))
     return quantize_classifier(model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift})
 
@@ -167,27 +170,9 @@ class _Harness(Elaboratable):
         return m
 
 
-# synth_ice40's own flip-flop legalisation without the sync-reset cells ($_SDFF_, $_SDFFCE_):
-# a frozen core's constant table rows otherwise become about a thousand SB_DFFSR whose resets
-# are driven by logic, every distinct reset net splits the logic blocks, and nextpnr-ice40
-# found no legal placement for a 160-table core at 87-95 % of the UP5K. Without them the
-# resets fold into the LUTs and the core places (2 % more cells there; up to 19 % more on a small
-# core, so this is the fallback, not the rule).
-ICE40_NO_SYNC_RESET = (
-    "synth_ice40 -top {top} -run :map_ffs; "
-    "dfflegalize -cell $_DFF_?_ 0 -cell $_DFFE_?P_ 0 -cell $_DFF_?P?_ 0 -cell $_DFFE_?P?P_ 0 "
-    "-cell $_DLATCH_?_ x -mince -1; "
-    "synth_ice40 -top {top} -run map_ffs: -json core.json"
-)
-
-
-def _yosys(work: Path, family: str, top: str, *, sync_resets: bool = True) -> None:
-    """Synthesise ``core.v`` to ``core.json``; on the iCE40 without sync-reset flip-flops
-    when ``sync_resets`` is false (:data:`ICE40_NO_SYNC_RESET`)."""
-    if not sync_resets and family == "ice40":
-        script = "read_verilog core.v; " + ICE40_NO_SYNC_RESET.format(top=top)
-    else:
-        script = f"read_verilog core.v; synth_{family} -top {top} -json core.json"
+def _yosys(work: Path, family: str, top: str) -> None:
+    """Synthesise ``core.v`` to ``core.json`` (``synth_<family>``, as a board build does)."""
+    script = f"read_verilog core.v; synth_{family} -top {top} -json core.json"
     run_tool("yosys", ["-q", "-p", script], cwd=work, log=work / "yosys.log")
 
 
@@ -209,14 +194,11 @@ def critical_path(log: str) -> str | None:
     return f"{short(cells[0])} -> {short(cells[-1])}" if cells else None
 
 
-def measure(make, target, work: Path, freq: float, *, frozen: bool = False) -> dict:
+def measure(make, target, work: Path, freq: float) -> dict:
     """Logic cells, memories, DSPs and Fmax of a bare core; ``make()`` builds a fresh one
-    (see the module docstring). A frozen core that nextpnr-ice40 cannot place is synthesised
-    again without sync-reset flip-flops (:data:`ICE40_NO_SYNC_RESET`) and measured so;
-    ``sync_resets`` says which synthesis the figures are of."""
+    (see the module docstring). A core nextpnr cannot place or route has no Fmax."""
     work.mkdir(parents=True, exist_ok=True)
     family = target.family
-    sync_resets = True
     if family == "ecp5":
         (work / "core.v").write_text(verilog.convert(make(), name="spikelut_core"))
         say(f"  yosys synth_{family}")
@@ -232,11 +214,7 @@ def measure(make, target, work: Path, freq: float, *, frozen: bool = False) -> d
         log = (work / "pnr.log").read_text()
         res = parse_utilisation(log, family)
     else:
-        res, log, placed = _measure_ice40(make, work, freq, sync_resets=True)
-        if frozen and not placed:
-            say("  no legal placement: again without sync-reset flip-flops")
-            res, log, placed = _measure_ice40(make, work / "no-sync-reset", freq, sync_resets=False)
-            sync_resets = False
+        res, log = _measure_ice40(make, work, freq)
     fmax = parse_fmax(log)
     clk = min(fmax.values()) if fmax else None
     return {
@@ -248,15 +226,13 @@ def measure(make, target, work: Path, freq: float, *, frozen: bool = False) -> d
         "timing_met": timing_passed(log),
         "requested_mhz": freq,
         "critical_path": critical_path(log),
-        "sync_resets": sync_resets,
     }
 
 
-def _measure_ice40(make, work: Path, freq: float, *, sync_resets: bool) -> tuple[dict, str, bool]:
+def _measure_ice40(make, work: Path, freq: float) -> tuple[dict, str]:
     """The UP5K measurement of :func:`measure`: ``(utilisation of the bare core packed, the
-    harness's nextpnr log, whether it placed and routed)``; ``sync_resets`` as
-    :func:`_yosys`."""
-    res = _pack_ice40(make(), work, sync_resets=sync_resets)
+    harness's nextpnr log)``."""
+    res = _pack_ice40(make(), work)
     dev = ["--up5k", "--package", "sg48"]
     core = make()
     harness = _Harness(core, core.layers[0].in_dim, core.layers[0].in_width)
@@ -265,16 +241,14 @@ def _measure_ice40(make, work: Path, freq: float, *, sync_resets: bool) -> tuple
     text = verilog.convert(harness, name="top", ports=[harness.sin, harness.sout])
     (hw / "core.v").write_text(text)
     say("  yosys + nextpnr-ice40 (core in a harness, for Fmax)")
-    _yosys(hw, "ice40", "top", sync_resets=sync_resets)
+    _yosys(hw, "ice40", "top")
     args = [*dev, "--json", "core.json", "--pcf-allow-unconstrained", "--freq", str(freq)]
     args.append("--timing-allow-fail")
-    placed = True
     try:
         run_tool("nextpnr-ice40", [*args, "--seed", "1"], cwd=hw, log=hw / "pnr.log")
     except RuntimeError as e:
         say(f"  nextpnr failed: {str(e).splitlines()[0]}")
-        placed = False
-    return res, (hw / "pnr.log").read_text(), placed
+    return res, (hw / "pnr.log").read_text()
 
 
 def row(name, device, acc, m, cycles, reloadable) -> dict:
@@ -390,13 +364,13 @@ def _cached(out: Path, key: str, fn):
     return result
 
 
-def _pack_ice40(core, work: Path, *, sync_resets: bool = True) -> dict:
-    """The utilisation of ``core`` alone on the UP5K: Yosys ``synth_ice40`` (``sync_resets``
-    as :func:`_yosys`), then ``nextpnr-ice40 --pack-only``."""
+def _pack_ice40(core, work: Path) -> dict:
+    """The utilisation of ``core`` alone on the UP5K: Yosys ``synth_ice40``, then
+    ``nextpnr-ice40 --pack-only``."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "core.v").write_text(verilog.convert(core, name="spikelut_core"))
     say("  yosys synth_ice40")
-    _yosys(work, "ice40", "spikelut_core", sync_resets=sync_resets)
+    _yosys(work, "ice40", "spikelut_core")
     say("  nextpnr-ice40 --pack-only (bare core)")
     args = ["--up5k", "--package", "sg48", "--json", "core.json", "--pack-only"]
     run_tool("nextpnr-ice40", args, cwd=work, log=work / "pack.log")
@@ -409,7 +383,7 @@ def pack_cells(core, work: Path) -> int:
 
 
 def bank_bits(params) -> dict:
-    """The frozen bank's table output bits (its row registers, each a constant function of
+    """The frozen bank's table output bits (its rows, each a constant function of
     the index bits), adder bits (its adder registers) and the most tables a class sums, from
     the elaborated design."""
     text = rtlil.convert(FrozenBank(params))
@@ -442,7 +416,7 @@ def curve(data, grid: list[tuple], args=None) -> list[dict]:
     synth = bool(args and args.synth)
     for nt, nc, bits, shift, keep in grid:
         say(f"training {frozen_name(nt, nc, bits, shift, keep)}")
-        model = frozen_model(data, nt, nc, bits, shift, keep)
+        model = frozen_model(data, nt, nc, bits, shift, keep, seed=args.seed if args else 0)
         params, _ = network_params(model, LayerPlan(Storage.LOGIC), kind=CoreKind.FROZEN)
         est = estimate_logic(params, "ice40", CoreKind.FROZEN)
         r = {
@@ -492,6 +466,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="C",
         help="frozen networks (rows and --curve): train and test on pixels clipped at C",
     )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="frozen networks (rows and --curve): the training seed (default 0)",
+    )
     return ap
 
 
@@ -530,11 +510,12 @@ def _models(args, data) -> list[tuple]:
     if CoreKind.FROZEN in kinds:
         frozen_data = clipped(data, args.clip)
         suffix = "" if args.clip is None else f" c{args.clip}"
+        suffix += f" seed {args.seed}" if args.seed else ""
         for point in parse_frozen(args.frozen):
             name = f"frozen {frozen_name(*point)}{suffix}"
             say(f"training {name}")
-            models.append((name, frozen_model(frozen_data, *point), CoreKind.FROZEN,
-                           frozen_data))  # fmt: skip
+            model = frozen_model(frozen_data, *point, seed=args.seed)
+            models.append((name, model, CoreKind.FROZEN, frozen_data))
     memory = [k for k in kinds if k in MEMORY_KINDS]
     if memory:
         say("training the default digits classifier (memory cores)")
@@ -547,13 +528,14 @@ def _key(model, dev: str, kind: CoreKind, freq: float) -> str:
     """The cache key of a core: device, kind, a digest of the model, the clock asked for;
     a frozen core's also names its argmax's comparator levels per register (a row measured
     with the one-cycle argmax is not taken for the pipelined one, nor one of the stages'
-    own enables for the lockstep core)."""
+    own enables for the lockstep core, nor one with registered table rows for the
+    combinational rows)."""
     header, arrays = model.to_arrays()
     header = {k: v for k, v in header.items() if k != "meta"}  # meta holds the training time
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
     for k in sorted(arrays):
         digest.update(np.ascontiguousarray(arrays[k]).tobytes())
-    design = f"-argmax{FROZEN_ARGMAX_LEVELS}-lockstep" if kind is CoreKind.FROZEN else ""
+    design = f"-argmax{FROZEN_ARGMAX_LEVELS}-lockstep-rows" if kind is CoreKind.FROZEN else ""
     return f"{dev}-{kind.value}-{digest.hexdigest()[:12]}-{freq:g}{design}"
 
 
@@ -574,7 +556,6 @@ def _row_of(args, out: Path, name: str, model, kind: CoreKind, dev: str, acc: fl
             target,
             out / key,
             args.freq,
-            frozen=kind is CoreKind.FROZEN,
         )
         m["cycles_per_inference"] = plan.cycles_per_inference
         return m

@@ -4,11 +4,15 @@ A frozen layer is the parallel indexer (:class:`~spikelut.hdl.indexer.ParallelIn
 ``N_T * N_C`` comparators, registered) followed by a :class:`FrozenBank`: each table is a
 constant function of its ``N_C`` index bits (one LUT4 per output bit for ``N_C <= 4`` on an
 iCE40; every further index bit doubles the LUT4s of a bit and adds the multiplexers that
-join them), its selected row registered, then a balanced adder tree per output column with
-a register after every level. The network ends with the :class:`~spikelut.hdl.vector.Argmax`,
-pipelined the same way: a register after every level of its comparator tree
-(:data:`~spikelut.hdl.layer_params.FROZEN_ARGMAX_LEVELS`), so no stage of the core is
-deeper than one adder or one compare-and-select.
+join them), read combinationally into a balanced adder tree per output column with a
+register after every level. The rows are not registered themselves: a register fed by a
+multiplexer of constants becomes, in Yosys, a flip-flop with a logic-driven sync reset, one
+control set per row pattern, and nextpnr-ice40 found no legal placement for a 160-table
+core of 5,021 cells so mapped (about 1,085 such flip-flops); read into the adders the same
+core packs in 4,625 cells and places. The network ends with the
+:class:`~spikelut.hdl.vector.Argmax`, pipelined the same way: a register after every level
+of its comparator tree (:data:`~spikelut.hdl.layer_params.FROZEN_ARGMAX_LEVELS`), so no
+stage of the core is deeper than a table and one adder, or one compare-and-select.
 
 Every stage advances on one enable, computed once from the output side
 (``~o_stream.valid | o_stream.ready``, :func:`_connect_in_lockstep`): with
@@ -60,13 +64,13 @@ def check_frozen(params: LayerParams, index: int = 0) -> None:
 
 
 class FrozenBank(wiring.Component):
-    """``y[c] = sum_i T[i, j_i, c]`` of a LOGIC-storage layer, pipelined: the registered row
-    look-up, then one register per adder-tree level (:func:`frozen_bank_stages` of
-    :func:`frozen_fan_in` in all).
+    """``y[c] = sum_i T[i, j_i, c]`` of a LOGIC-storage layer, pipelined: the rows looked up
+    combinationally, then one register per adder-tree level (:func:`frozen_bank_stages` of
+    :func:`frozen_fan_in` in all; a column of one table registers its row).
 
     Each output column has its own balanced tree over the tables whose column varies
     (:attr:`column_inputs`); the constant columns' sum is folded into the first varying
-    table's row register (a constant function of its index bits like the rest), so a
+    table's row (a constant function of its index bits like the rest), so a
     constant column costs no adder; a column with fewer inputs than the widest passes its
     sum through delay registers to keep every column in step. Ports: ``i_stream``
     ``index_layout(N_C, N_T)``, ``o_stream`` ``vector_layout(out_width, Y)``. One vector per
@@ -115,28 +119,26 @@ class FrozenBank(wiring.Component):
         # the constant columns' sum, per output column, added to its first varying table
         lo, hi = tables.min(axis=1), tables.max(axis=1)  # (N_T, Y)
         const = [int(lo[:, c].sum() - lo[inputs[c], c].sum()) for c in range(y)]
-        # per column, its tree's leaves (signal, lo, hi): the exact range of what each holds
+        # per column, its tree's leaves (signal, lo, hi): the exact range of what each holds;
+        # the rows combinational, registered only as sums (the module docstring says why)
         leaves = [[] for _ in range(y)]
         for t in range(n_t):
-            regs = []  # (column, register, constant added)
+            rows_t = []  # (column, row, constant added)
             for c in range(y):
                 if t not in inputs[c]:
                     continue
                 k = const[c] if t == inputs[c][0] else 0
                 a, b = int(lo[t, c]) + k, int(hi[t, c]) + k
-                reg = Signal(signed(signed_width(a, b)), name=f"row{t}_{c}", reset_less=True)
-                regs.append((c, reg, k))
-                leaves[c].append((reg, a, b))
-            if regs:
-                with m.If(advance), m.Switch(i.payload[t]):
+                row = Signal(signed(signed_width(a, b)), name=f"row{t}_{c}")
+                rows_t.append((c, row, k))
+                leaves[c].append((row, a, b))
+            if rows_t:
+                with m.Switch(i.payload[t]):
                     for j in range(rows):
                         with m.Case(j):
-                            m.d.sync += [r.eq(int(tables[t, j, c]) + k) for c, r, k in regs]
-        valid = [Signal(name="valid0")]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(i.valid)
-
-        for level in range(1, self.stages):
+                            m.d.comb += [r.eq(int(tables[t, j, c]) + k) for c, r, k in rows_t]
+        valid = [i.valid]
+        for level in range(1, self.stages + 1):
             for c in range(y):
                 nodes, nxt = leaves[c], []
                 for k in range(0, len(nodes), 2):

@@ -326,15 +326,16 @@ def network_cycles(layers) -> int:
 
 def frozen_bank_stages(fan_in: int) -> int:
     """Register stages of a frozen (logic, pipelined) bank whose widest output column sums
-    ``fan_in`` tables (:func:`frozen_fan_in`): the registered row look-up, then one per level
-    of the balanced adder tree, ``1 + ceil(log2(fan_in))`` (1 for a fan-in of 0 or 1)."""
-    return 1 + max(fan_in - 1, 0).bit_length()
+    ``fan_in`` tables (:func:`frozen_fan_in`): one per level of the balanced adder tree, the
+    rows read combinationally into the first, ``ceil(log2(fan_in))`` (1 for a fan-in of 0
+    or 1: the row itself registered)."""
+    return max(1, (fan_in - 1).bit_length())
 
 
 def frozen_fan_in(tables: np.ndarray) -> int:
     """The most tables any output column of a frozen bank adds up: per column, the tables
     whose entries in it are not all equal (a constant column is folded into another table's
-    row register, or is the column's whole sum, and has no adder); ``tables`` (N_T, rows, Y)."""
+    row, or is the column's whole sum, and has no adder); ``tables`` (N_T, rows, Y)."""
     varies = tables.min(axis=1) != tables.max(axis=1)
     return int(varies.sum(axis=0).max(initial=0))
 

@@ -13,7 +13,7 @@ from spikelut.boards.design import board_core, make_core, shape_hash
 from spikelut.boards.platforms import board
 from spikelut.boards.top import BoardTop
 from spikelut.cli.main import main
-from spikelut.compiler.backend.compile import plan_core
+from spikelut.compiler.backend.compile import CompileError, plan_core
 from spikelut.compiler.backend.cores import CoreKind
 from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.ir.golden import run_classifier
@@ -64,6 +64,13 @@ def test_compile_core_frozen(tmp_path, capsys):
         assert main(["compile", str(src), "-o", str(out), *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_frozen_core_too_large_says_how_to_shrink_it():
+    """Tables in logic have no per-cycle knob: the fix names the quantiser's bits and pruning."""
+    with pytest.raises(CompileError) as e:
+        plan_core(tiny_model(2), TARGETS["ice40-up5k"], kind="frozen", logic_cells=10)
+    assert "--prune-to" in str(e.value) and "--tables-per-cycle" not in str(e.value)
 
 
 @pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f"])

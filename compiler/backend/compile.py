@@ -40,7 +40,7 @@ from spikelut.compiler.backend.cores import (
 from spikelut.compiler.backend.estimate import estimate_logic
 from spikelut.compiler.backend.manifest import manifest
 from spikelut.compiler.backend.network import network_params
-from spikelut.compiler.backend.placement import core_blocks, fit_plans
+from spikelut.compiler.backend.placement import FROZEN_SHRINK, core_blocks, fit_plans
 from spikelut.compiler.backend.plan import LayerPlan, plans_to_json
 from spikelut.compiler.backend.targets import Target
 from spikelut.compiler.errors import UserError
@@ -116,11 +116,16 @@ def _plan_kind(model, kind, target, *, placement, plans, throughput, clock_mhz, 
         )
     est = estimate_logic(params, target.family, kind)
     if est["logic_cells"] > cells:
+        fix = (
+            FROZEN_SHRINK
+            if kind is CoreKind.FROZEN
+            else "lower --tables-per-cycle/--lanes, try the serial or temporal core, or use "
+            "fewer tables, a smaller N_C or a larger device"
+        )
         raise CompileError(
             f"the {kind.value} core needs about {est['logic_cells']} logic cells (estimated), "
             f"{est['logic_cells'] - cells} more than the {cells} {target.name} leaves beside "
-            "the host link; lower --tables-per-cycle/--lanes, try the serial or temporal "
-            "core, or use fewer tables, a smaller N_C or a larger device"
+            f"the host link; {fix}"
         )
     return CorePlan(kind, list(plans), params, widths, est, brams, sprams)
 

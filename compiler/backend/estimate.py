@@ -22,11 +22,14 @@ chain, or logic up to 4 bits),
 ``t(N_C)`` LUT4s per non-constant table output bit (``t = 1`` up to ``N_C = 4``, then
 ``2**(N_C-4)`` LUT4s and ``2**(N_C-4) - 1`` multiplexers: every index bit past 4 doubles the
 cost of a bit), and one LUT4 per bit of every adder of the pipelined tree (each as wide as
-the exact range of its sum). Some of its registers take a cell of their own (one fed by a
-carry chain, or by a constant table): logic cells are ``LUTs + 0.2 * flip-flops``
-(:data:`FROZEN_FF_CELLS`), set on four digits cores of ``bench/compare_peers.py --synth
---curve 32:4:2:2,48:4:3:2:24,64:4:3:2:32,48:4:2:2`` (``nextpnr-ice40 --pack-only``:
-2,635 to 3,877 cells, the model within 3 %).
+the exact range of its sum; the rows are read combinationally into its first level). Some
+of its registers take a cell of their own (one fed by a carry chain): logic cells are
+``LUTs + 0.2 * flip-flops`` (:data:`FROZEN_FF_CELLS`, the least-squares fit), set on eight
+digits cores of ``bench/compare_peers.py --synth --curve``:
+``32:4:2:2,48:4:3:2:24,64:4:3:2:32,48:4:2:2`` and, with ``--clip 15``,
+``64:4:3:2:16,160:4:3:2:12,48:4:2:2:24,160:4:2:2:48`` (``nextpnr-ice40 --pack-only``: 1,779
+to 4,625 cells, the model from 12 % under to 6 % over; most under on the clipped cores,
+whose 3-bit comparators take more cells than their LUT count).
 
 The serial core (:mod:`spikelut.hdl.serial_core`, ``kind=CoreKind.SERIAL``) replaces the indexer by
 ``C`` comparators (:func:`~spikelut.hdl.layer_params.serial_geometry`): ``C * (w + 2)`` LUTs;
@@ -178,10 +181,10 @@ def _frozen_layer_logic(p: LayerParams, family: str) -> tuple[int, int]:
         signed_width(a, b) for a, b in zip(lo[varies], hi[varies], strict=True)
     )
     lut += rows * table_bit_luts(p.n_c)
-    ff += rows
-    # per column, a tree over the varying tables (constant columns folded in, no adder),
-    # delay registers keeping the shallower trees in step
-    levels = frozen_bank_stages(frozen_fan_in(p.tables)) - 1
+    # per column, a tree over the varying tables (constant columns folded in, no adder;
+    # the rows combinational, read into its first level), delay registers keeping the
+    # shallower trees in step
+    levels = frozen_bank_stages(frozen_fan_in(p.tables))
     for c in range(lo.shape[1]):
         const = int(lo[~varies[:, c], c].sum())
         nodes = [(int(lo[t, c]), int(hi[t, c])) for t in np.flatnonzero(varies[:, c])]

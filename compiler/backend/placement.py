@@ -173,6 +173,14 @@ def fit_plans(
     )  # fmt: skip
 
 
+# how to make a frozen core smaller: its logic is its tables, so the quantiser's choices
+# (entry bits, tables a class, input shift) set its size, not a per-cycle knob
+FROZEN_SHRINK = (
+    "quantise to fewer table bits, prune each class to fewer tables or shift the inputs "
+    "(spikelut quantize --bits/--prune-to/--shift), use a memory core, or a larger device"
+)
+
+
 def _frozen_plans(model, family, logic_cells, max_cycles) -> list[LayerPlan]:
     """A frozen core's only placement: every table in logic, one inference per clock;
     ``ValueError`` when it needs more than ``logic_cells`` (estimated) or ``max_cycles < 1``."""
@@ -187,8 +195,7 @@ def _frozen_plans(model, family, logic_cells, max_cycles) -> list[LayerPlan]:
         if cells > logic_cells:
             raise ValueError(
                 f"the frozen core needs about {cells} logic cells (estimated), "
-                f"{cells - logic_cells} more than the {logic_cells} available; use fewer "
-                "tables, narrower table entries or inputs (in_shift), or a larger device"
+                f"{cells - logic_cells} more than the {logic_cells} available; {FROZEN_SHRINK}"
             )
     return plans
 
