@@ -42,6 +42,7 @@ from spikelut.boards.platforms import board
 from spikelut.cli import output
 from spikelut.cli.common import (
     TRUST_PICKLE_HELP,
+    add_board_core_flag,
     check_outputs,
     load_ann_file,
     load_board_model,
@@ -84,16 +85,7 @@ def add_parser(sub: Any) -> None:
         help="block RAMs the tables may use (default: all but the host link's); fewer "
         "means fewer tables read per cycle, less logic and a faster build",
     )
-    p.add_argument(
-        "--core",
-        "--indexer",
-        dest="indexer",
-        choices=["auto", "parallel", "serial", "frozen"],
-        default="auto",
-        help="comparators all at once, or a few per clock at the same table rate, or every "
-        "table in logic, one inference per clock, not reloadable (frozen) (auto: whichever "
-        "of parallel and serial the logic estimate finds smaller)",
-    )
+    add_board_core_flag(p, "the core in the bitstream")
     p.add_argument(
         "--baseline",
         choices=["mac"],

@@ -34,6 +34,7 @@ from spikelut.compiler.ir.sequence import SpikingRNN, TransformerLM
 
 __all__ = [
     "PICKLE_SUFFIXES",
+    "add_board_core_flag",
     "check_outputs",
     "check_pickle_trusted",
     "dataset_of",
@@ -329,3 +330,22 @@ def dataset_of(model: ClassifierMLP, data: str | None, model_path: str) -> Datas
             "pass the model's data with --data"
         )
     return ds
+
+
+# the core kinds a board's host link can drive (it sends whole vectors: no temporal core)
+BOARD_CORES = ("auto", "parallel", "serial", "frozen")
+
+
+def add_board_core_flag(p: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--core`` (alias ``--indexer``, dest ``indexer``) choosing a board design's core
+    kind; ``what`` says where it applies (e.g. ``"--port sim"``)."""
+    p.add_argument(
+        "--core",
+        "--indexer",
+        dest="indexer",
+        choices=BOARD_CORES,
+        default="auto",
+        help=f"{what}: comparators all at once, or a few per clock at the same table rate, or "
+        "every table in logic, one inference per clock, not reloadable (frozen) (auto: "
+        "whichever of parallel and serial the logic estimate finds smaller)",
+    )

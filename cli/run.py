@@ -39,6 +39,7 @@ from spikelut.boards.platforms import board
 from spikelut.boards.runtime import BoardMismatch, run_on_board
 from spikelut.cli import output
 from spikelut.cli.common import (
+    add_board_core_flag,
     load_board_model,
     non_negative_float,
     positive_float,
@@ -87,6 +88,7 @@ def add_parser(sub: Any) -> None:
         default="flash",
         help="--port sim: SPRAM tables from the flash model at boot, or uploaded over the link",
     )
+    add_board_core_flag(p, "--port sim, the core simulated (as spikelut build --core)")
     p.add_argument(
         "--load-tables",
         metavar="BUILD_DIR",
@@ -286,6 +288,13 @@ def run(args: argparse.Namespace) -> int:
     """Run and check; 0 when every answer matches the golden model."""
     model = load_board_model(args.model)
     board(args.board).require_host_link()  # an unknown --board is refused, whatever --port uses
+    if args.indexer != "auto" and (
+        args.port != "sim" or isinstance(model, INTEGER_LANGUAGE_MODELS)
+    ):
+        raise UserError(
+            "--core chooses the classifier core of --port sim; a real board runs the core "
+            "its bitstream holds"
+        )
     if isinstance(model, INTEGER_LANGUAGE_MODELS):
         return _run_lm(model, args)
     lm_only = (args.prompt, args.n_bytes, args.temperature, args.seed)
@@ -301,7 +310,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.port == "sim":
             result = run_board_sim(
-                model, x, labels, spec=board(args.board), tables=args.tables, progress=progress
+                model,
+                x,
+                labels,
+                spec=board(args.board),
+                tables=args.tables,
+                kind=args.indexer,
+                progress=progress,
             )
         else:
             space = _space_of_build(model, args.load_tables) if args.load_tables else None

@@ -21,7 +21,13 @@ import threading
 from typing import Any
 
 from spikelut.boards.platforms import board
-from spikelut.cli.common import check_outputs, load_board_model, positive_float, positive_int
+from spikelut.cli.common import (
+    add_board_core_flag,
+    check_outputs,
+    load_board_model,
+    positive_float,
+    positive_int,
+)
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.fileio import write_text_atomic
 from spikelut.compiler.ir.classifier import ClassifierMLP
@@ -49,6 +55,7 @@ def add_parser(sub: Any) -> None:
         default="flash",
         help="SPRAM tables booted from the simulated flash, or none until a host loads them",
     )
+    add_board_core_flag(p, "the core simulated (as spikelut build --core)")
     p.add_argument("--sessions", type=positive_int, metavar="N", help="stop after N host sessions")
     p.add_argument(
         "--idle-timeout",
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             spec,
             baud=args.baud,
             tables=args.tables,
+            kind=args.indexer,
             progress=lambda msg: print(msg, file=sys.stderr),
         ) as (sim, serve):
             print(sim.path, flush=True)

@@ -188,10 +188,12 @@ def run_board_sim(
     *,
     spec: BoardSpec,
     tables: str,
+    kind: str = "auto",
     progress=print,
 ) -> dict:
     """Run integer inputs ``x`` through the complete design a build of ``model`` for board
-    ``spec`` would put in the bitstream, simulated with real UART bit timing, with the host
+    ``spec`` with core ``kind`` (as ``spikelut build --core``) would put in the bitstream,
+    simulated with real UART bit timing, with the host
     runtime (:func:`~spikelut.boards.runtime.run_on_board`) checking every answer against the
     golden model. ``tables``: ``"flash"`` (a design with SPRAM boots its tables from the
     simulated flash) or ``"link"`` (the flash is blank; the tables are loaded over the link,
@@ -199,7 +201,7 @@ def run_board_sim(
     plus simulated-time figures (``sim_inferences_per_second``: through the simulated UART
     link)."""
     try:
-        core_plan = board_core(model, spec)
+        core_plan = board_core(model, spec, kind=kind)
         core = make_core(model, core_plan, clock_hz=round(1e9 / SIM_CLOCK_NS), divisor=SIM_DIVISOR)
     except ValueError as e:
         raise UserError(str(e)) from None

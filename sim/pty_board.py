@@ -172,10 +172,12 @@ def pty_board(
     *,
     baud: int = 115200,
     tables: str = "flash",
+    kind: str = "auto",
     max_seconds: float = 24 * 3600.0,
     progress: Callable[[str], None] = print,
 ) -> Iterator[tuple[PtyBoard, Callable[..., str]]]:
-    """Start the simulated board of ``model`` for ``spec`` (see the module docstring);
+    """Start the simulated board of ``model`` for ``spec`` with core ``kind`` (as ``spikelut
+    build --core``; see the module docstring);
     yields ``(board, serve)``: ``serve(sessions=, idle_timeout=, stop=)`` relays host
     sessions (:func:`relay`) and returns why it stopped. ``tables``: ``"flash"`` (SPRAM
     tables boot from the simulated flash; memories the bitstream initialises hold the
@@ -187,7 +189,7 @@ def pty_board(
     clock_hz = round(spec.clock_hz)
     try:
         divisor = uart_divisor(clock_hz, baud)
-        core_plan = board_core(model, spec)
+        core_plan = board_core(model, spec, kind=kind)
         core = make_core(model, core_plan, clock_hz=clock_hz, divisor=divisor)
     except ValueError as e:
         raise UserError(str(e)) from None

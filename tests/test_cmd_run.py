@@ -87,3 +87,28 @@ def test_inputs_are_checked(model_file, tmp_path, capsys):
     assert main([*argv, "--input", str(tmp_path / "bad.npy")]) == 2
     assert "5 features" in capsys.readouterr().err
     assert main([*argv, "--dataset", "test"]) == 2  # the tiny model records no data set
+
+
+@pytest.mark.slow
+def test_run_on_the_simulated_board_with_a_frozen_core(model_file, tmp_path, capsys):
+    """``--port sim --core frozen``: the board design a ``spikelut build --core frozen``
+    puts in the bitstream (every table in logic behind the host link), checked answer by
+    answer against the golden model."""
+    raw = np.random.default_rng(6).integers(-16, 16, (12, 8))
+    np.save(tmp_path / "x.npy", raw)
+    argv = ["run", str(model_file), "--port", "sim", "--input", str(tmp_path / "x.npy")]
+    assert main([*argv, "--core", "frozen", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["indexer"] == "frozen" and r["cycles_per_inference"] == 1
+    assert r["n"] == r["agree"] == 12 and r["mismatches"] == []
+    assert r["predictions"] == run_classifier(tiny_model(), raw).predictions.tolist()
+    assert r["table_frames"] == 0 and r["counters"]["errors"] == 0
+
+
+def test_core_is_for_the_simulated_board_only(model_file, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 8)))
+    argv = ["run", str(model_file), "--input", str(tmp_path / "x.npy"), "--core", "frozen"]
+    assert main([*argv, "--port", str(tmp_path / "tty")]) == 2
+    err = capsys.readouterr().err
+    assert "--core chooses the classifier core of --port sim" in err
+    assert len(err.strip().splitlines()) == 1

@@ -374,12 +374,17 @@ class CommandExecutor(wiring.Component):
 
     def _check_load(self, m, r):
         p = self._p
-        load = _head(LoadTablesHeader, r.head)
-        bad = (load.layer >= p.n_layers) | (load.offset + r.count > (1 << p.table_addr_bits))
-        if p.table_words == 0:
-            bad = 1  # the bitstream fixes every table
         with m.If(r.flen != _LOAD_HEAD + r.count * p.table_word_bytes):
             self._refuse(m, r, ErrorCode.BAD_LENGTH)
+        if p.table_words == 0:
+            # the bitstream fixes every table (a frozen core): every load is refused, and the
+            # load's branches are not built at all (unreachable, they left empty processes
+            # that Yosys's Verilog backend writes as an empty `case` Verilator rejects)
+            with m.Else():
+                self._refuse(m, r, ErrorCode.BAD_ARGUMENT)
+            return
+        load = _head(LoadTablesHeader, r.head)
+        bad = (load.layer >= p.n_layers) | (load.offset + r.count > (1 << p.table_addr_bits))
         with m.Elif(bad):
             self._refuse(m, r, ErrorCode.BAD_ARGUMENT)
         with m.Elif(r.count == 0):
