@@ -38,7 +38,7 @@ quoted, so its rate is shown at an upper bound of 100 MHz.
 
     python bench/compare_peers.py [--devices ice40-up5k,ecp5-85] [--frozen 48:4:2,96:4:2]
         [--kinds parallel,temporal,serial,frozen] [--freq 40] [--out DIR] [--json]
-        [--lock FILE]
+        [--lock FILE] [--clip C] [--seed N] [--save DIR]
 
 ``--curve NT:NC:BITS[:SHIFT[:KEEP]],...`` trains those frozen networks instead and prints
 accuracy against the logic estimate, marking the Pareto front (no synthesis); with
@@ -76,6 +76,7 @@ from spikelut.compiler.build.synthesis import parse_fmax, parse_utilisation, tim
 from spikelut.compiler.build.toolchain import run_tool
 from spikelut.compiler.frontend.datasets import load_dataset
 from spikelut.compiler.frontend.encoding import choose_encoding
+from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.passes.evaluate import int_predict
 from spikelut.compiler.passes.prune import prune_classifier
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
@@ -133,7 +134,7 @@ def frozen_model(
     x = np.floor(data.X_train / (1 << shift))
     model = train_classifier(
         x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=seed,
-        n_classes=data.n_classes,
+        n_classes=data.n_classes, meta={"dataset": data.name, "split": data.split},
     )  # fmt: skip
     if keep:
         model = prune_classifier(model, x, data.y_train, keep=keep, epochs=PRUNE_EPOCHS, seed=seed)
@@ -467,6 +468,12 @@ def _parser() -> argparse.ArgumentParser:
         help="frozen networks (rows and --curve): train and test on pixels clipped at C",
     )
     ap.add_argument(
+        "--save",
+        metavar="DIR",
+        help="also write every frozen network (rows) as DIR/<name>.lutnet, e.g. for "
+        "spikelut build --core frozen",
+    )
+    ap.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -516,6 +523,11 @@ def _models(args, data) -> list[tuple]:
             say(f"training {name}")
             model = frozen_model(frozen_data, *point, seed=args.seed)
             models.append((name, model, CoreKind.FROZEN, frozen_data))
+            if args.save:
+                path = Path(args.save) / (name.replace(" ", "-") + ".lutnet")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_model(model, path)
+                say(f"  wrote {path}")
     memory = [k for k in kinds if k in MEMORY_KINDS]
     if memory:
         say("training the default digits classifier (memory cores)")
