@@ -16,7 +16,9 @@ logic cell and whether the tables can be reloaded. Cores:
   (:func:`~spikelut.compiler.passes.prune.prune_classifier`, fine-tuned on the training
   split) before quantising. ``--clip C`` trains and tests the frozen networks on pixels
   clipped at ``C`` (``--clip 15``: the digits' 0..16 become 4-bit 0..15, so the core's
-  inputs and, after ``SHIFT``, its comparators are one bit narrower).
+  inputs and, after ``SHIFT``, its comparators are one bit narrower). ``--centre`` encodes
+  the pixels centred, one more bit narrower, every output unchanged
+  (:func:`~spikelut.compiler.passes.narrowing.centre_inputs`).
 
 Bare cores, measured: Yosys ``synth_<family>`` of the core alone (the script a board build
 runs), then nextpnr. On the ECP5 nextpnr runs ``--out-of-context`` (the core's ports need
@@ -38,7 +40,7 @@ quoted, so its rate is shown at an upper bound of 100 MHz.
 
     python bench/compare_peers.py [--devices ice40-up5k,ecp5-85] [--frozen 48:4:2,96:4:2]
         [--kinds parallel,temporal,serial,frozen] [--freq 40] [--out DIR] [--json]
-        [--lock FILE] [--clip C] [--seed N] [--save DIR]
+        [--lock FILE] [--clip C] [--centre] [--seed N] [--save DIR]
 
 ``--curve NT:NC:BITS[:SHIFT[:KEEP]],...`` trains those frozen networks instead and prints
 accuracy against the logic estimate, marking the Pareto front (no synthesis); with
@@ -78,6 +80,7 @@ from spikelut.compiler.frontend.datasets import load_dataset
 from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.passes.evaluate import int_predict
+from spikelut.compiler.passes.narrowing import centre_inputs
 from spikelut.compiler.passes.prune import prune_classifier
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.sweep.peers import PEERS as QUOTED_PEERS
@@ -123,14 +126,23 @@ def frozen_name(nt: int, nc: int, bits: int, shift: int, keep: int) -> str:
 
 
 def frozen_model(
-    data, n_tables: int, n_c: int, bits: int, shift: int, keep: int = 0, *, seed: int = 0
+    data,
+    n_tables: int,
+    n_c: int,
+    bits: int,
+    shift: int,
+    keep: int = 0,
+    *,
+    seed: int = 0,
+    centre: bool = False,
 ):
     """A one-layer classifier trained for the frozen core, quantised to ``bits``-bit
     entries, its comparators narrowed by ``shift`` and trained so: the float network learns
     on ``floor(X / 2**shift)``, which is what the hardware compares (``x >> in_shift`` of the
     raw pixels), then takes the raw pixels' encoding with ``in_shift = shift``. ``keep`` > 0:
     each class pruned to that many tables, fine-tuned on the same training inputs. ``seed``:
-    the training's (and the pruning's) random seed."""
+    the training's (and the pruning's) random seed; ``centre``: the pixels centred one bit
+    narrower (:func:`~spikelut.compiler.passes.narrowing.centre_inputs`, no output changes)."""
     x = np.floor(data.X_train / (1 << shift))
     model = train_classifier(
         x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=seed,
@@ -139,7 +151,8 @@ def frozen_model(
     if keep:
         model = prune_classifier(model, x, data.y_train, keep=keep, epochs=PRUNE_EPOCHS, seed=seed)
     model = dataclasses.replace(model, encoding=choose_encoding(data.X_train))
-    return quantize_classifier(model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift})
+    model = quantize_classifier(model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift})
+    return centre_inputs(model) if centre else model
 
 
 def accuracy(model, data) -> float:
@@ -417,7 +430,10 @@ def curve(data, grid: list[tuple], args=None) -> list[dict]:
     synth = bool(args and args.synth)
     for nt, nc, bits, shift, keep in grid:
         say(f"training {frozen_name(nt, nc, bits, shift, keep)}")
-        model = frozen_model(data, nt, nc, bits, shift, keep, seed=args.seed if args else 0)
+        model = frozen_model(
+            data, nt, nc, bits, shift, keep, seed=args.seed if args else 0,
+            centre=bool(args and args.centre),
+        )  # fmt: skip
         params, _ = network_params(model, LayerPlan(Storage.LOGIC), kind=CoreKind.FROZEN)
         est = estimate_logic(params, "ice40", CoreKind.FROZEN)
         r = {
@@ -466,6 +482,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="C",
         help="frozen networks (rows and --curve): train and test on pixels clipped at C",
+    )
+    ap.add_argument(
+        "--centre",
+        action="store_true",
+        help="frozen networks (rows and --curve): pixels centred one bit narrower "
+        "(spikelut quantize --centre-inputs)",
     )
     ap.add_argument(
         "--save",
@@ -518,10 +540,11 @@ def _models(args, data) -> list[tuple]:
         frozen_data = clipped(data, args.clip)
         suffix = "" if args.clip is None else f" c{args.clip}"
         suffix += f" seed {args.seed}" if args.seed else ""
+        suffix += " centred" if args.centre else ""
         for point in parse_frozen(args.frozen):
             name = f"frozen {frozen_name(*point)}{suffix}"
             say(f"training {name}")
-            model = frozen_model(frozen_data, *point, seed=args.seed)
+            model = frozen_model(frozen_data, *point, seed=args.seed, centre=args.centre)
             models.append((name, model, CoreKind.FROZEN, frozen_data))
             if args.save:
                 path = Path(args.save) / (name.replace(" ", "-") + ".lutnet")

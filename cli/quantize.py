@@ -36,6 +36,7 @@ from spikelut.compiler.passes.evaluate import (
     int_predict,
     int_val_loss,
 )
+from spikelut.compiler.passes.narrowing import centre_inputs
 from spikelut.compiler.passes.prune import DEFAULT_PRUNE_EPOCHS, prune_classifier
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.passes.quantize_sequence import quantize_rnn, quantize_transformer
@@ -110,6 +111,12 @@ def add_parser(sub: Any) -> None:
         help="choose scales from the table ranges alone, without calibration data",
     )
     p.add_argument(
+        "--centre-inputs",
+        action="store_true",
+        help="classifiers with non-negative integer features (pixels): encode them centred, "
+        "one bit narrower, every output unchanged (raw values below 0 read as 0)",
+    )
+    p.add_argument(
         "--prune-to",
         type=positive_int,
         metavar="K",
@@ -160,8 +167,10 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([args.model, args.data], {"-o": args.output})
     model = load_model_file(args.model)
     if not isinstance(model, ClassifierMLP):
-        if args.prune_to is not None:
-            raise UserError("--prune-to is for classifiers (the frozen core), not language models")
+        if args.prune_to is not None or args.centre_inputs:
+            raise UserError(
+                "--prune-to and --centre-inputs are for classifiers, not language models"
+            )
         return _run_sequence(args, model)
     if model.is_integer:
         raise UserError(f"{args.model} is already an integer model; give its float original")
@@ -185,6 +194,11 @@ def run(args: argparse.Namespace) -> int:
             shift_tolerance=args.shift_tolerance / 100.0,
             max_width=args.max_width,
         )
+        if args.centre_inputs:
+            try:
+                qmodel = centre_inputs(qmodel)
+            except ValueError as e:
+                raise UserError(f"--centre-inputs: {e}") from None
         widths = infer_widths(qmodel, max_width=args.max_width)
     except (QuantizeError, WidthError, IRError) as e:
         raise UserError(str(e)) from None

@@ -11,6 +11,7 @@ from spikelut.compiler.ir.integer_sequence import IntegerRNN
 from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.compiler.ir.modelfile import load_model, save_model
 from spikelut.compiler.ir.sequence import SpikingRNN
+from spikelut.compiler.passes.evaluate import int_predict
 
 
 def _digits_model(path):
@@ -40,6 +41,39 @@ def test_classifier_quantize_json(tmp_path, capsys):
     assert r["table_memory_bits"] == (8 * 16 * 16 + 8 * 16 * 10) * 6
     assert 0.0 <= r["agreement"] <= 1.0
     assert q.meta["quantization"]["evaluation"]["agreement"] == r["agreement"]
+
+
+def test_centre_inputs_narrows_the_pixels_and_keeps_every_answer(tmp_path, capsys):
+    src = tmp_path / "f.lutnet"
+    _digits_model(src)
+    runs = {}
+    for name, extra in (("plain", []), ("centred", ["--centre-inputs"])):
+        out = tmp_path / f"{name}.lutnet"
+        argv = ["quantize", str(src), "-o", str(out), "--shift", "0=2", "--json", *extra]
+        assert main(argv) == 0
+        runs[name] = (json.loads(capsys.readouterr().out), load_model(out))
+    (plain, qp), (centred, qc) = runs["plain"], runs["centred"]
+    assert plain["input"]["bits"] == 6 and centred["input"]["bits"] == 5
+    assert centred["layers"][0]["in_width"] == plain["layers"][0]["in_width"] - 1
+    assert centred["int_accuracy"] == plain["int_accuracy"]
+    pixels = np.random.default_rng(1).integers(0, 17, (200, 64))
+    np.testing.assert_array_equal(int_predict(qc, pixels), int_predict(qp, pixels))
+    # standardised features have no unused sign bit to take
+    assert main(["quantize", str(_standardised(tmp_path)), "-o", str(tmp_path / "s.lutnet"),
+                 "--centre-inputs"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--centre-inputs" in err and "standardised" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _standardised(tmp_path):
+    path = tmp_path / "std.lutnet"
+    rng = np.random.default_rng(0)
+    layers = [LUTLayer.random(in_dim=64, out_dim=10, n_tables=8, n_c=4, rng=rng)]
+    enc = InputEncoding(offset=np.full(64, 4.0), gain=np.full(64, 0.25), bits=8, frac_bits=3)
+    model = ClassifierMLP(encoding=enc, layers=layers, n_classes=10, meta={"dataset": "digits"})
+    save_model(model, path)
+    return path
 
 
 def test_classifier_quantize_refusals(tmp_path, capsys):

@@ -1,9 +1,12 @@
-"""Explicit input narrowing: an arithmetic right shift of a layer's input before its comparators.
+"""Explicit input narrowing: an arithmetic right shift of a layer's input before its comparators,
+and centring non-negative integer inputs one bit narrower.
 
 Only the order of a layer's inputs matters, so dropping low bits narrows the comparators at
 the price of ties (a tie reads as bit 0), which can change results. A shift is therefore
 always an explicit choice: given by the user, or searched here against calibration data,
 and recorded in the model's ``LayerQuant.in_shift`` and ``meta["quantization"]["shifts"]``.
+Centring (:func:`centre_inputs`) changes no comparison: it moves every input by the same
+power of two, so the signed inputs use the bit a non-negative range left unused.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.ir.golden import argmax_lowest, lut_layer
 from spikelut.compiler.passes.widths import infer_widths
 
-__all__ = ["apply_shifts", "search_shifts"]
+__all__ = ["apply_shifts", "centre_inputs", "search_shifts"]
 
 
 def apply_shifts(model: ClassifierMLP, shifts: dict[int, int]) -> ClassifierMLP:
@@ -34,6 +37,48 @@ def apply_shifts(model: ClassifierMLP, shifts: dict[int, int]) -> ClassifierMLP:
         for k, q in enumerate(model.quant)
     ]
     return dataclasses.replace(model, quant=quant, meta=copy.deepcopy(model.meta))
+
+
+def centre_inputs(model: ClassifierMLP) -> ClassifierMLP:
+    """A copy of an integer classifier whose non-negative integer inputs are centred one bit
+    narrower, every comparison, table row and output unchanged for raw inputs >= 0.
+
+    For the encoding small non-negative integer features get (offset 0, gain 1, frac_bits 0,
+    ``b`` bits: the network sees ``0 .. 2**(b-1) - 1``, the sign bit unused): the offset
+    becomes ``h = 2**(b-2)`` and the width ``b - 1``, so the network sees ``raw - h`` in the
+    signed ``b - 1``-bit range, and the constant inputs move by ``-h`` too. A common offset
+    keeps the order of the inputs, and ``h`` is a multiple of ``2**s`` for layer 0's input
+    shift ``s <= b - 2``, so the shifted comparisons are unchanged as well (digits pixels:
+    6 bits become 5; clipped at 15, 5 become 4). The one difference: a raw input below 0,
+    outside that range, reads as 0 (it read as itself, down to ``-2**(b-1)``). Raises
+    ``ValueError`` naming why when the model is not of that form."""
+    enc = model.encoding
+    if not model.is_integer:
+        raise ValueError("centring applies to a quantised (integer) network")
+    if enc.frac_bits != 0 or np.any(enc.gain != 1) or np.any(enc.offset != 0):
+        raise ValueError(
+            "centring applies to non-negative integer features encoded as they are (offset "
+            "0, gain 1, no fraction bits); these inputs are standardised"
+        )
+    if enc.bits < 3:
+        raise ValueError(f"the inputs are {enc.bits} bits wide; centring needs at least 3")
+    if model.layers[0].residual:
+        raise ValueError("layer 0 adds its input to its output (residual): an offset shows")
+    half = 1 << (enc.bits - 2)
+    if model.quant[0].in_shift > enc.bits - 2:
+        raise ValueError(
+            f"layer 0 shifts its {enc.bits}-bit input by {model.quant[0].in_shift}; centring "
+            f"keeps the comparisons only for shifts up to {enc.bits - 2}"
+        )
+    encoding = dataclasses.replace(
+        enc, offset=enc.offset + half, bits=enc.bits - 1, constants=enc.constants - half
+    )
+    meta = copy.deepcopy(model.meta)
+    info = meta.setdefault("quantization", {})
+    info["centred_inputs"] = {"offset": half, "bits": enc.bits - 1}
+    if "input" in info:
+        info["input"]["bits"] = enc.bits - 1
+    return dataclasses.replace(model, encoding=encoding, meta=meta)
 
 
 def search_shifts(
