@@ -18,12 +18,15 @@ from spikelut.compiler.ir.modelfile import load_model, save_model
 from spikelut.compiler.passes.evaluate import int_predict
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.passes.recipes import (
+    SELECTION_MIXTURES,
     convert_auto,
     fit_classifier,
     holdout_split,
     native_candidates,
+    selection_set,
 )
 from spikelut.compiler.train.classifier import train_classifier
+from spikelut.compiler.train.convert import ConvertError
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +128,37 @@ def test_conversion_recipe_reports_held_out_agreement(iris):
     model = convert_auto(ann, iris.X_train, iris.y_train, table_bits=4)
     conv = model.meta["conversion"]
     sel, held = conv["selection"], conv["heldout_agreement"]
-    assert len(sel["candidates"]) == 3 and sel["chosen"] in [
-        {k: c[k] for k in ("constants", "anchors", "drop")} for c in sel["candidates"]
-    ]
-    assert held["int"] == max(c["heldout_int_agreement"] for c in sel["candidates"])
+    settings = [{k: c[k] for k in ("constants", "anchors", "drop")} for c in sel["candidates"]]
+    assert len(sel["candidates"]) == 3 and sel["chosen"] in settings
+    chosen = sel["candidates"][settings.index(sel["chosen"])]
+    # chosen on the selection set (held-out samples and their mixtures), the earlier on ties
+    assert chosen["selection_int_agreement"] == max(
+        c["selection_int_agreement"] for c in sel["candidates"]
+    )
+    # reported: the agreement on the held-out samples alone
+    assert held["int"] == chosen["heldout_int_agreement"]
     assert held["n"] == sel["n_heldout"] < len(iris.y_train)
+    assert sel["n_selection"] == (1 + SELECTION_MIXTURES) * sel["n_heldout"]
     # thresholds make low-dimensional data convertible: 4 features alone give 6 comparisons
     q = quantize_classifier(model, table_bits=4, calib_raw=iris.X_train)
     assert np.mean(int_predict(q, iris.X_test) == mlp.predict(iris.X_test)) >= 0.9
+
+
+def test_selection_set_is_the_held_out_samples_and_their_mixtures():
+    """Every selection sample is a held-out sample or a mixture of two (at most ``mix`` of
+    the second): nothing from the training part or elsewhere enters the choice."""
+    X_val = 10.0 * np.eye(6) + 3.0  # each row's own coordinate marks it
+    sel = selection_set(X_val, 8, 0.3, seed=0)
+    assert sel.shape == (9 * 6, 6)
+    np.testing.assert_array_equal(sel[:6], X_val)
+    weights = (sel[6:] - 3.0) / 10.0  # the mixture weights of the held-out rows
+    assert np.all(weights >= -1e-12) and np.all(np.sum(weights > 1e-12, axis=1) <= 2)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert np.all(weights.max(axis=1) >= 0.7 - 1e-12)
+    np.testing.assert_array_equal(selection_set(X_val, 8, 0.3, seed=0), sel)  # deterministic
+    np.testing.assert_array_equal(selection_set(X_val, 0, 0.3, seed=0), X_val)
+    with pytest.raises(ConvertError, match="selection_mixtures"):
+        convert_auto(None, X_val, selection_mixtures=-1)
 
 
 def test_cli_train_auto_and_convert_recipe(iris, tmp_path, capsys):

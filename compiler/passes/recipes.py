@@ -3,8 +3,9 @@ held-out split of the user's training data (never on a test split).
 
 - :func:`convert_auto`: convert once per candidate setting (constant inputs or not, table
   dropout), quantise each, keep the one whose integer network agrees most with the ANN on
-  the held-out split, report that agreement (the figure a user can trust before any test
-  data), and convert the chosen setting again on all the data.
+  the selection set (the held-out split plus ANN-labelled mixtures of its samples), report
+  its agreement on the held-out split (the figure a user can trust before any test data),
+  and convert the chosen setting again on all the data.
 - :func:`fit_classifier`: native training of candidate shapes sized to the data (tables,
   N_C, constant inputs, table dropout) with early stopping on the held-out split; the best
   candidate is trained again on all the training data for its best number of epochs.
@@ -25,7 +26,13 @@ from spikelut.compiler.ir.classifier import ClassifierMLP
 from spikelut.compiler.passes.evaluate import int_predict
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.train.classifier import train_classifier
-from spikelut.compiler.train.convert import INT_TABLE_BITS, ConvertSettings, convert_ann
+from spikelut.compiler.train.convert import (
+    INT_TABLE_BITS,
+    ConvertError,
+    ConvertSettings,
+    convert_ann,
+    transfer_samples,
+)
 
 __all__ = [
     "convert_auto",
@@ -33,6 +40,7 @@ __all__ = [
     "fit_on_dataset",
     "holdout_split",
     "native_candidates",
+    "selection_set",
 ]
 
 # the candidates :func:`convert_auto` measures: constant inputs (thresholds) or not, anchors
@@ -45,6 +53,10 @@ AUTO_CANDIDATES: tuple[dict, ...] = (
 VAL_FRACTION = 0.2
 # transfer samples (originals plus ANN-labelled mixtures) at most: bounds the time on large data
 MAX_TRANSFER = 24_000
+# ANN-labelled mixtures per held-out sample in the set :func:`convert_auto` compares its
+# candidates on: a few dozen held-out samples (iris: 22) tie or pick by chance; the mixtures
+# lie between them, where the candidates' boundaries differ
+SELECTION_MIXTURES = 8
 
 
 def holdout_split(
@@ -67,6 +79,16 @@ def holdout_split(
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
+def selection_set(X_val: np.ndarray, mixtures: int, mix: float, seed: int) -> np.ndarray:
+    """The samples :func:`convert_auto` compares its candidates on: the held-out samples
+    ``X_val`` followed by ``mixtures * len(X_val)`` mixtures of two of them (at most ``mix``
+    of the second, :func:`~spikelut.compiler.train.convert.transfer_samples`), drawn for
+    ``seed``. Built from ``X_val`` alone: no training sample, and no test data, enters it."""
+    X_val = np.asarray(X_val, np.float64)
+    rng = np.random.default_rng(seed + 1)
+    return np.concatenate([X_val, transfer_samples(X_val, mixtures * len(X_val), 0.0, rng, mix)])
+
+
 def convert_auto(
     ann: DenseNet,
     X: np.ndarray,
@@ -75,6 +97,7 @@ def convert_auto(
     settings: ConvertSettings | None = None,
     candidates: tuple[dict, ...] = AUTO_CANDIDATES,
     val_fraction: float = VAL_FRACTION,
+    selection_mixtures: int = SELECTION_MIXTURES,
     table_bits: int = INT_TABLE_BITS,
     class_names: list[str] | None = None,
     progress: Callable[[dict], None] | None = None,
@@ -84,35 +107,47 @@ def convert_auto(
     split), convert the rest once per candidate (``settings`` with the candidate's fields
     replaced; fine-tuning stops early on the held-out agreement), quantise each to
     ``table_bits``-bit tables, and keep the candidate whose *integer* network agrees most
-    with the ANN on the held-out split (ties: fewer table bits, then the earlier candidate).
+    with the ANN on the selection set (ties: fewer table bits, then the earlier candidate):
+    the held-out samples plus ``selection_mixtures`` ANN-labelled mixtures of them per
+    held-out sample (:func:`selection_set`; 0: the held-out samples alone).
     With ``refit`` (the default) that candidate is then converted again on all of ``X``,
     fine-tuned for the number of epochs its held-out agreement peaked at, as native
     training does (:func:`fit_classifier`).
 
-    ``meta["conversion"]["selection"]`` records every candidate's held-out agreement;
-    ``meta["conversion"]["heldout_agreement"]`` is the chosen one's, the figure to trust.
+    ``meta["conversion"]["selection"]`` records every candidate's agreement on the
+    selection set and on the held-out samples alone;
+    ``meta["conversion"]["heldout_agreement"]`` is the chosen one's on the held-out samples
+    alone (real samples, the figure to trust).
     The augmentation is reduced so that the transfer set stays within
     :data:`MAX_TRANSFER` samples.
     """
     base = settings or ConvertSettings()
+    if selection_mixtures < 0:
+        raise ConvertError(f"selection_mixtures must be >= 0, not {selection_mixtures!r}")
     X = np.asarray(X, np.float64)
     fit, held = holdout_split(X, y, val_fraction, base.seed)
     X_fit, X_val = X[fit], X[held]
     y_fit = None if y is None else np.asarray(y, np.int64)[fit]
     augment = min(base.augment, max(0, MAX_TRANSFER // max(len(fit), 1) - 1))
-    ann_val = ann.predict(X_val)
+    X_sel = selection_set(X_val, selection_mixtures, base.mix, base.seed)
+    ann_sel = ann.predict(X_sel)  # its first len(held) rows: the held-out samples
     results = []
     for cand in candidates:
         s = replace(base, augment=augment, **cand)
         model = convert_ann(ann, X_fit, y_fit, settings=s, class_names=class_names,
                             progress=progress, X_val=X_val)  # fmt: skip
         qmodel = quantize_classifier(model, table_bits=table_bits, calib_raw=X_fit)
-        agree = float(np.mean(int_predict(qmodel, X_val) == ann_val))
+        hit = int_predict(qmodel, X_sel) == ann_sel
+        figures = {
+            "selection_int_agreement": float(np.mean(hit)),
+            "heldout_int_agreement": float(np.mean(hit[: len(held)])),
+        }
         bits = sum(layer.memory_bits(table_bits) for layer in model.layers)
-        results.append((agree, -bits, -len(results), model, cand))
+        results.append((figures["selection_int_agreement"], -bits, -len(results), model,
+                         cand, figures))  # fmt: skip
         if progress is not None:
-            progress({"stage": "candidate", **cand, "heldout_int_agreement": agree})
-    agree, _, _, model, cand = max(results, key=lambda r: r[:3])
+            progress({"stage": "candidate", **cand, **figures})
+    _, _, _, model, cand, figures = max(results, key=lambda r: r[:3])
     validation = model.meta["conversion"]["validation"]
     if refit:
         # the choice made, the held-out samples are spent: convert once more on all of the
@@ -125,13 +160,16 @@ def convert_auto(
     info["selection"] = {
         "val_fraction": val_fraction,
         "n_heldout": len(held),
+        "mixtures_per_heldout": selection_mixtures,
+        "n_selection": len(X_sel),
         "table_bits": table_bits,
-        "criterion": "integer agreement with the ANN on the held-out split",
-        "candidates": [{**c, "heldout_int_agreement": a} for a, _, _, _, c in results],
+        "criterion": "integer agreement with the ANN on the held-out split and ANN-labelled "
+        "mixtures of its samples",
+        "candidates": [{**c, **f} for _, _, _, _, c, f in results],
         "chosen": cand,
     }
     info["heldout_agreement"] = {
-        "int": agree,
+        "int": figures["heldout_int_agreement"],
         "float": validation["float_agreement"],
         "n": len(held),
         "table_bits": table_bits,

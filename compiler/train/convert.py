@@ -72,15 +72,19 @@ class ConvertSettings:
     (row rate ``lr / N_T`` per sample, batches of ``layer_batch_size``).
     ``finetune_epochs`` of end-to-end training (row rate ``finetune_lr / N_T``, batches of
     ``batch_size``, leaving out ``drop`` of each layer's tables per batch) on soft targets
-    at ``temperature`` mixed with the labels at ``label_weight``. ``augment``: extra transfer inputs per training sample (mixtures of two
-    samples, at most ``mix`` of the second, plus ``noise`` standard deviations of noise),
-    labelled by the ANN alone. All rates decay as a cosine. ``quant_bits`` (0: off): the last
-    ``quant_epochs`` of fine-tuning run the forward pass through the tables rounded to a
-    ``quant_bits``-wide grid (:func:`snap_tables`; the row rule moves the float tables), and
-    the result is left on that grid, so that
-    :func:`~spikelut.compiler.passes.quantize_classifier.quantize_classifier` at ``quant_bits`` with its
-    clip-free scale rounds no table entry. Off by default: on digits it measured no better
-    than quantising after training, at twice the conversion time.
+    at ``temperature`` mixed with the labels at ``label_weight``. ``augment``: extra transfer
+    inputs per training sample (mixtures of two samples, at most ``mix`` of the second, plus
+    ``noise`` standard deviations of noise), labelled by the ANN alone. 8 by default: on the
+    six set/exporter pairs of ``bench/accuracy_panel.py`` that converted worst with 4 (3
+    seeds each, through :func:`~spikelut.compiler.passes.recipes.convert_auto`), the
+    converted network's mean gap to its MLP's test accuracy went from 1.66 points with 4 to
+    1.20 with 8, at 1.5 to 2 times the conversion time. All rates decay as a cosine.
+    ``quant_bits`` (0: off): the last ``quant_epochs`` of fine-tuning run the forward pass
+    through the tables rounded to a ``quant_bits``-wide grid (:func:`snap_tables`; the row rule
+    moves the float tables), and the result is left on that grid, so that
+    :func:`~spikelut.compiler.passes.quantize_classifier.quantize_classifier` at ``quant_bits``
+    with its clip-free scale rounds no table entry. Off by default: on digits it measured no
+    better than quantising after training, at twice the conversion time.
     """
 
     n_tables: int | tuple[int, ...] | None = None
@@ -101,7 +105,7 @@ class ConvertSettings:
     quant_epochs: int = 5
     drop: float = 0.3
     label_weight: float = 0.5
-    augment: int = 4
+    augment: int = 8
     mix: float = 0.3
     noise: float = 0.0
     constants: int = 0
@@ -152,13 +156,13 @@ def default_shape(ann: DenseNet, n_samples: int | None = None) -> tuple[list[int
     per table row); the output layer ``min(max(16, in), 64)`` tables of ``N_C = 6``.
 
     Measured on digits (the 64-32-10 MLP of ``bench/compare_mac.py``, test split, the other
-    settings at their defaults): quantised at :data:`INT_TABLE_BITS` = 4, the network reads
-    17,664 table bits per inference (``sum N_T * Y * table_bits``) against the 8-bit MAC
-    core's 21,328, and its accuracy is 0.27 points below the MLP's on average over seeds
-    0-4 (worst seed 0.89; seed 0 is 0.44 points above). Without table dropout
-    (``drop=0``) the same shape is 1.56 points below on average (worst 2.67); 96 hidden
-    tables read 13,568 bits at 1.38 points below. ``bench/compare_mac.py --no-build --seeds
-    5`` prints the default's figures per seed, ``--explore`` those of other settings.
+    settings at their defaults then, ``augment`` 4): quantised at :data:`INT_TABLE_BITS` = 4,
+    the network reads 17,664 table bits per inference (``sum N_T * Y * table_bits``) against the
+    8-bit MAC core's 21,328, and its accuracy is 0.27 points below the MLP's on average over
+    seeds 0-4 (worst seed 0.89; seed 0 is 0.44 points above). Without table dropout (``drop=0``)
+    the same shape is 1.56 points below on average (worst 2.67); 96 hidden tables read 13,568
+    bits at 1.38 points below. ``bench/compare_mac.py --no-build --seeds 5`` prints the
+    default's figures per seed, ``--explore`` those of other settings.
     """
     hidden_nc = 5
     if n_samples is not None:
