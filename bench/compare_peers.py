@@ -421,19 +421,22 @@ def _synth_point(args, out: Path, model, params) -> dict:
     return _cached(out, f"{key}-pack", lambda: _locked(args.lock, core))
 
 
-def curve(data, grid: list[tuple], args=None) -> list[dict]:
+def _frozen_of_args(args, data, point: tuple):
+    """:func:`frozen_model` of ``point`` (NT, NC, BITS, SHIFT, KEEP) with the command line's
+    ``--seed`` and ``--centre``."""
+    return frozen_model(data, *point, seed=args.seed, centre=args.centre)
+
+
+def curve(data, grid: list[tuple], args) -> list[dict]:
     """Accuracy against logic of frozen networks ``grid`` (NT, NC, BITS, SHIFT, KEEP): the
-    estimate (:func:`estimate_logic`, calibrated on one unpruned core), and with ``args.synth``
-    the synthesised cells (:func:`_synth_point`). Each point is marked when no point with as
-    few cells (synthesised when measured) is more accurate (the Pareto front)."""
+    estimate (:func:`estimate_logic`), and with ``args.synth`` the synthesised cells
+    (:func:`_synth_point`). Each point is marked when no point with as few cells
+    (synthesised when measured) is more accurate (the Pareto front)."""
     out = []
-    synth = bool(args and args.synth)
+    synth = args.synth
     for nt, nc, bits, shift, keep in grid:
         say(f"training {frozen_name(nt, nc, bits, shift, keep)}")
-        model = frozen_model(
-            data, nt, nc, bits, shift, keep, seed=args.seed if args else 0,
-            centre=bool(args and args.centre),
-        )  # fmt: skip
+        model = _frozen_of_args(args, data, (nt, nc, bits, shift, keep))
         params, _ = network_params(model, LayerPlan(Storage.LOGIC), kind=CoreKind.FROZEN)
         est = estimate_logic(params, "ice40", CoreKind.FROZEN)
         r = {
@@ -544,7 +547,7 @@ def _models(args, data) -> list[tuple]:
         for point in parse_frozen(args.frozen):
             name = f"frozen {frozen_name(*point)}{suffix}"
             say(f"training {name}")
-            model = frozen_model(frozen_data, *point, seed=args.seed, centre=args.centre)
+            model = _frozen_of_args(args, frozen_data, point)
             models.append((name, model, CoreKind.FROZEN, frozen_data))
             if args.save:
                 path = Path(args.save) / (name.replace(" ", "-") + ".lutnet")
