@@ -18,7 +18,11 @@ logic cell and whether the tables can be reloaded. Cores:
   clipped at ``C`` (``--clip 15``: the digits' 0..16 become 4-bit 0..15, so the core's
   inputs and, after ``SHIFT``, its comparators are one bit narrower). ``--centre`` encodes
   the pixels centred, one more bit narrower, every output unchanged
-  (:func:`~spikelut.compiler.passes.narrowing.centre_inputs`).
+  (:func:`~spikelut.compiler.passes.narrowing.centre_inputs`). ``--qat N`` quantises with
+  ``N`` epochs of quantisation-aware fine-tuning at table scales ``--coarsen D`` powers of
+  two coarser than calibration picks
+  (:func:`~spikelut.compiler.passes.quant_aware.quantize_aware`; ``spikelut quantize
+  --qat-epochs N --coarsen D``).
 
 Bare cores, measured: Yosys ``synth_<family>`` of the core alone (the script a board build
 runs), then nextpnr. On the ECP5 nextpnr runs ``--out-of-context`` (the core's ports need
@@ -40,7 +44,7 @@ quoted, so its rate is shown at an upper bound of 100 MHz.
 
     python bench/compare_peers.py [--devices ice40-up5k,ecp5-85] [--frozen 48:4:2,96:4:2]
         [--kinds parallel,temporal,serial,frozen] [--freq 40] [--out DIR] [--json]
-        [--lock FILE] [--clip C] [--centre] [--seed N] [--save DIR]
+        [--lock FILE] [--clip C] [--centre] [--seed N] [--qat N] [--coarsen D] [--save DIR]
 
 ``--curve NT:NC:BITS[:SHIFT[:KEEP]],...`` trains those frozen networks instead and prints
 accuracy against the logic estimate, marking the Pareto front (no synthesis); with
@@ -77,11 +81,11 @@ from spikelut.compiler.backend.targets import TARGETS
 from spikelut.compiler.build.synthesis import parse_fmax, parse_utilisation, timing_passed
 from spikelut.compiler.build.toolchain import run_tool
 from spikelut.compiler.frontend.datasets import load_dataset
-from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.ir.modelfile import save_model
 from spikelut.compiler.passes.evaluate import int_predict
 from spikelut.compiler.passes.narrowing import centre_inputs
 from spikelut.compiler.passes.prune import prune_classifier
+from spikelut.compiler.passes.quant_aware import quantize_aware
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.sweep.peers import PEERS as QUOTED_PEERS
 from spikelut.compiler.train.classifier import train_classifier, train_on_dataset
@@ -135,23 +139,37 @@ def frozen_model(
     *,
     seed: int = 0,
     centre: bool = False,
+    qat: int = 0,
+    coarsen: int = 0,
 ):
     """A one-layer classifier trained for the frozen core, quantised to ``bits``-bit
-    entries, its comparators narrowed by ``shift`` and trained so: the float network learns
-    on ``floor(X / 2**shift)``, which is what the hardware compares (``x >> in_shift`` of the
-    raw pixels), then takes the raw pixels' encoding with ``in_shift = shift``. ``keep`` > 0:
-    each class pruned to that many tables, fine-tuned on the same training inputs. ``seed``:
-    the training's (and the pruning's) random seed; ``centre``: the pixels centred one bit
-    narrower (:func:`~spikelut.compiler.passes.narrowing.centre_inputs`, no output changes)."""
-    x = np.floor(data.X_train / (1 << shift))
+    entries, its comparators narrowed by ``shift`` and trained so (``in_shift``: the
+    network learns on the pixels as the hardware compares them, ``x >> shift``). ``keep`` >
+    0: each class pruned to that many tables, fine-tuned on the same training inputs.
+    ``seed``: the training's (and the pruning's) random seed; ``centre``: the pixels centred
+    one bit narrower (:func:`~spikelut.compiler.passes.narrowing.centre_inputs`, no output
+    changes); ``qat``/``coarsen``: quantisation-aware fine-tuning epochs at table scales
+    that many powers of two coarser (:func:`quantize_aware`). The steps of ``spikelut train
+    classifier --in-shift`` then ``spikelut quantize --bits --prune-to [--qat-epochs
+    --coarsen] [--centre-inputs]``."""
     model = train_classifier(
-        x, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS, seed=seed,
-        n_classes=data.n_classes, meta={"dataset": data.name, "split": data.split},
+        data.X_train, data.y_train, n_tables=n_tables, n_c=n_c, epochs=FROZEN_EPOCHS,
+        seed=seed, n_classes=data.n_classes, meta={"dataset": data.name, "split": data.split},
+        in_shift=shift,
     )  # fmt: skip
     if keep:
-        model = prune_classifier(model, x, data.y_train, keep=keep, epochs=PRUNE_EPOCHS, seed=seed)
-    model = dataclasses.replace(model, encoding=choose_encoding(data.X_train))
-    model = quantize_classifier(model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift})
+        model = prune_classifier(
+            model, data.X_train, data.y_train, keep=keep, epochs=PRUNE_EPOCHS, seed=seed
+        )
+    if qat or coarsen:
+        model = quantize_aware(
+            model, data.X_train, data.y_train, table_bits=bits, epochs=qat, coarsen=coarsen,
+            shifts={0: shift}, seed=seed,
+        )  # fmt: skip
+    else:
+        model = quantize_classifier(
+            model, table_bits=bits, calib_raw=data.X_train, shifts={0: shift}
+        )
     return centre_inputs(model) if centre else model
 
 
@@ -423,8 +441,10 @@ def _synth_point(args, out: Path, model, params) -> dict:
 
 def _frozen_of_args(args, data, point: tuple):
     """:func:`frozen_model` of ``point`` (NT, NC, BITS, SHIFT, KEEP) with the command line's
-    ``--seed`` and ``--centre``."""
-    return frozen_model(data, *point, seed=args.seed, centre=args.centre)
+    ``--seed``, ``--centre``, ``--qat`` and ``--coarsen``."""
+    return frozen_model(
+        data, *point, seed=args.seed, centre=args.centre, qat=args.qat, coarsen=args.coarsen
+    )
 
 
 def curve(data, grid: list[tuple], args) -> list[dict]:
@@ -499,6 +519,20 @@ def _parser() -> argparse.ArgumentParser:
         "spikelut build --core frozen",
     )
     ap.add_argument(
+        "--qat",
+        type=int,
+        default=0,
+        metavar="N",
+        help="frozen networks: N epochs of quantisation-aware fine-tuning (default 0)",
+    )
+    ap.add_argument(
+        "--coarsen",
+        type=int,
+        default=0,
+        metavar="D",
+        help="frozen networks: table scales D powers of two coarser than calibration picks",
+    )
+    ap.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -544,6 +578,8 @@ def _models(args, data) -> list[tuple]:
         suffix = "" if args.clip is None else f" c{args.clip}"
         suffix += f" seed {args.seed}" if args.seed else ""
         suffix += " centred" if args.centre else ""
+        suffix += f" q{args.qat}" if args.qat else ""
+        suffix += f" d{args.coarsen}" if args.coarsen else ""
         for point in parse_frozen(args.frozen):
             name = f"frozen {frozen_name(*point)}{suffix}"
             say(f"training {name}")
@@ -608,6 +644,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.clip is not None and args.clip < 1:
         ap.error(f"--clip must be a positive pixel value, not {args.clip}")
+    if args.qat < 0 or args.coarsen < 0:
+        ap.error(f"--qat and --coarsen must be >= 0, not {args.qat} and {args.coarsen}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset("digits")

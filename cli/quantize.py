@@ -38,6 +38,7 @@ from spikelut.compiler.passes.evaluate import (
 )
 from spikelut.compiler.passes.narrowing import centre_inputs
 from spikelut.compiler.passes.prune import DEFAULT_PRUNE_EPOCHS, prune_classifier
+from spikelut.compiler.passes.quant_aware import quantize_aware
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.passes.quantize_sequence import quantize_rnn, quantize_transformer
 from spikelut.compiler.passes.scales import DEFAULT_TABLE_BITS, QuantizeError
@@ -71,7 +72,8 @@ def add_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="LAYER=BITS",
-        help="arithmetic right shift of a layer's input before its comparators (repeatable)",
+        help="arithmetic right shift of a layer's input before its comparators (repeatable; "
+        "layer 0 defaults to the shift the model was trained for, train classifier --in-shift)",
     )
     p.add_argument(
         "--search-shift",
@@ -130,6 +132,24 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help=f"fine-tuning epochs of --prune-to (default {DEFAULT_PRUNE_EPOCHS})",
     )
+    p.add_argument(
+        "--qat-epochs",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="classifiers: N epochs of quantisation-aware fine-tuning on the training split "
+        "(the forward pass reads the tables as they will be quantised) before the final "
+        "quantisation (default 0: none)",
+    )
+    p.add_argument(
+        "--coarsen",
+        type=non_negative_int,
+        default=0,
+        metavar="D",
+        help="classifiers: table scales D powers of two coarser than calibration picks "
+        "(fewer levels and more zero entries: a smaller frozen core; recover the accuracy "
+        "with --qat-epochs) (default 0)",
+    )
     output.add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -151,6 +171,49 @@ def parse_shifts(items: list[str]) -> dict[int, int]:
     return shifts
 
 
+def _layer_shifts(items: list[str], model: ClassifierMLP) -> dict[int, int]:
+    """The ``--shift`` items as ``{layer: shift}``; layer 0, when not given, takes the shift
+    its tables were trained for (``train classifier --in-shift``, learned with its ties)."""
+    shifts = parse_shifts(items)
+    if model.float_in_shift and 0 not in shifts:
+        shifts[0] = model.float_in_shift
+    return shifts
+
+
+def _check_flags(args: argparse.Namespace, model: Any) -> None:
+    """Refuse flags that do not apply to ``model``, or to each other."""
+    aware = args.qat_epochs or args.coarsen
+    if not isinstance(model, ClassifierMLP) and (
+        args.prune_to is not None or args.centre_inputs or aware
+    ):
+        raise UserError(
+            "--prune-to, --centre-inputs, --qat-epochs and --coarsen are for classifiers, "
+            "not language models"
+        )
+    if aware and args.no_calibrate:
+        raise UserError(
+            "--qat-epochs and --coarsen train on the training split; drop --no-calibrate"
+        )
+
+
+def _quantize(args: argparse.Namespace, model: ClassifierMLP, ds) -> ClassifierMLP:
+    """The integer network of float ``model``: quantised on the training split of ``ds``
+    (quantisation-aware with ``--qat-epochs``/``--coarsen``)."""
+    options = {
+        "shifts": _layer_shifts(args.shift, model),
+        "search_shift": args.search_shift,
+        "shift_tolerance": args.shift_tolerance / 100.0,
+        "max_width": args.max_width,
+    }
+    if args.qat_epochs or args.coarsen:
+        return quantize_aware(
+            model, ds.X_train, ds.y_train, table_bits=args.bits, epochs=args.qat_epochs,
+            coarsen=args.coarsen, **options,
+        )  # fmt: skip
+    calib = None if args.no_calibrate and not args.search_shift else ds.X_train
+    return quantize_classifier(model, table_bits=args.bits, calib_raw=calib, **options)
+
+
 def _dataset_name(model: Any) -> str:
     meta = getattr(model, "meta", {}) or {}
     for key in ("dataset", "data"):
@@ -166,11 +229,8 @@ def run(args: argparse.Namespace) -> int:
     """Quantise, report, write."""
     check_outputs([args.model, args.data], {"-o": args.output})
     model = load_model_file(args.model)
+    _check_flags(args, model)
     if not isinstance(model, ClassifierMLP):
-        if args.prune_to is not None or args.centre_inputs:
-            raise UserError(
-                "--prune-to and --centre-inputs are for classifiers, not language models"
-            )
         return _run_sequence(args, model)
     if model.is_integer:
         raise UserError(f"{args.model} is already an integer model; give its float original")
@@ -185,15 +245,7 @@ def run(args: argparse.Namespace) -> int:
             model = prune_classifier(
                 model, ds.X_train, ds.y_train, keep=args.prune_to, epochs=args.prune_epochs
             )
-        qmodel = quantize_classifier(
-            model,
-            table_bits=args.bits,
-            calib_raw=None if args.no_calibrate and not args.search_shift else ds.X_train,
-            shifts=parse_shifts(args.shift),
-            search_shift=args.search_shift,
-            shift_tolerance=args.shift_tolerance / 100.0,
-            max_width=args.max_width,
-        )
+        qmodel = _quantize(args, model, ds)
         if args.centre_inputs:
             try:
                 qmodel = centre_inputs(qmodel)
@@ -230,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         "accuracy_loss_pp": 100.0 * (float_acc - int_acc),
         "shifts": qmodel.meta["quantization"]["shifts"],
         "pruning": qmodel.meta.get("pruning"),
+        "quantization_aware": qmodel.meta["quantization"].get("aware"),
     }
     for layer in result["layers"]:
         del layer["col_lo"], layer["col_hi"]
@@ -271,6 +324,13 @@ def _human(r: dict) -> str:
             f"pruned: each class sums at most {pr['keep_per_class']} tables; "
             f"{pr['tables_after']} of {pr['tables_before']} tables kept "
             f"({pr['epochs']} fine-tuning epochs)"
+        )
+    if r.get("quantization_aware"):
+        qa = r["quantization_aware"]
+        scales = ", ".join(f"layer {k}: 2^{v}" for k, v in qa["scales_log2"].items())
+        lines.append(
+            f"quantisation-aware: {qa['epochs']} epochs at table scales {scales} "
+            f"({qa['coarsen']} coarser than calibration picks)"
         )
     if r["shifts"].get("searched"):
         chosen = ", ".join(f"layer {k}: {v['shift']}" for k, v in r["shifts"]["searched"].items())

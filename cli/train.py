@@ -22,7 +22,13 @@ import time
 import numpy as np
 
 from spikelut.cli import output
-from spikelut.cli.common import check_outputs, positive_float, positive_int, seed_int
+from spikelut.cli.common import (
+    check_outputs,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from spikelut.cli.train_lm import add_lm_parser
 from spikelut.compiler.errors import UserError
 from spikelut.compiler.frontend.datasets import SKLEARN_DATASETS, load_dataset
@@ -125,6 +131,15 @@ def _add_classifier_parser(what: argparse._SubParsersAction) -> None:
         help="comparisons (index bits) per table, 1..16: one value or one per layer "
         f"(default: {DEFAULT_N_C})",
     )
+    p.add_argument(
+        "--in-shift",
+        type=non_negative_int,
+        default=0,
+        metavar="S",
+        help="train the first layer on its inputs as the integer network compares them after "
+        "an input shift of S bits (x >> S: coarser, cheaper comparators, with ties); "
+        "quantize then uses that shift for layer 0 (default: 0, none)",
+    )
     output.add_json_flag(p)
     p.add_argument(
         "--auto",
@@ -183,6 +198,8 @@ def run_classifier_training(args: argparse.Namespace) -> int:
         raise UserError(f"--hidden widths must be >= 2, not {args.hidden!r}")
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise UserError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    if args.auto and args.in_shift:
+        raise UserError("--in-shift is for a network of the shape you give; drop it or --auto")
     n_layers = len(hidden) + 1
     n_tables = _one_or_per_layer("tables", args.tables, n_layers)
     n_c = _one_or_per_layer("n-c", args.n_c, n_layers, MAX_N_C)
@@ -224,6 +241,7 @@ def run_classifier_training(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 seed=args.seed,
                 progress=progress,
+                in_shift=args.in_shift,
             )
     except (IRError, ValueError) as e:
         raise UserError(f"{e}; change the network options") from None

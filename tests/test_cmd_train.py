@@ -54,6 +54,8 @@ def test_train_csv_two_layers_human(tmp_path, capsys, caplog):
         (["--tables", "4,4,4"], "--tables has 3 values for 1 layers"),
         (["--n-c", "17"], "--n-c values must be 1..16, not 17"),
         (["--epochs", "0"], "--epochs"),
+        (["--auto", "--in-shift", "2"], "--in-shift is for a network of the shape you give"),
+        (["--in-shift", "-1"], "--in-shift"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, extra, message):

@@ -105,3 +105,46 @@ def test_quantize_prune_to_from_the_command_line(tmp_path, capsys):
     assert main([*args, "13"]) == 2
     err = capsys.readouterr().err
     assert "give 1..12" in err and len(err.strip().splitlines()) == 1
+
+
+def test_training_for_an_input_shift_learns_the_comparisons_the_hardware_makes():
+    """``in_shift``: the first layer trains on ``encode_float(X, in_shift)`` (the integer
+    inputs with their low bits cleared, clipped as the encoding clips), which is training on
+    the shifted pixels themselves: the same anchors and, a one-layer network seeing only the
+    comparisons, the same tables; the model's float forward pass, pruning and fine-tuning
+    see the same inputs."""
+    x, y = _data()
+    shift = 2
+    model = train_classifier(x, y, n_tables=12, n_c=3, epochs=2, seed=3, n_classes=4,
+                             in_shift=shift)  # fmt: skip
+    enc = model.encoding
+    np.testing.assert_array_equal(
+        enc.encode_float(x, shift), ((enc.encode_int(x) >> shift) << shift).astype(np.float32)
+    )
+    coarse = np.floor(x / (1 << shift))
+    ref = train_classifier(coarse, y, n_tables=12, n_c=3, epochs=2, seed=3, n_classes=4)
+    for got, want in zip(model.layers, ref.layers, strict=True):
+        np.testing.assert_array_equal(got.a, want.a)
+        np.testing.assert_array_equal(got.tables, want.tables)
+    assert model.float_in_shift == shift and ref.float_in_shift == 0
+    np.testing.assert_array_equal(model.float_logits(x), ref.float_logits(coarse))
+    pruned = prune_classifier(model, x, y, keep=3, epochs=2, rounds=1)
+    ref_pruned = prune_classifier(ref, coarse, y, keep=3, epochs=2, rounds=1)
+    np.testing.assert_array_equal(pruned.layers[-1].tables, ref_pruned.layers[-1].tables)
+    assert pruned.meta["pruning"]["in_shift"] == shift
+    # unshifted training does not see those ties: its tables differ
+    plain = train_classifier(x, y, n_tables=12, n_c=3, epochs=2, seed=3, n_classes=4)
+    assert not np.array_equal(plain.layers[0].tables, model.layers[0].tables)
+
+
+def test_quantize_takes_the_shift_the_model_was_trained_for(tmp_path, capsys):
+    src, out = tmp_path / "f.lutnet", tmp_path / "q.lutnet"
+    data = load_dataset("digits")
+    save_model(train_on_dataset(data, n_tables=12, n_c=3, epochs=1, in_shift=2), src)
+    args = ["quantize", str(src), "-o", str(out), "--bits", "3", "--json"]
+    assert main([*args, "--prune-to", "4", "--prune-epochs", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layers"][0]["in_shift"] == 2 and report["pruning"]["in_shift"] == 2
+    assert load_model(out).quant[0].in_shift == 2
+    assert main([*args, "--shift", "0=1"]) == 0  # an explicit shift wins
+    assert json.loads(capsys.readouterr().out)["layers"][0]["in_shift"] == 1

@@ -95,8 +95,18 @@ class InputEncoding:
         """Raw features used as they are."""
         return cls(offset=np.zeros(dim), gain=np.ones(dim), bits=bits)
 
-    def encode_float(self, raw: np.ndarray) -> np.ndarray:
-        """Float network input for raw features of shape (..., dim), as float32."""
+    def encode_float(self, raw: np.ndarray, in_shift: int = 0) -> np.ndarray:
+        """Float network input for raw features of shape (..., dim), as float32.
+
+        ``in_shift`` > 0: the inputs as the integer network's first layer compares them after
+        that input shift, on the float scale: the integer input (:meth:`encode_int`, clipped
+        as it clips) with its low ``in_shift`` bits cleared, so that every comparison (and
+        every tie of ``x >> in_shift``) is the hardware's. Networks trained so (``train
+        classifier --in-shift``) learn those ties."""
+        if in_shift:
+            check_int("in_shift", in_shift, 0, 62, error=IRError)
+            x = (self.encode_int(raw) >> in_shift) << in_shift
+            return (x * 2.0**-self.frac_bits).astype(np.float32)
         raw = np.asarray(raw, np.float64)
         if raw.shape[-1] != self.dim:
             raise IRError(f"inputs must have {self.dim} features, not {raw.shape[-1]!r}")
@@ -189,12 +199,22 @@ class ClassifierMLP:
             raise ValueError(
                 "the float forward pass runs float networks; integer ones run on the golden model"
             )
-        x = self.encoding.encode_float(np.atleast_2d(raw))
+        x = self.encoding.encode_float(np.atleast_2d(raw), self.float_in_shift)
         outs = []
         for layer in self.layers:
             x = layer.forward(x)
             outs.append(x)
         return outs
+
+    @property
+    def float_in_shift(self) -> int:
+        """The first-layer input shift a float network's tables were trained for (its float
+        forward pass compares the inputs so, :meth:`InputEncoding.encode_float`): the
+        training's ``in_shift`` hyper-parameter, recorded in ``meta``; 0 for none and for
+        integer networks (their shifts are in ``quant``)."""
+        if self.is_integer:
+            return 0
+        return int((self.meta.get("hyperparameters") or {}).get("in_shift", 0))
 
     def float_predict(self, raw: np.ndarray) -> np.ndarray:
         """Float predictions (argmax, ties to the lowest index) for raw features (B, dim)."""

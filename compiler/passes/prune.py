@@ -34,8 +34,9 @@ DEFAULT_PRUNE_ROUNDS = 3
 
 def column_importance(model: ClassifierMLP, X: np.ndarray) -> np.ndarray:
     """(N_T, Y) of the last layer: the standard deviation over the samples of raw features
-    ``X`` of what table ``t`` adds to output ``c`` (0 for a constant column)."""
-    h = model.encoding.encode_float(X)
+    ``X`` of what table ``t`` adds to output ``c`` (0 for a constant column), the inputs
+    as the model's float forward pass sees them."""
+    h = model.encoding.encode_float(X, model.float_in_shift)
     for layer in model.layers[:-1]:
         h = layer.forward(h)
     last = model.layers[-1]
@@ -65,7 +66,8 @@ def prune_classifier(
     """The float classifier with each class of its last layer summing at most ``keep``
     tables (see the module docstring). ``X``, ``y``: the raw features and labels the model
     is trained on (the training split; never the test split); ``epochs``: fine-tuning epochs
-    in all, spread over ``rounds`` (0 epochs: prune only). Raises :class:`QuantizeError`
+    in all, spread over ``rounds`` (0 epochs: prune only). A network trained for an input
+    shift (``train_classifier(in_shift=...)``) is measured and fine-tuned on its inputs so. Raises :class:`QuantizeError`
     naming a bad argument. ``meta["pruning"]`` records the kept tables per class."""
     if model.is_integer:
         raise QuantizeError("pruning works on the float network; give its float original")
@@ -100,6 +102,7 @@ def prune_classifier(
         "tables_after": int(used.sum()),
         "schedule": schedule,
         "epochs": epochs,
+        "in_shift": model.float_in_shift,
         "kept": kept,
     }
     return dataclasses.replace(model, layers=[*model.layers[:-1], last], meta=meta)

@@ -94,12 +94,12 @@ class _Calibration:
     x_int: np.ndarray
 
 
-def _best_scale(model, group, s_fit, table_bits, shifts, encoding, cal: _Calibration):
+def _best_scale(model, group, candidates, table_bits, shifts, encoding, cal: _Calibration):
     """``(scale, agreement, integer output)`` of the candidate scale whose integer group,
     followed by the float layers after it, agrees most with the float network."""
     starts_at_input = model.layers[group[0]].residual
     best = None
-    for s in candidate_scales(s_fit):
+    for s in candidates:
         y = _input_at_scale(encoding, s).encode_int(cal.raw) if starts_at_input else cal.x_int
         for k in group:
             table = quantize_tables(model.layers[k].tables, s, table_bits)
@@ -121,6 +121,7 @@ def quantize_classifier(
     search_shift: bool = False,
     shift_tolerance: float = 0.002,
     max_width: int = DEFAULT_MAX_WIDTH,
+    fixed_scales: dict[int, int] | None = None,
 ) -> ClassifierMLP:
     """Quantise a float classifier to an integer one.
 
@@ -129,7 +130,10 @@ def quantize_classifier(
     ranges alone (the largest scale that clips nothing). ``shifts``: explicit
     ``{layer: in_shift}``; ``search_shift``: choose the other layers' shifts on the
     calibration data, losing at most ``shift_tolerance`` (a fraction) of agreement with the
-    float predictions (see :func:`spikelut.compiler.passes.narrowing.search_shifts`). Raises
+    float predictions (see :func:`spikelut.compiler.passes.narrowing.search_shifts`).
+    ``fixed_scales``: ``{layer: scale_log2}`` fixing the table scale of the scale group that
+    starts at that layer (as quantisation-aware training chose it) instead of choosing it.
+    Raises
     :class:`QuantizeError` for bad arguments and :class:`spikelut.compiler.passes.widths.WidthError`
     when a width would exceed ``max_width``.
     """
@@ -144,13 +148,23 @@ def quantize_classifier(
         cal = _Calibration(
             calib_raw, ref_out, np.argmax(ref_out[-1], axis=-1), encoding.encode_int(calib_raw)
         )
-    for group in scale_groups(model.layers):
+    groups = scale_groups(model.layers)
+    starts = {group[0] for group in groups}
+    for k, s in (fixed_scales or {}).items():
+        if k not in starts or isinstance(s, bool) or not isinstance(s, int):
+            raise QuantizeError(
+                f"fixed scale {s!r} for layer {k!r}: give an integer for a layer that starts "
+                f"a scale group ({sorted(starts)})"
+            )
+    for group in groups:
         max_abs = max(float(np.max(np.abs(model.layers[k].tables))) for k in group)
         s_fit = fit_scale(max_abs, table_bits)
-        choice, agreement = s_fit, None
+        fixed = (fixed_scales or {}).get(group[0])
+        choice, agreement = s_fit if fixed is None else fixed, None
         if cal is not None:
+            candidates = candidate_scales(s_fit) if fixed is None else [fixed]
             choice, agreement, cal.x_int = _best_scale(
-                model, group, s_fit, table_bits, shifts, encoding, cal
+                model, group, candidates, table_bits, shifts, encoding, cal
             )
         starts_at_input = model.layers[group[0]].residual
         if starts_at_input:
@@ -162,6 +176,7 @@ def quantize_classifier(
                 "layers": group,
                 "scale_log2": choice,
                 "fit_scale_log2": s_fit,
+                "fixed": fixed is not None,
                 "max_abs": max_abs,
                 "starts_at_input": starts_at_input,
                 "calib_agreement": agreement,

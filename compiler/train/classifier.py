@@ -20,6 +20,7 @@ import numpy as np
 from spikelut.compiler.frontend.datasets import Dataset
 from spikelut.compiler.frontend.encoding import choose_encoding
 from spikelut.compiler.ir.classifier import ClassifierMLP
+from spikelut.compiler.ir.fixed_point import quantize_tables
 from spikelut.compiler.ir.lut import LUTLayer
 from spikelut.compiler.progress import task as progress_task
 from spikelut.compiler.train.engine import (
@@ -130,6 +131,17 @@ def _check_training(X, y, hidden, n_tables, n_c, epochs, lr, batch_size, n_class
     return X, y, dims, _per_layer("n_tables", n_tables, n_layers), _per_layer("n_c", n_c, n_layers)
 
 
+def _snapper(scale_log2: int, table_bits: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Float tables -> the integer tables of ``scale_log2``/``table_bits``, on the float
+    scale (what the integer network adds, divided by ``2**scale_log2``)."""
+
+    def snap(tables: np.ndarray) -> np.ndarray:
+        q = quantize_tables(tables, scale_log2, table_bits, np.float64)
+        return (q * 2.0**-scale_log2).astype(tables.dtype)
+
+    return snap
+
+
 def _initial_layers(dims, nts, ncs, encoding, rng) -> list[LUTLayer]:
     """The layers before training: random anchors (thresholds against the encoding's constant
     inputs in layer 0 where it has them), tables of small random noise."""
@@ -148,10 +160,13 @@ def _initial_layers(dims, nts, ncs, encoding, rng) -> list[LUTLayer]:
     return layers
 
 
-def _epoch(layers, x, y, order, batch_size, rate, drop, rng, on_batch=None) -> float:
+def _epoch(layers, x, y, order, batch_size, rate, drop, rng, on_batch=None, snap=None) -> float:
     """One epoch of the LUT rule over ``order``; returns the summed cross-entropy. With
     ``drop``, each batch leaves out that fraction of every layer's tables (the rest scaled
-    up to the full count). ``on_batch`` is called with the fraction of the epoch done."""
+    up to the full count). ``on_batch`` is called with the fraction of the epoch done.
+    ``snap``: per layer None or a function of the float tables giving the tables the
+    forward pass reads (quantisation-aware training: the rows' moves, computed through the
+    snapped tables, are added to the float ones, the straight-through rule)."""
     total = 0.0
     n_layers = len(layers)
     for start in range(0, len(order), batch_size):
@@ -160,19 +175,23 @@ def _epoch(layers, x, y, order, batch_size, rate, drop, rng, on_batch=None) -> f
         idx = order[start : start + batch_size]
         h = x[idx]
         caches, subs = [], []
-        for layer in layers:
+        for i, layer in enumerate(layers):
             keep = kept_tables(layer.n_tables, drop, rng)
             sub = table_subset(layer, keep)
-            h, cache = lut_forward(sub, h)
+            read = sub if snap is None or snap[i] is None else sub.with_tables(snap[i](sub.tables))
+            snapped = None if read is sub else read.tables.copy()
+            h, cache = lut_forward(read, h)
             gain = layer.n_tables / len(keep)
             h = h * gain if gain != 1 else h
             caches.append(cache)
-            subs.append((sub, keep, gain))
+            subs.append((sub, read, snapped, keep, gain))
         dy, loss = _softmax_xent(h.astype(np.float64), y[idx])
         total += loss
         for i in range(n_layers - 1, -1, -1):
-            sub, keep, gain = subs[i]
-            dy = lut_backward(sub, caches[i], dy * gain if gain != 1 else dy, rate, need_dx=i > 0)
+            sub, read, snapped, keep, gain = subs[i]
+            dy = lut_backward(read, caches[i], dy * gain if gain != 1 else dy, rate, need_dx=i > 0)
+            if snapped is not None:
+                np.add(sub.tables, read.tables - snapped, out=sub.tables)
             if sub is not layers[i]:
                 layers[i].tables[keep] = sub.tables
     return total
@@ -233,6 +252,7 @@ def train_classifier(
     X_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     patience: int | None = None,
+    in_shift: int = 0,
 ) -> ClassifierMLP:
     """Train a float LUT classifier on raw features ``X`` (n, D) and labels ``y`` in 0..K-1.
 
@@ -246,7 +266,12 @@ def train_classifier(
     the fraction of every layer's tables each batch leaves out. ``X_val``/``y_val``: a
     validation split, evaluated after every epoch; the returned tables are those of the
     epoch with the best validation accuracy (ties: lower loss), and with ``patience``
-    training stops after that many epochs without a better one.
+    training stops after that many epochs without a better one. ``in_shift`` > 0: the first
+    layer learns on its inputs as the integer network compares them after that input shift
+    (:meth:`~spikelut.compiler.ir.classifier.InputEncoding.encode_float`: the ties of
+    ``x >> in_shift``), for ``quantize`` with that shift; recorded in the hyper-parameters,
+    so the model's float forward pass, fine-tuning and pruning see the inputs so too
+    (:attr:`~spikelut.compiler.ir.classifier.ClassifierMLP.float_in_shift`).
     ``progress`` is called after every epoch with ``{"epoch", "epochs", "loss",
     "train_accuracy", "test_accuracy", "val_accuracy"}``. Returns a :class:`ClassifierMLP`
     whose ``meta`` records the hyper-parameters, seed, accuracies, version and date (merged
@@ -261,9 +286,9 @@ def train_classifier(
     rng = np.random.default_rng(seed)
     encoding = choose_encoding(X, constants=constants)
     dims[0] = encoding.width
-    x_train = encoding.encode_float(X)
-    x_test = None if X_test is None else encoding.encode_float(X_test)
-    x_val = None if X_val is None else encoding.encode_float(X_val)
+    x_train = encoding.encode_float(X, in_shift)
+    x_test = None if X_test is None else encoding.encode_float(X_test, in_shift)
+    x_val = None if X_val is None else encoding.encode_float(X_val, in_shift)
     layers = _initial_layers(dims, nts, ncs, encoding, rng)
 
     def logits_of(x: np.ndarray) -> np.ndarray:
@@ -313,6 +338,7 @@ def train_classifier(
                 "init_scale": 0.01,
                 "constants": int(encoding.constants.size),
                 "drop": drop,
+                **({"in_shift": in_shift} if in_shift else {}),
             },
             "seed": seed,
             "loss": final["loss"],
@@ -344,12 +370,18 @@ def fine_tune_classifier(
     lr: float = DEFAULT_LR,
     batch_size: int = DEFAULT_BATCH,
     seed: int = DEFAULT_SEED,
+    grid: Sequence[tuple[int, int] | None] | None = None,
 ) -> ClassifierMLP:
     """Continue training a float classifier on raw features ``X`` and labels ``y`` with the
     LUT rule (cosine learning rate from ``lr``), every entry of the columns ``fixed`` marks
     held at its value: ``fixed`` has one bool (N_T, Y) mask per layer (None: all free), true
-    where table ``t``'s output column ``c`` must not move. Returns a new model (the input's
-    tables are not touched) whose ``meta["fine_tune"]`` records the run."""
+    where table ``t``'s output column ``c`` must not move. The inputs are the model's own
+    (:attr:`~spikelut.compiler.ir.classifier.ClassifierMLP.float_in_shift`).
+    ``grid``: quantisation-aware training, per layer None or ``(scale_log2, table_bits)``:
+    the forward pass reads that layer's tables as
+    :func:`~spikelut.compiler.ir.fixed_point.quantize_tables` makes them (on the float
+    scale), the rows move the float tables (straight through). Returns a new model (the
+    input's tables are not touched) whose ``meta["fine_tune"]`` records the run."""
     if model.is_integer:
         raise ValueError("fine-tuning trains float networks; give the float original")
     if len(fixed) != len(model.layers) or epochs < 1:
@@ -367,17 +399,21 @@ def fine_tune_classifier(
         for tables, mask, values in held:
             np.copyto(tables, values, where=mask)
 
-    x = model.encoding.encode_float(X)
+    if grid is not None and len(grid) != len(layers):
+        raise ValueError(f"grid needs one entry per layer, not {len(grid)}")
+    snap = None if grid is None else [None if g is None else _snapper(*g) for g in grid]
+    x = model.encoding.encode_float(X, model.float_in_shift)
     y = np.asarray(y, np.int64)
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         rate = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-        _epoch(layers, x, y, rng.permutation(len(y)), batch_size, rate, 0.0, rng, hold)
+        _epoch(layers, x, y, rng.permutation(len(y)), batch_size, rate, 0.0, rng, hold, snap)
         hold()
     meta = dict(model.meta)
     meta["fine_tune"] = {
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
         "fixed_columns": [0 if m is None else int(np.sum(m)) for m in fixed],
+        **({"grid": [None if g is None else list(g) for g in grid]} if grid else {}),
     }  # fmt: skip
     return ClassifierMLP(
         encoding=model.encoding, layers=layers, n_classes=model.n_classes,
