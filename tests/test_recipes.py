@@ -18,7 +18,11 @@ from spikelut.compiler.ir.modelfile import load_model, save_model
 from spikelut.compiler.passes.evaluate import int_predict
 from spikelut.compiler.passes.quantize_classifier import quantize_classifier
 from spikelut.compiler.passes.recipes import (
+    AUTO_CANDIDATES,
+    MAX_CANDIDATE_SEEDS,
+    MAX_TRANSFER,
     SELECTION_MIXTURES,
+    candidate_seeds,
     convert_auto,
     fit_classifier,
     holdout_split,
@@ -128,9 +132,14 @@ def test_conversion_recipe_reports_held_out_agreement(iris):
     model = convert_auto(ann, iris.X_train, iris.y_train, table_bits=4)
     conv = model.meta["conversion"]
     sel, held = conv["selection"], conv["heldout_agreement"]
-    settings = [{k: c[k] for k in ("constants", "anchors", "drop")} for c in sel["candidates"]]
-    assert len(sel["candidates"]) == 3 and sel["chosen"] in settings
+    keys = ("constants", "anchors", "drop", "seed")
+    settings = [{k: c[k] for k in keys} for c in sel["candidates"]]
+    # small data: every setting at three conversion seeds (0, 1, 2), the seeds outermost
+    assert sel["seeds"] == 3 and len(sel["candidates"]) == 3 * len(AUTO_CANDIDATES)
+    assert [c["seed"] for c in sel["candidates"]] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert sel["chosen"] in settings
     chosen = sel["candidates"][settings.index(sel["chosen"])]
+    assert model.meta["conversion"]["settings"]["seed"] == sel["chosen"]["seed"]
     # chosen on the selection set (held-out samples and their mixtures), the earlier on ties
     assert chosen["selection_int_agreement"] == max(
         c["selection_int_agreement"] for c in sel["candidates"]
@@ -159,6 +168,14 @@ def test_selection_set_is_the_held_out_samples_and_their_mixtures():
     np.testing.assert_array_equal(selection_set(X_val, 0, 0.3, seed=0), X_val)
     with pytest.raises(ConvertError, match="selection_mixtures"):
         convert_auto(None, X_val, selection_mixtures=-1)
+
+
+def test_candidate_seeds_spend_at_most_one_full_transfer_set_each():
+    assert candidate_seeds(MAX_TRANSFER) == candidate_seeds(10 * MAX_TRANSFER) == 1
+    assert candidate_seeds(MAX_TRANSFER // 2) == 2
+    assert candidate_seeds(MAX_TRANSFER // 3) == candidate_seeds(1) == MAX_CANDIDATE_SEEDS == 3
+    with pytest.raises(ConvertError, match="seeds must be a positive"):
+        convert_auto(None, np.eye(6), seeds=0)
 
 
 def test_cli_train_auto_and_convert_recipe(iris, tmp_path, capsys):
