@@ -75,3 +75,13 @@ MIXED_PLANS = [
     LayerPlan(Storage.SPRAM, 1, 8),
     LayerPlan(Storage.LOGIC),
 ]
+
+
+def pixel_data(n=120, d=8, k=4, seed=0, noise=0.0):
+    """``(x, y)``: ``n`` samples of ``d`` pixel-like integer features 0..15, labelled by
+    which of the first ``k`` differences ``x[i] - x[k + i]`` (plus Gaussian ``noise``) is
+    largest: a task the first layer's comparisons can learn."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 16, (n, d)).astype(np.float64)
+    y = np.argmax(x[:, :k] - x[:, k : 2 * k] + rng.normal(0, noise, (n, k)) * (noise > 0), axis=1)
+    return x, y

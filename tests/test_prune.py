@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from helpers_models import pixel_data
 from helpers_sim import ints, recv, run, send
 
 from spikelut.cli.main import main
@@ -27,16 +28,9 @@ from spikelut.hdl.frozen import FrozenBank
 from spikelut.hdl.layer_params import frozen_fan_in, frozen_latency
 
 
-def _data(n=120, d=8, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 16, (n, d)).astype(np.float64)
-    y = np.argmax(x[:, :k] - x[:, k : 2 * k], axis=1)
-    return x, y
-
-
 @pytest.fixture(scope="module")
 def trained():
-    x, y = _data()
+    x, y = pixel_data()
     model = train_classifier(x, y, n_tables=12, n_c=3, epochs=3, seed=1, n_classes=4)
     return model, x, y
 
@@ -78,7 +72,7 @@ def test_pruned_frozen_core_matches_golden_and_its_trees_are_smaller(trained):
     # bit-exact: every logit and label of the pruned core equal the golden model's
     net = build_core(CoreKind.FROZEN, plan.params)
     assert net.latency == frozen_latency(plan.params) < frozen_latency(full_plan.params)
-    x_int = qmodel.encoding.encode_int(np.vstack([x[:40], _data(40, seed=9)[0]]))
+    x_int = qmodel.encoding.encode_int(np.vstack([x[:40], pixel_data(40, seed=9)[0]]))
     rng = np.random.default_rng(2)
     got = []
 
@@ -113,7 +107,7 @@ def test_training_for_an_input_shift_learns_the_comparisons_the_hardware_makes()
     the shifted pixels themselves: the same anchors and, a one-layer network seeing only the
     comparisons, the same tables; the model's float forward pass, pruning and fine-tuning
     see the same inputs."""
-    x, y = _data()
+    x, y = pixel_data()
     shift = 2
     model = train_classifier(x, y, n_tables=12, n_c=3, epochs=2, seed=3, n_classes=4,
                              in_shift=shift)  # fmt: skip

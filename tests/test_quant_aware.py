@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers_models import pixel_data
 
 from spikelut.cli.main import main
 from spikelut.compiler.frontend.datasets import load_dataset
@@ -26,16 +27,9 @@ from spikelut.compiler.train.classifier import (
 )
 
 
-def _data(n=400, d=10, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 16, (n, d)).astype(np.float64)
-    y = np.argmax(x[:, :k] - x[:, k : 2 * k] + rng.normal(0, 2, (n, k)), axis=1)
-    return x, y
-
-
 @pytest.fixture(scope="module")
 def trained():
-    x, y = _data()
+    x, y = pixel_data(400, 10, noise=2.0)
     model = train_classifier(x, y, n_tables=48, n_c=4, epochs=6, seed=1, n_classes=4)
     return model, x, y
 
