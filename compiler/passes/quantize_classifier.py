@@ -133,9 +133,9 @@ def quantize_classifier(
     float predictions (see :func:`spikelut.compiler.passes.narrowing.search_shifts`).
     ``fixed_scales``: ``{layer: scale_log2}`` fixing the table scale of the scale group that
     starts at that layer (as quantisation-aware training chose it) instead of choosing it.
-    Raises
-    :class:`QuantizeError` for bad arguments and :class:`spikelut.compiler.passes.widths.WidthError`
-    when a width would exceed ``max_width``.
+    Raises :class:`QuantizeError` for bad arguments and
+    :class:`spikelut.compiler.passes.widths.WidthError` when a width would exceed
+    ``max_width``.
     """
     shifts, calib_raw = _check_args(model, table_bits, shifts, search_shift, calib_raw)
     n = len(model.layers)
