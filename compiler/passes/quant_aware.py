@@ -58,14 +58,14 @@ def quantize_aware(
         model, table_bits=table_bits, calib_raw=X, shifts=shifts, search_shift=search_shift,
         **quantize_options,
     )  # fmt: skip
-    chosen = [g["layers"][0] for g in first.meta["quantization"]["groups"]]
-    scales = {k: first.quant[k].out_scale_log2 - coarsen for k in chosen}
+    # every layer's scale, its group's (a group starts where a residual chain does)
+    layer_scales = [q.out_scale_log2 - coarsen for q in first.quant]
+    starts = [g["layers"][0] for g in first.meta["quantization"]["groups"]]
+    scales = {k: layer_scales[k] for k in starts}
     used_shifts = {k: q.in_shift for k, q in enumerate(first.quant) if q.in_shift}
     tuned = model
     if epochs:
-        grid = [
-            (first.quant[k].out_scale_log2 - coarsen, table_bits) for k in range(len(model.layers))
-        ]
+        grid = [(s, table_bits) for s in layer_scales]
         fixed = [(layer.tables == 0).all(axis=1) for layer in model.layers]
         tuned = fine_tune_classifier(model, X, y, fixed=fixed, epochs=epochs, seed=seed, grid=grid)
     qmodel = quantize_classifier(
@@ -76,7 +76,7 @@ def quantize_aware(
         "epochs": epochs,
         "coarsen": coarsen,
         "scales_log2": {str(k): v for k, v in scales.items()},
-        "chosen_scales_log2": {str(k): first.quant[k].out_scale_log2 for k in chosen},
+        "chosen_scales_log2": {str(k): first.quant[k].out_scale_log2 for k in starts},
     }
     if first.meta["quantization"]["shifts"]["searched"]:
         qmodel.meta["quantization"]["shifts"] = first.meta["quantization"]["shifts"]
