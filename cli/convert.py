@@ -75,6 +75,14 @@ def add_parser(sub: Any) -> None:
         default=ConvertSettings.anchors,
         help=f"anchor pairs from the ANN's weights or random (default {ConvertSettings.anchors})",
     )
+    p.add_argument(
+        "--anchor-power",
+        type=positive_float,
+        default=ConvertSettings.anchor_power,
+        metavar="P",
+        help="weight anchors: draw inputs by their contribution to the power P (higher: fewer, "
+        f"stronger inputs; default {ConvertSettings.anchor_power:g})",
+    )
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--n-tables", type=_ints, metavar="N[,N...]", help="tables per layer (default: by shape)"
@@ -194,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         n_tables=args.n_tables,
         n_c=args.n_c,
         anchors=args.anchors,
+        anchor_power=args.anchor_power,
         finetune_epochs=args.epochs,
         augment=args.augment,
         seed=args.seed,

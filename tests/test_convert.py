@@ -20,6 +20,7 @@ from spikelut.compiler.train.convert import (
     ConvertSettings,
     convert_ann,
     lstsq_tables,
+    make_layer,
     snap_tables,
     weight_anchors,
 )
@@ -55,6 +56,40 @@ def test_weight_anchors_follow_the_sign_of_the_weights():
         u = i % 5  # 10 tables, 5 units: table i serves unit i mod 5
         assert np.all(W[a[i], u] > 0) and np.all(W[b[i], u] < 0)
         assert len(set(zip(a[i], b[i], strict=True))) == 4  # distinct pairs
+
+
+def test_weight_anchors_weigh_each_input_by_its_spread():
+    # a scaler folded into W: features 0 and 1 are in units 4,000 times larger, so their raw
+    # weights are tiny though their contributions (weight x spread: 4) are the largest (the
+    # others: 0.5); the anchors follow the contributions
+    rng = np.random.default_rng(3)
+    W = np.vstack([np.full((1, 2), 1e-3), np.full((1, 2), -1e-3), rng.choice([-0.5, 0.5], (18, 2))])
+    spread = np.r_[4000.0, 4000.0, np.ones(18)]
+    weighed = make_layer(W, 12, 4, "weights", np.random.default_rng(4), spread=spread)
+    assert np.mean(weighed.a == 0) > 0.25 and np.mean(weighed.b == 1) > 0.25
+    raw = make_layer(W, 12, 4, "weights", np.random.default_rng(4))
+    assert np.mean(raw.a == 0) < 0.05 and np.mean(raw.b == 1) < 0.05
+    # a higher power draws the strongest contributions more often
+    sharp = make_layer(W, 12, 4, "weights", np.random.default_rng(4), spread=spread, power=3.0)
+    assert np.mean(sharp.a == 0) > np.mean(weighed.a == 0) + 0.2
+
+
+def test_conversion_does_not_depend_on_the_units_of_the_features(wine):
+    # each feature in other units (powers of two: exact), the scaler folded into the ANN's
+    # first layer: the same encoded inputs, the same anchors, the same tables
+    from spikelut.compiler.frontend.ann import DenseLayer
+
+    ds, ann = wine
+    units = 2.0 ** np.random.default_rng(5).integers(-6, 7, size=ds.n_features)
+    W, b, act, alpha = ann.layers[0]
+    rescaled = DenseNet([DenseLayer(W / units[:, None], b, act, alpha), *ann.layers[1:]],
+                        output=ann.output)  # fmt: skip
+    m1 = convert_ann(ann, ds.X_train, ds.y_train, settings=FAST)
+    m2 = convert_ann(rescaled, ds.X_train * units, ds.y_train, settings=FAST)
+    for l1, l2 in zip(m1.layers, m2.layers, strict=True):
+        np.testing.assert_array_equal(l1.a, l2.a)
+        np.testing.assert_array_equal(l1.b, l2.b)
+        np.testing.assert_allclose(l1.tables, l2.tables, rtol=1e-4, atol=1e-5)
 
 
 def test_weight_anchors_fall_back_to_random_without_both_signs():
@@ -122,6 +157,8 @@ def test_bad_settings_and_data(wine):
     ds, ann = wine
     with pytest.raises(ConvertError, match="anchors"):
         convert_ann(ann, ds.X_train, settings=ConvertSettings(anchors="best"))
+    with pytest.raises(ConvertError, match="anchor_power must be positive"):
+        convert_ann(ann, ds.X_train, settings=ConvertSettings(anchor_power=0.0))
     with pytest.raises(ConvertError, match="drop"):
         convert_ann(ann, ds.X_train, settings=ConvertSettings(drop=1.0))
     with pytest.raises(ConvertError, match="reads 13 features"):
@@ -181,7 +218,7 @@ def test_cli_convert_onnx_with_calibration_file(wine, tmp_path, capsys):
     np.savez(calib, X=ds.X_train, y=ds.y_train)
     out, out_int = tmp_path / "conv.lutnet", tmp_path / "conv-int.lutnet"
     argv = ["convert", str(path), "-o", str(out), "--calib", str(calib), "--epochs", "1"]
-    argv += ["--augment", "1", "--int-output", str(out_int), "--json"]
+    argv += ["--augment", "1", "--anchor-power", "2", "--int-output", str(out_int), "--json"]
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out)
     for key in ("ann_accuracy", "float_accuracy", "int_accuracy", "int_agreement", "lut_ops"):
@@ -192,6 +229,7 @@ def test_cli_convert_onnx_with_calibration_file(wine, tmp_path, capsys):
     conv = model.meta["conversion"]
     assert conv["source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert conv["source"]["format"] == "onnx"
+    assert conv["settings"]["anchor_power"] == 2.0
     assert conv["evaluation"]["split"].startswith("calibration")
     # the human report names every figure
     assert main(argv[:-1]) == 0

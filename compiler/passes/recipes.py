@@ -64,8 +64,9 @@ SELECTION_MIXTURES = 8
 # test figure by whole test samples; measured on the small panel sets (iris, wine,
 # breast_cancer, syn-300x4-2c, syn-1200x20-4c, both exporters, 3 seeds), the mean gap to the
 # MLP went from 1.38 to 0.83 points with three; over the panel's 18 pairs other than
-# syn-2000x400-3c, 0.98 to 0.70 (on that set, where the chosen conversions agree with the
-# ANN on 53-57% of the held-out samples, the best of more candidates was worse)
+# syn-2000x400-3c, 0.98 to 0.70 (on that set, where the chosen conversions then agreed with
+# the ANN on 53-57% of the held-out samples, before weight anchors were drawn by their
+# inputs' contributions, the best of more candidates was worse)
 MAX_CANDIDATE_SEEDS = 3
 
 
