@@ -67,16 +67,17 @@ class ConvertSettings:
 
     ``n_tables`` and ``n_c``: per layer (an int for all, or one per dense layer; None = the
     default shape of :func:`default_shape`: hidden layers ``min(4 * out, 128)`` tables of
-    ``N_C = 5``, the output layer ``min(max(16, in), 64)`` tables of ``N_C = 6``). ``anchors``: ``weights`` or
-    ``random``; ``weights`` draws inputs with probability proportional to their contribution
+    ``N_C = 5``, the output layer ``min(max(16, in), 64)`` tables of ``N_C = 6``).
+    ``anchors``: ``weights`` or ``random``; ``weights`` draws inputs with probability proportional to their contribution
     (``|w|`` times the input's standard deviation) to the power ``anchor_power``. 3 by
     default: a unit's tables compare a few dozen inputs at most, and with many inputs
-    (``bench/accuracy_panel.py``'s syn-2000x400-3c: 400 features, 20 informative and 10 redundant)
-    drawing them in proportion spreads those few over noise; through
-    :func:`~spikelut.compiler.passes.recipes.convert_auto`, seed 0, the conversion's gap to
-    its MLP went from 9.0 / 10.0 points (sklearn / PyTorch) at power 1 to -2.2 / 2.0 at 3
-    (4.0 / 4.4 at 2; -3.0 / -0.2 at 5), and on digits and syn-3000x50-10c moved by no more
-    than the test split's noise. ``target``: distil the ``pre``- or ``post``-activations of hidden layers.
+    (``bench/accuracy_panel.py``'s syn-2000x400-3c: 400 features, 20 informative and 10
+    redundant) drawing them in proportion spreads those few over noise. Through
+    :func:`~spikelut.compiler.passes.recipes.convert_auto` at seed 0 the conversion's gap to
+    its MLP there went from 9.0 / 10.0 points (sklearn / PyTorch) at power 1 to -2.2 / 2.0
+    at 3 (4.0 / 4.4 at 2; -3.0 / -0.2 at 5; at 3 over seeds 0-2, 1.1 / 0.9); on digits and
+    syn-3000x50-10c the powers moved it by no more than the test split's noise.
+    ``target``: distil the ``pre``- or ``post``-activations of hidden layers.
     ``fit``: start each layer from the least-squares tables (``lstsq``, regulariser
     ``ridge``) or from zero (``sgd``); then ``layer_epochs`` of the LUT rule on the MSE
     (row rate ``lr / N_T`` per sample, batches of ``layer_batch_size``).
@@ -259,8 +260,8 @@ def make_layer(
     units small, and of one in small units large, whatever its use to the network).
     ``n_constants``: the layer's input ends in that many constant inputs (layer 0 of an
     encoding with constants); a ``threshold_fraction`` of the pairs then compare a feature
-    (drawn as ``a`` is: in ``weights`` mode with probability proportional to ``|w|`` into the
-    table's unit) with a random constant.
+    (in ``weights`` mode the one of the pair's two inputs with the larger contribution into
+    the table's unit) with a random constant.
     """
     if spread is not None:
         W = W * np.asarray(spread, np.float64)[:, None]
