@@ -68,7 +68,8 @@ def prune_classifier(
     is trained on (the training split; never the test split); ``epochs``: fine-tuning epochs
     in all, spread over ``rounds`` (0 epochs: prune only). A network trained for an input
     shift (``train_classifier(in_shift=...)``) is measured and fine-tuned on its inputs so.
-    Raises :class:`QuantizeError` naming a bad argument. ``meta["pruning"]`` records the kept tables per class."""
+    Raises :class:`QuantizeError` naming a bad argument. ``meta["pruning"]`` records the
+    kept tables per class."""
     if model.is_integer:
         raise QuantizeError("pruning works on the float network; give its float original")
     n_t = model.layers[-1].n_tables
